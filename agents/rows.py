@@ -1,0 +1,47 @@
+"""Map processed events to ClickHouse rows (column order of schemas.ddl.EVENT_COLUMNS). No I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from schemas.records import ProcessedEvent
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    # Integer arithmetic: a float division could land a microsecond below the millisecond.
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+def to_row(event: ProcessedEvent) -> list[Any]:
+    return [
+        UUID(event["event_id"]),
+        event["event_type"],
+        ms_to_datetime(event["timestamp"]),
+        event["tenant_id"],
+        event["session_id"],
+        event["user_id"],
+        event["page_url"],
+        event["referrer"],
+        event["device_type"],
+        event["os"],
+        event["browser"],
+        event["ip_address"],
+        event["country"],
+        event["region"],
+        event["city"],
+        event["properties"],
+        ms_to_datetime(event["received_at"]),
+        ms_to_datetime(event["client_timestamp"]),
+        event["seq"],
+        event["user_agent"],
+    ]
+
+
+def to_rows(events: Iterable[ProcessedEvent]) -> list[list[Any]]:
+    return [to_row(event) for event in events]

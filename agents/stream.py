@@ -1,0 +1,106 @@
+"""Validate + enrich agent: raw topic -> processed topic (one record per event) / dead-letter topic.
+
+A thin Faust shell around ``agents.validate.process_batch``. Raw records are acked only after
+Kafka acknowledged every record fanned out from them, so a crash re-reads rather than loses;
+the sink's ReplacingMergeTree absorbs the duplicates that re-reading can produce.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any
+
+import backoff
+import orjson
+from faust.types import EventT, StreamT
+
+from agents.geo import open_geo_lookup
+from agents.validate import Outcome, ValidationPolicy, process_batch
+from schemas.records import DeadLetter, RawBatch
+from trackflow_app import metrics
+from trackflow_app.app import app, dead_letter_topic, processed_topic, raw_topic, settings
+
+log = logging.getLogger(__name__)
+
+policy = ValidationPolicy(
+    tenant_keys=settings.tenant_keys,
+    max_string_length=settings.max_string_length,
+    max_stack_length=settings.max_stack_length,
+    max_properties=settings.max_properties,
+    retention_days=settings.retention_days,
+    max_future_skew_s=settings.max_future_skew_s,
+    skew_tolerance_ms=settings.skew_tolerance_ms,
+)
+geo_lookup = open_geo_lookup(settings.geoip_database)
+
+
+def outcome_of(value: bytes) -> Outcome:
+    """Process one raw record; an undecodable record becomes a dead letter itself."""
+    try:
+        batch: RawBatch = orjson.loads(value)
+        return process_batch(batch, policy, geo_lookup)
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        letter: DeadLetter = {
+            "reason": "malformed_raw_record",
+            "field": None,
+            "detail": f"raw record cannot be read: {exc!r}",
+            "tenant_id": None,
+            "received_at": 0,
+            "ip": None,
+            "event": value[:65_536].decode("utf-8", "replace"),
+        }
+        return Outcome(rejected=[letter])
+
+
+@backoff.on_exception(
+    backoff.expo, Exception, max_value=10, jitter=backoff.full_jitter, logger=log
+)
+async def publish(outcomes: list[Outcome]) -> None:
+    """Send every record and wait until Kafka acknowledged all of them (retried until it does)."""
+    deliveries: list[Awaitable[Any]] = []
+    send = app.producer.send
+    for outcome in outcomes:
+        for event in outcome.processed:
+            deliveries.append(
+                await send(
+                    processed_topic.get_topic_name(),
+                    event["session_id"].encode(),
+                    orjson.dumps(event),
+                    None,
+                    None,
+                    None,
+                )
+            )
+        for letter in outcome.rejected:
+            tenant = (letter["tenant_id"] or "").encode()
+            deliveries.append(
+                await send(
+                    dead_letter_topic.get_topic_name(),
+                    tenant,
+                    orjson.dumps(letter),
+                    None,
+                    None,
+                    None,
+                )
+            )
+    await asyncio.gather(*deliveries)
+
+
+async def _batches(stream: StreamT[bytes]) -> AsyncIterator[list[EventT]]:
+    async for events in stream.noack_take(
+        settings.validate_batch_max, within=settings.validate_batch_within_s
+    ):
+        yield list(events)
+
+
+@app.agent(raw_topic, concurrency=1)
+async def validate_and_enrich(stream: StreamT[bytes]) -> None:
+    async for events in _batches(stream):
+        outcomes = [outcome_of(event.value) for event in events]
+        await publish(outcomes)
+        for outcome in outcomes:
+            metrics.record_outcome(outcome.processed, outcome.rejected)
+        for event in events:
+            await stream.ack(event)

@@ -1,0 +1,232 @@
+"""Validate + enrich stage core: one raw batch in, processed events and dead letters out. No I/O.
+
+Every event of a batch ends either as a ProcessedEvent or as a DeadLetter with a reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from agents.sanitize import clean_json, clean_multiline, clean_optional, clean_text
+from schemas.events import (
+    EVENT_TYPES,
+    PROPERTY_MODELS,
+    BaseEvent,
+    ErrorProperties,
+    ErrorTopLevel,
+)
+from schemas.records import DeadLetter, ProcessedEvent, RawBatch
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class GeoInfo:
+    country: str | None
+    region: str | None
+    city: str | None
+
+
+GeoLookup = Callable[[str], GeoInfo | None]
+
+
+@dataclass(frozen=True)
+class ValidationPolicy:
+    tenant_keys: frozenset[str]
+    max_string_length: int = 2048
+    max_stack_length: int = 16384
+    max_properties: int = 64
+    retention_days: int = 365
+    max_future_skew_s: int = 86_400
+    skew_tolerance_ms: int = 60_000
+
+
+@dataclass
+class Outcome:
+    processed: list[ProcessedEvent] = field(default_factory=list)
+    rejected: list[DeadLetter] = field(default_factory=list)
+
+
+class Rejection(Exception):
+    def __init__(self, reason: str, field: str | None, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.field = field
+        self.detail = detail
+
+
+def clock_offset_ms(received_at: int, sent_at: float | None, tolerance_ms: int) -> int:
+    """How far the client's clock is behind the server's, in ms (0 when it looks right).
+
+    ``received_at - sent_at`` is clock skew plus network transit; offsets within the tolerance
+    are read as transit (or negligible skew) and not applied, so a well-set clock is trusted.
+    """
+    if sent_at is None:
+        return 0
+    offset = received_at - int(sent_at)
+    return offset if abs(offset) > tolerance_ms else 0
+
+
+def _rejection_from(error: ValidationError, prefix: str = "") -> Rejection:
+    first = error.errors(include_url=False)[0]
+    path = prefix + ".".join(str(part) for part in first["loc"])
+    if first["type"] == "missing":
+        return Rejection("missing_field", path, f"required field {path!r} is missing")
+    if path == "eventType" and first["type"] == "literal_error":
+        return Rejection(
+            "unknown_event_type", path, f"eventType must be one of {', '.join(EVENT_TYPES)}"
+        )
+    return Rejection("invalid_field", path, f"{path}: {first['msg']}")
+
+
+def _validate(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _rejection_from(exc, prefix) from None
+
+
+def _error_properties(event: dict[str, Any], policy: ValidationPolicy) -> dict[str, Any]:
+    """Both seed error shapes, normalized to one property set."""
+    props = event.get("properties")
+    if isinstance(props, dict) and "message" in props:
+        shape1: ErrorProperties = _validate(ErrorProperties, props, "properties.")
+        values: dict[str, Any] = {**shape1.model_dump(), "name": None}
+        extra = props
+    else:
+        shape2: ErrorTopLevel = _validate(ErrorTopLevel, event)
+        values = shape2.model_dump()
+        extra = props if isinstance(props, dict) else {}
+    normalized = {
+        "name": clean_optional(values["name"], policy.max_string_length),
+        "message": clean_text(values["message"], policy.max_string_length),
+        "source": clean_optional(values["source"], policy.max_string_length),
+        "line": values["line"],
+        "col": values["col"],
+        "stack": None
+        if values["stack"] is None
+        else clean_multiline(values["stack"], policy.max_stack_length),
+    }
+    return {**_extra_properties(extra, normalized, policy), **normalized}
+
+
+def _extra_properties(
+    props: dict[str, Any], known: dict[str, Any], policy: ValidationPolicy
+) -> dict[str, Any]:
+    """Properties beyond the typed ones are kept, sanitized, within the property budget."""
+    if len(props) > policy.max_properties:
+        raise Rejection(
+            "too_many_properties",
+            "properties",
+            f"properties has {len(props)} keys; the limit is {policy.max_properties}",
+        )
+    extra = {k: v for k, v in props.items() if k not in known}
+    cleaned = clean_json(extra, policy.max_string_length)
+    return cleaned if isinstance(cleaned, dict) else {}
+
+
+def _typed_properties(event: dict[str, Any], event_type: str, policy: ValidationPolicy) -> Any:
+    if event_type == "error":
+        return _error_properties(event, policy)
+    props = event.get("properties")
+    if props is None and "properties" not in event:
+        raise Rejection("missing_field", "properties", "required field 'properties' is missing")
+    if not isinstance(props, dict):
+        raise Rejection("invalid_field", "properties", "properties must be an object")
+    typed = _validate(PROPERTY_MODELS[event_type], props, "properties.").model_dump()
+    for key, value in typed.items():
+        if isinstance(value, str):
+            typed[key] = clean_text(value, policy.max_string_length)
+    return {**_extra_properties(props, typed, policy), **typed}
+
+
+def _check_time_window(timestamp_ms: int, received_at: int, policy: ValidationPolicy) -> None:
+    oldest = received_at - policy.retention_days * DAY_MS
+    newest = received_at + policy.max_future_skew_s * 1000
+    if not oldest <= timestamp_ms <= newest:
+        raise Rejection(
+            "timestamp_out_of_range",
+            "timestamp",
+            f"timestamp {timestamp_ms} (after clock-skew correction) is outside the accepted "
+            f"window: {policy.retention_days} days of retention back, "
+            f"{policy.max_future_skew_s} s ahead",
+        )
+
+
+def validate_event(
+    event: Any,
+    batch: RawBatch,
+    policy: ValidationPolicy,
+    geo_lookup: GeoLookup | None = None,
+) -> ProcessedEvent:
+    """Validate, sanitize and enrich one event, or raise Rejection."""
+    if not isinstance(event, dict):
+        raise Rejection("not_an_object", None, "each event must be a JSON object")
+    base: BaseEvent = _validate(BaseEvent, event)
+    if base.tenantId not in policy.tenant_keys:
+        raise Rejection("unknown_tenant", "tenantId", "tenantId is not a known API key")
+    if base.tenantId != batch["api_key"]:
+        raise Rejection(
+            "tenant_mismatch", "tenantId", "tenantId differs from the API key of the request"
+        )
+    properties = _typed_properties(event, base.eventType, policy)
+    received_at = batch["received_at"]
+    client_ts = int(base.timestamp)
+    corrected = client_ts + clock_offset_ms(received_at, batch["sent_at"], policy.skew_tolerance_ms)
+    _check_time_window(corrected, received_at, policy)
+    ip = batch["ip"]
+    geo = geo_lookup(ip) if geo_lookup is not None and ip else None
+    limit = policy.max_string_length
+    device = base.deviceInfo
+    return {
+        "event_id": base.eventId,
+        "event_type": base.eventType,
+        "timestamp": corrected,
+        "client_timestamp": client_ts,
+        "tenant_id": base.tenantId,
+        "session_id": clean_text(base.sessionId, limit),
+        "user_id": clean_optional(base.userId, limit),
+        "page_url": clean_text(base.pageUrl, limit),
+        "referrer": clean_optional(base.referrer, limit),
+        "device_type": clean_text(device.deviceType, 64),
+        "os": clean_text(device.os, 64),
+        "browser": clean_text(device.browser, 64),
+        "ip_address": ip,
+        "country": geo.country if geo else None,
+        "region": geo.region if geo else None,
+        "city": geo.city if geo else None,
+        "properties": properties,
+        "received_at": received_at,
+        "seq": base.seq,
+        "user_agent": clean_text(batch["user_agent"], 512),
+    }
+
+
+def dead_letter(event: Any, batch: RawBatch, rejection: Rejection) -> DeadLetter:
+    tenant = event.get("tenantId") if isinstance(event, dict) else None
+    return {
+        "reason": rejection.reason,
+        "field": rejection.field,
+        "detail": rejection.detail,
+        "tenant_id": tenant if isinstance(tenant, str) else None,
+        "received_at": batch["received_at"],
+        "ip": batch["ip"],
+        "event": event,
+    }
+
+
+def process_batch(
+    batch: RawBatch, policy: ValidationPolicy, geo_lookup: GeoLookup | None = None
+) -> Outcome:
+    """Split one raw batch into processed events and dead letters, in event order."""
+    outcome = Outcome()
+    for event in batch["events"]:
+        try:
+            outcome.processed.append(validate_event(event, batch, policy, geo_lookup))
+        except Rejection as rejection:
+            outcome.rejected.append(dead_letter(event, batch, rejection))
+    return outcome

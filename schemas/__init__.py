@@ -1,0 +1,1 @@
+"""TrackFlow's contracts: event models, topic record shapes and the ClickHouse DDL."""

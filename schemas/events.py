@@ -1,0 +1,118 @@
+"""Pydantic v2 models of what the tracker sends (the seed's BaseEvent and its four event types).
+
+Only shapes live here; sanitizing and enrichment live in ``agents.validate``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+EventType = Literal["page_view", "click", "error", "performance"]
+EVENT_TYPES: tuple[str, ...] = ("page_view", "click", "error", "performance")
+
+MAX_DURATION_MS = 86_400_000.0
+MAX_LINE = 2**31 - 1
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _uuid_text(value: str) -> str:
+    try:
+        parsed = UUID(value)
+    except ValueError as exc:
+        raise ValueError("must be a UUID") from exc
+    return str(parsed)
+
+
+FiniteNumber = Annotated[float, AfterValidator(_finite)]
+UuidText = Annotated[StrictStr, AfterValidator(_uuid_text)]
+Milliseconds = Annotated[FiniteNumber, Field(ge=0, le=MAX_DURATION_MS)]
+LineNumber = Annotated[StrictInt, Field(ge=0, le=MAX_LINE)]
+
+
+class _Strict(BaseModel):
+    # Booleans are not numbers and numbers are not strings here.
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class DeviceInfo(_Strict):
+    deviceType: StrictStr
+    os: StrictStr
+    browser: StrictStr
+
+
+class BaseEvent(_Strict):
+    """Fields every event carries. ``properties`` is checked per type afterwards."""
+
+    eventId: UuidText
+    eventType: EventType
+    timestamp: Annotated[FiniteNumber, Field(gt=0)]
+    tenantId: StrictStr
+    sessionId: Annotated[StrictStr, Field(min_length=1)]
+    userId: StrictStr | None
+    pageUrl: StrictStr
+    referrer: StrictStr | None
+    deviceInfo: DeviceInfo
+    # Optional extras sent by the TrackFlow tracker; events in the seed's exact shape lack them.
+    seq: Annotated[StrictInt, Field(ge=0, le=2**32 - 1)] | None = None
+
+
+class PageViewProperties(_Strict):
+    title: StrictStr
+
+
+class ClickProperties(_Strict):
+    tag: StrictStr
+    id: StrictStr | None
+
+
+class ErrorProperties(_Strict):
+    """The seed's first error shape: everything under ``properties``."""
+
+    message: StrictStr
+    source: StrictStr
+    line: LineNumber
+    col: LineNumber
+    stack: StrictStr | None
+
+
+class ErrorTopLevel(_Strict):
+    """The seed's second error shape: fields at the top level of the event."""
+
+    name: StrictStr
+    message: StrictStr
+    stack: StrictStr | None = None
+    source: StrictStr | None = None
+    line: LineNumber | None = None
+    col: LineNumber | None = None
+
+
+class PerformanceProperties(_Strict):
+    loadTime: Milliseconds
+    domContentLoaded: Milliseconds
+
+
+PROPERTY_MODELS: dict[str, type[_Strict]] = {
+    "page_view": PageViewProperties,
+    "click": ClickProperties,
+    "error": ErrorProperties,
+    "performance": PerformanceProperties,
+}
+
+
+class Envelope(BaseModel):
+    """The batch envelope: ``{"events": [...]}``, plus the tracker's optional extras."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    events: list[Any]
+    sentAt: Annotated[FiniteNumber, Field(gt=0)] | None = None
+    dropped: Annotated[StrictInt, Field(ge=0)] | None = None

@@ -1,0 +1,65 @@
+"""The Faust application: settings, topics and the shared clients every stage uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faust
+
+from trackflow_app.settings import Settings, load_settings
+from trackflow_app.store import EventStore
+from trackflow_app.topics import ensure_topics
+
+settings: Settings = load_settings()
+
+
+class TrackFlowApp(faust.App):  # type: ignore[misc]
+    async def on_first_start(self) -> None:
+        # Topics must exist with their partition counts before Faust's consumer subscribes;
+        # the broker does not auto-create them.
+        await ensure_topics(settings)
+        await super().on_first_start()
+
+
+app = TrackFlowApp(
+    settings.app_id,
+    broker=settings.broker_url,
+    env_prefix="TRACKFLOW_",
+    autodiscover=False,
+    datadir=str(Path(settings.datadir).resolve()),
+    store="memory://",
+    web_bind=settings.web_bind,
+    web_port=settings.web_port,
+    # acks=all: a 202 is only answered once every in-sync replica holds the batch.
+    producer_acks=-1,
+    producer_linger_ms=2,
+    consumer_auto_offset_reset="earliest",
+    topic_replication_factor=settings.replication_factor,
+    topic_allow_declare=True,
+    topic_disable_leader=True,
+    broker_commit_interval=1.0,
+    web_in_thread=False,
+)
+
+raw_topic = app.topic(
+    settings.raw_topic,
+    partitions=settings.raw_partitions,
+    key_serializer="raw",
+    value_serializer="raw",
+)
+processed_topic = app.topic(
+    settings.processed_topic,
+    partitions=settings.processed_partitions,
+    key_serializer="raw",
+    value_serializer="raw",
+)
+dead_letter_topic = app.topic(
+    settings.dead_letter_topic,
+    partitions=settings.dead_letter_partitions,
+    key_serializer="raw",
+    value_serializer="raw",
+)
+
+event_store = EventStore(
+    settings.clickhouse_url, settings.clickhouse_table, fail_flag=settings.sink_fail_flag
+)

@@ -1,0 +1,37 @@
+"""Prometheus metrics, served at GET /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import Counter, Histogram
+
+from schemas.records import DeadLetter, ProcessedEvent
+
+BATCHES_ACCEPTED = Counter("trackflow_batches_accepted_total", "Requests answered 202")
+EVENTS_ACCEPTED = Counter("trackflow_events_accepted_total", "Events in requests answered 202")
+REQUESTS_REJECTED = Counter(
+    "trackflow_requests_rejected_total", "Requests answered 4xx/503", ["status", "error"]
+)
+EVENTS_PROCESSED = Counter(
+    "trackflow_events_processed_total", "Valid events fanned out", ["event_type"]
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "trackflow_events_dead_lettered_total", "Events sent to the dead-letter topic", ["reason"]
+)
+EVENTS_DROPPED_BY_CLIENT = Counter(
+    "trackflow_client_dropped_events_total", "Events trackers report dropping from a full queue"
+)
+ROWS_INSERTED = Counter("trackflow_rows_inserted_total", "Rows the sink inserted into ClickHouse")
+INSERT_FAILURES = Counter("trackflow_insert_failures_total", "Failed ClickHouse insert attempts")
+INSERT_SECONDS = Histogram("trackflow_insert_seconds", "Duration of successful inserts")
+PRODUCE_SECONDS = Histogram(
+    "trackflow_produce_seconds", "Time for Kafka to acknowledge a raw batch"
+)
+
+
+def record_outcome(processed: Sequence[ProcessedEvent], rejected: Sequence[DeadLetter]) -> None:
+    for event in processed:
+        EVENTS_PROCESSED.labels(event["event_type"]).inc()
+    for letter in rejected:
+        EVENTS_DEAD_LETTERED.labels(letter["reason"]).inc()

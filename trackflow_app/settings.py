@@ -1,0 +1,99 @@
+"""TrackFlow settings, read once from ``TRACKFLOW_*`` environment variables.
+
+Every field here is documented in the README's configuration table with its default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_STORE = Path("var/clickhouse").resolve()
+
+
+def _split_csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRACKFLOW_", frozen=True, extra="ignore")
+
+    # Wiring
+    app_id: str = "trackflow"
+    broker_url: str = "kafka://127.0.0.1:9092"
+    clickhouse_url: str = f"chdb://{DEFAULT_STORE}"
+    clickhouse_table: str = "events"
+    web_bind: str = "127.0.0.1"
+    web_port: int = 6066
+    datadir: str = "var/faust"
+
+    # Tenants: ingest keys are public (embedded in pages); read keys are secrets.
+    api_keys: str = ""
+    read_keys: str = ""  # "tenant:secret,tenant2:secret2"
+
+    # Topics
+    raw_topic: str = "trackflow-raw"
+    processed_topic: str = "trackflow-processed"
+    dead_letter_topic: str = "trackflow-dead-letter"
+    raw_partitions: int = Field(default=4, ge=1)
+    processed_partitions: int = Field(default=4, ge=1)
+    dead_letter_partitions: int = Field(default=1, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+
+    # Edge limits
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_decompressed_bytes: int = Field(default=4_194_304, ge=1024)
+    max_events_per_batch: int = Field(default=500, ge=1)
+    trusted_proxies: str = ""  # comma-separated IPs/CIDRs whose X-Forwarded-For is believed
+    produce_timeout_s: float = Field(default=10.0, gt=0)
+    retry_after_s: int = Field(default=5, ge=1)
+
+    # Validation
+    max_string_length: int = Field(default=2048, ge=16)
+    max_stack_length: int = Field(default=16384, ge=16)
+    max_properties: int = Field(default=64, ge=1)
+    retention_days: int = Field(default=365, ge=1)
+    max_future_skew_s: int = Field(default=86_400, ge=0)
+    skew_tolerance_ms: int = Field(default=60_000, ge=0)
+    geoip_database: str = ""
+
+    # Validate stage batching (raw batches per fan-out round)
+    validate_batch_max: int = Field(default=200, ge=1)
+    validate_batch_within_s: float = Field(default=0.02, gt=0)
+
+    # Sink
+    sink_group: str = "trackflow-sink"
+    sink_batch_size: int = Field(default=5000, ge=1)
+    sink_window_s: float = Field(default=0.5, gt=0)
+    sink_retry_max_s: float = Field(default=30.0, gt=0)
+    sink_shutdown_flush_s: float = Field(default=20.0, ge=0)
+    # Test-only: refuse inserts while this file exists (fault-injection seam, off by default).
+    sink_fail_flag: str = ""
+
+    @cached_property
+    def tenant_keys(self) -> frozenset[str]:
+        return frozenset(_split_csv(self.api_keys))
+
+    @cached_property
+    def read_secrets(self) -> dict[str, str]:
+        """Map read secret -> tenant id."""
+        pairs = (item.split(":", 1) for item in _split_csv(self.read_keys))
+        return {secret.strip(): tenant.strip() for tenant, secret in pairs if secret.strip()}
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(p, strict=False) for p in _split_csv(self.trusted_proxies))
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """Broker URL(s) in aiokafka's host:port form (Faust accepts kafka://h1:p1;h2:p2)."""
+        hosts = self.broker_url.replace("kafka://", "").replace(";", ",")
+        return ",".join(h.strip().rstrip("/") for h in hosts.split(",") if h.strip())
+
+
+def load_settings() -> Settings:
+    return Settings()

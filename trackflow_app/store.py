@@ -1,0 +1,99 @@
+"""ClickHouse access through clickhouse-connect: embedded chDB (``chdb://``) or a server (``http(s)://``).
+
+chDB has no async client and is not safe to drive from several threads, so every call runs on
+one dedicated thread; the event loop awaits it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import clickhouse_connect
+
+from schemas.ddl import EVENT_COLUMNS, events_table_ddl
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class StoreRefused(Exception):
+    """The store refused an insert (a test-only fault switch is on)."""
+
+
+def describe_url(url: str) -> str:
+    """The URL without its password, for logs."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+class EventStore:
+    def __init__(self, url: str, table: str = "events", fail_flag: str = "") -> None:
+        self.url = url
+        self.table = table
+        self._fail_flag = Path(fail_flag) if fail_flag else None
+        self._client: Any = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+
+    # -- sync side (runs on the store thread) --------------------------------------------
+    def _connect(self) -> Any:
+        if self._client is None:
+            if self.url.startswith("chdb://"):
+                path = self.url.removeprefix("chdb://")
+                if path.startswith("/"):
+                    Path(path).mkdir(parents=True, exist_ok=True)
+            self._client = clickhouse_connect.get_client(dsn=self.url)
+            log.info("clickhouse connected url=%s", describe_url(self.url))
+        return self._client
+
+    def _ensure_schema(self) -> None:
+        self._connect().command(events_table_ddl(self.table))
+
+    def _insert(self, rows: Sequence[Sequence[Any]]) -> None:
+        if self._fail_flag is not None and self._fail_flag.exists():
+            raise StoreRefused(f"inserts refused while {self._fail_flag} exists")
+        self._connect().insert(self.table, rows, column_names=list(EVENT_COLUMNS))
+
+    def _query(self, sql: str, parameters: dict[str, Any] | None) -> list[dict[str, Any]]:
+        result = self._connect().query(sql, parameters=parameters or {})
+        names = result.column_names
+        return [dict(zip(names, row, strict=True)) for row in result.result_rows]
+
+    def _ping(self) -> bool:
+        return bool(self._connect().command("SELECT 1") == 1)
+
+    def _close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- async side -----------------------------------------------------------------------
+    async def _run(self, fun: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fun, *args)
+
+    async def ensure_schema(self) -> None:
+        await self._run(self._ensure_schema)
+
+    async def insert(self, rows: Sequence[Sequence[Any]]) -> None:
+        await self._run(self._insert, rows)
+
+    async def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return await self._run(self._query, sql, parameters)
+
+    async def ping(self) -> bool:
+        return await self._run(self._ping)
+
+    async def close(self) -> None:
+        await self._run(self._close)
+        self._executor.shutdown(wait=True)
+
+    # -- for tools that own the store outright (CLI, tests after the worker stopped) -------
+    def query_sync(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return self._query(sql, parameters)

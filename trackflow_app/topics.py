@@ -1,0 +1,37 @@
+"""Create TrackFlow's topics with explicit partition counts (idempotent)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from trackflow_app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def topic_specs(settings: Settings) -> list[NewTopic]:
+    rf = settings.replication_factor
+    return [
+        NewTopic(settings.raw_topic, settings.raw_partitions, rf),
+        NewTopic(settings.processed_topic, settings.processed_partitions, rf),
+        NewTopic(settings.dead_letter_topic, settings.dead_letter_partitions, rf),
+    ]
+
+
+async def ensure_topics(settings: Settings) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in topic_specs(settings) if spec.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another worker created it first
+            log.info("topics created names=%s", ",".join(t.name for t in missing))
+    finally:
+        await admin.close()

@@ -1,0 +1,1 @@
+"""TrackFlow's HTTP edge (Faust/aiohttp views) and, under tracker/, the browser tracker."""

@@ -1,0 +1,189 @@
+"""The synchronous part of ``POST /v1/batch``, as pure functions: decode, parse, authenticate.
+
+Anything hopeless about a request raises EdgeError, which the view turns into a 4xx with a
+JSON body naming the problem. Per-event checks happen later, in the validate stage.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.events import Envelope
+from schemas.records import RawBatch
+
+ACCEPTED_CONTENT_TYPES = frozenset({"application/json", "text/plain", ""})
+ACCEPTED_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip"})
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class EdgeError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class EdgeLimits:
+    max_body_bytes: int
+    max_decompressed_bytes: int
+    max_events_per_batch: int
+
+
+def check_content_type(content_type: str) -> None:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type not in ACCEPTED_CONTENT_TYPES:
+        raise EdgeError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type {media_type!r} is not accepted; send application/json or text/plain",
+        )
+
+
+def check_content_encoding(content_encoding: str) -> str:
+    encoding = content_encoding.strip().lower()
+    if encoding not in ACCEPTED_ENCODINGS:
+        raise EdgeError(
+            415,
+            "unsupported_content_encoding",
+            f"Content-Encoding {encoding!r} is not accepted; send gzip or no encoding",
+        )
+    return "gzip" if encoding in ("gzip", "x-gzip") else ""
+
+
+def too_large(limit: int, what: str) -> EdgeError:
+    return EdgeError(413, "payload_too_large", f"{what} exceeds the limit of {limit} bytes")
+
+
+def gunzip_bounded(body: bytes, limit: int) -> bytes:
+    """Decompress gzip without ever holding more than ``limit`` bytes (gzip-bomb safe)."""
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = decompressor.decompress(body, limit + 1)
+        if len(out) > limit or decompressor.unconsumed_tail:
+            raise too_large(limit, "decompressed body")
+        if not decompressor.eof:
+            raise EdgeError(400, "malformed_body", "gzip body is truncated")
+    except zlib.error as exc:
+        raise EdgeError(400, "malformed_body", f"gzip body cannot be decompressed: {exc}") from exc
+    return out
+
+
+def parse_envelope(body: bytes, limits: EdgeLimits) -> Envelope:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise EdgeError(400, "malformed_json", f"body is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise EdgeError(400, "malformed_envelope", 'body must be an object {"events": [...]}')
+    try:
+        envelope = Envelope.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise EdgeError(400, "malformed_envelope", f"{field}: {first['msg']}") from exc
+    if not envelope.events:
+        raise EdgeError(400, "empty_batch", "events must hold at least one event")
+    if len(envelope.events) > limits.max_events_per_batch:
+        raise EdgeError(
+            413,
+            "too_many_events",
+            f"batch holds {len(envelope.events)} events; the limit is "
+            f"{limits.max_events_per_batch} per request",
+        )
+    return envelope
+
+
+def request_api_key(events: Sequence[Any], header_key: str | None) -> str | None:
+    """The key a request is authenticated with: the header, else the first event's tenantId."""
+    if header_key:
+        return header_key.strip()
+    for event in events:
+        if isinstance(event, dict) and isinstance(event.get("tenantId"), str):
+            return str(event["tenantId"])
+    return None
+
+
+def authenticate(events: Sequence[Any], header_key: str | None, known: frozenset[str]) -> str:
+    api_key = request_api_key(events, header_key)
+    if api_key is None:
+        raise EdgeError(401, "missing_api_key", "no tenantId (API key) found in the batch")
+    if api_key not in known:
+        raise EdgeError(
+            401, "unknown_api_key", "the API key (tenantId) of this batch is not registered"
+        )
+    return api_key
+
+
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        return None
+
+
+def _trusted(address: str | None, trusted: Sequence[IpNetwork]) -> bool:
+    ip = _parse_ip(address) if address else None
+    return ip is not None and any(ip in net for net in trusted)
+
+
+def client_ip(peer: str | None, headers: Mapping[str, str], trusted: Sequence[IpNetwork]) -> str | None:
+    """The client's address: forwarded headers are believed only from a trusted proxy peer.
+
+    With X-Forwarded-For the right-most address that is not itself a trusted proxy is the
+    client (left-most entries are whatever the client chose to send).
+    """
+    if not _trusted(peer, trusted):
+        return peer
+    forwarded = headers.get("X-Forwarded-For", "")
+    for hop in reversed([h for h in forwarded.split(",") if h.strip()]):
+        ip = _parse_ip(hop)
+        if ip is None:
+            break
+        if not any(ip in net for net in trusted):
+            return str(ip)
+    real_ip = _parse_ip(headers.get("X-Real-IP", ""))
+    return str(real_ip) if real_ip is not None else peer
+
+
+def raw_batch(
+    envelope: Envelope,
+    api_key: str,
+    received_at: int,
+    ip: str | None,
+    user_agent: str,
+) -> RawBatch:
+    return {
+        "v": 1,
+        "api_key": api_key,
+        "received_at": received_at,
+        "ip": ip,
+        "user_agent": user_agent[:1024],
+        "sent_at": envelope.sentAt,
+        "dropped": envelope.dropped,
+        "events": envelope.events,
+    }
+
+
+def decode_request(
+    body: bytes, content_type: str, content_encoding: str, limits: EdgeLimits
+) -> Envelope:
+    check_content_type(content_type)
+    encoding = check_content_encoding(content_encoding)
+    if len(body) > limits.max_body_bytes:
+        raise too_large(limits.max_body_bytes, "body")
+    if encoding == "gzip":
+        body = gunzip_bounded(body, limits.max_decompressed_bytes)
+    return parse_envelope(body, limits)

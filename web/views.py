@@ -1,0 +1,253 @@
+"""HTTP edge of the worker: ingest, health, tracker script, metrics and the read API (Faust views)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import orjson
+from aiohttp import web as aioweb
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from agents.rows import EPOCH
+from trackflow_app import metrics
+from trackflow_app.app import app, event_store, raw_topic, settings
+from web.edge import EdgeError, EdgeLimits, authenticate, client_ip, decode_request, raw_batch
+
+log = logging.getLogger(__name__)
+
+LIMITS = EdgeLimits(
+    max_body_bytes=settings.max_body_bytes,
+    max_decompressed_bytes=settings.max_decompressed_bytes,
+    max_events_per_batch=settings.max_events_per_batch,
+)
+BODY_READ_TIMEOUT_S = 30.0
+TRACKER_BUNDLE = Path(__file__).resolve().parent / "tracker" / "dist" / "trackflow.min.js"
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Content-Encoding, X-TrackFlow-Key",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+class JsonView(View):
+    def json_response(
+        self, body: Any, status: int = 200, headers: dict[str, str] | None = None
+    ) -> Response:
+        return self.bytes(
+            orjson.dumps(body), content_type="application/json", status=status, headers=headers
+        )
+
+    def edge_error(self, error: EdgeError, headers: dict[str, str] | None = None) -> Response:
+        metrics.REQUESTS_REJECTED.labels(str(error.status), error.code).inc()
+        return self.json_response(error.body(), status=error.status, headers=headers)
+
+
+async def read_body(request: aioweb.Request, limit: int) -> bytes:
+    """Read at most ``limit`` bytes of body, failing early on a declared or actual excess."""
+    if request.content_length is not None and request.content_length > limit:
+        raise EdgeError(413, "payload_too_large", f"body exceeds the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(65_536):
+        size += len(chunk)
+        if size > limit:
+            raise EdgeError(413, "payload_too_large", f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def produce_acknowledged(value: bytes) -> None:
+    """Write to the raw topic and return only once Kafka acknowledged it (acks=all)."""
+    started = time.monotonic()
+    deadline = started + settings.produce_timeout_s
+    delivery = await asyncio.wait_for(
+        app.producer.send(raw_topic.get_topic_name(), None, value, None, None, None),
+        timeout=settings.produce_timeout_s,
+    )
+    await asyncio.wait_for(asyncio.shield(delivery), timeout=max(deadline - time.monotonic(), 0.1))
+    metrics.PRODUCE_SECONDS.observe(time.monotonic() - started)
+
+
+@app.page("/v1/batch")
+class BatchView(JsonView):
+    async def options(self, request: Request, **kwargs: Any) -> Response:
+        return self.bytes(b"", status=204, headers=CORS_HEADERS)
+
+    async def post(self, request: Request, **kwargs: Any) -> Response:
+        received_at = int(time.time() * 1000)
+        try:
+            body = await asyncio.wait_for(
+                read_body(request, settings.max_body_bytes), BODY_READ_TIMEOUT_S
+            )
+            envelope = decode_request(
+                body,
+                request.headers.get("Content-Type", ""),
+                request.headers.get("Content-Encoding", ""),
+                LIMITS,
+            )
+            api_key = authenticate(
+                envelope.events, request.headers.get("X-TrackFlow-Key"), settings.tenant_keys
+            )
+        except TimeoutError:
+            error = EdgeError(408, "body_timeout", "the request body did not arrive in time")
+            return self.edge_error(error, CORS_HEADERS)
+        except EdgeError as error:
+            return self.edge_error(error, CORS_HEADERS)
+        ip = client_ip(request.remote, request.headers, settings.trusted_proxy_networks)
+        record = raw_batch(
+            envelope, api_key, received_at, ip, request.headers.get("User-Agent", "")
+        )
+        try:
+            await produce_acknowledged(orjson.dumps(record))
+        except Exception as exc:
+            log.warning("kafka write failed, answering 503: %r", exc)
+            metrics.REQUESTS_REJECTED.labels("503", "kafka_unavailable").inc()
+            return self.json_response(
+                {
+                    "error": "kafka_unavailable",
+                    "message": "the event log is unavailable; retry after the given delay",
+                },
+                status=503,
+                headers={**CORS_HEADERS, "Retry-After": str(settings.retry_after_s)},
+            )
+        metrics.BATCHES_ACCEPTED.inc()
+        metrics.EVENTS_ACCEPTED.inc(len(envelope.events))
+        if envelope.dropped:
+            metrics.EVENTS_DROPPED_BY_CLIENT.inc(envelope.dropped)
+        return self.json_response(
+            {"status": "accepted", "accepted": len(envelope.events)},
+            status=202,
+            headers=CORS_HEADERS,
+        )
+
+
+@app.page("/healthz")
+class HealthView(JsonView):
+    async def get(self, request: Request, **kwargs: Any) -> Response:
+        return self.json_response({"status": "ok"})
+
+
+async def broker_reachable() -> bool:
+    for hostport in settings.kafka_bootstrap.split(","):
+        host, _, port = hostport.rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 2.0)
+        except (OSError, TimeoutError, ValueError):
+            continue
+        writer.close()
+        return True
+    return False
+
+
+@app.page("/readyz")
+class ReadyView(JsonView):
+    async def get(self, request: Request, **kwargs: Any) -> Response:
+        kafka_ok = await broker_reachable()
+        try:
+            store_ok = await asyncio.wait_for(event_store.ping(), 5.0)
+        except Exception:
+            store_ok = False
+        ready = kafka_ok and store_ok
+        return self.json_response(
+            {"status": "ready" if ready else "unavailable", "kafka": kafka_ok, "clickhouse": store_ok},
+            status=200 if ready else 503,
+        )
+
+
+@app.page("/metrics")
+class MetricsView(View):
+    async def get(self, request: Request, **kwargs: Any) -> Response:
+        return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+@app.page("/tracker.js")
+class TrackerView(JsonView):
+    async def get(self, request: Request, **kwargs: Any) -> Response:
+        try:
+            script = TRACKER_BUNDLE.read_bytes()
+        except FileNotFoundError:
+            return self.json_response(
+                {
+                    "error": "tracker_not_built",
+                    "message": "web/tracker/dist/trackflow.min.js is missing; run `make tracker`",
+                },
+                status=404,
+            )
+        etag = '"' + hashlib.sha256(script).hexdigest()[:32] + '"'
+        headers = {
+            "Cache-Control": "public, max-age=3600, stale-while-revalidate=86400",
+            "Access-Control-Allow-Origin": "*",
+            "ETag": etag,
+        }
+        if request.headers.get("If-None-Match") == etag:
+            return self.bytes(b"", status=304, headers=headers)
+        return self.bytes(script, content_type="application/javascript", headers=headers)
+
+
+def json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        # Stored times are UTC; chDB hands them back without a zone.
+        utc = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return (utc - EPOCH) // timedelta(milliseconds=1)
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+def read_tenant(request: Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    scheme, _, secret = auth.partition(" ")
+    if scheme.lower() != "bearer" or not secret:
+        return None
+    return settings.read_secrets.get(secret.strip())
+
+
+SESSION_EVENTS_SQL = """
+SELECT * EXCEPT (user_agent)
+FROM {table} FINAL
+WHERE tenant_id = {{tenant:String}} AND {column} = {{value:String}}
+ORDER BY timestamp, event_id
+LIMIT {{limit:UInt32}}
+"""
+
+
+@app.page("/v1/query/events")
+class EventStreamView(JsonView):
+    """The raw event stream of one session or one user (read secret required)."""
+
+    async def get(self, request: Request, **kwargs: Any) -> Response:
+        tenant = read_tenant(request)
+        if tenant is None:
+            return self.json_response(
+                {"error": "unauthorized", "message": "send Authorization: Bearer <read secret>"},
+                status=401,
+            )
+        query = request.query
+        column, value = (
+            ("session_id", query["session_id"]) if "session_id" in query
+            else ("user_id", query.get("user_id", ""))
+        )
+        if not value:
+            return self.json_response(
+                {"error": "bad_request", "message": "give session_id or user_id"}, status=400
+            )
+        try:
+            limit = min(max(int(query.get("limit", "1000")), 1), 10_000)
+        except ValueError:
+            return self.json_response(
+                {"error": "bad_request", "message": "limit must be an integer"}, status=400
+            )
+        sql = SESSION_EVENTS_SQL.format(table=settings.clickhouse_table, column=column)
+        rows = await event_store.query(sql, {"tenant": tenant, "value": value, "limit": limit})
+        events = [{k: json_value(v) for k, v in row.items()} for row in rows]
+        return self.json_response({"events": events})
