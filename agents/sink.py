@@ -114,6 +114,7 @@ class EventSink(mode.Service):
                     self.buffer.add(tp, record.offset, rows, now)
                     if letter is not None:
                         letters.append(letter)
+            metrics.SINK_BUFFERED_ROWS.set(len(self.buffer))
             if letters:
                 await self._dead_letter(letters)
             if self.buffer.has_offsets and self.buffer.due(now):
@@ -141,6 +142,7 @@ class EventSink(mode.Service):
             metrics.ROWS_INSERTED.inc(len(self.buffer.rows))
         await self._commit(dict(self.buffer.next_offsets))
         self.buffer.clear()
+        metrics.SINK_BUFFERED_ROWS.set(0)
 
     async def _insert_with_retry(self, rows: list[list[Any]]) -> None:
         @backoff.on_exception(

@@ -18,7 +18,7 @@ MAX_DURATION_MS = 86_400_000.0
 MAX_LINE = 2**31 - 1
 
 
-def _finite(value: float) -> float:
+def _finite(value: int | float) -> int | float:
     if not math.isfinite(value):
         raise ValueError("must be a finite number")
     return value
@@ -32,7 +32,8 @@ def _uuid_text(value: str) -> str:
     return str(parsed)
 
 
-FiniteNumber = Annotated[float, AfterValidator(_finite)]
+# Integers stay integers (a load time of 2450 is stored as 2450, not 2450.0).
+FiniteNumber = Annotated[int | float, AfterValidator(_finite)]
 UuidText = Annotated[StrictStr, AfterValidator(_uuid_text)]
 Milliseconds = Annotated[FiniteNumber, Field(ge=0, le=MAX_DURATION_MS)]
 LineNumber = Annotated[StrictInt, Field(ge=0, le=MAX_LINE)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from schemas.records import DeadLetter, ProcessedEvent
 
@@ -24,6 +24,7 @@ EVENTS_DROPPED_BY_CLIENT = Counter(
 )
 ROWS_INSERTED = Counter("trackflow_rows_inserted_total", "Rows the sink inserted into ClickHouse")
 INSERT_FAILURES = Counter("trackflow_insert_failures_total", "Failed ClickHouse insert attempts")
+SINK_BUFFERED_ROWS = Gauge("trackflow_sink_buffered_rows", "Rows waiting in the sink buffer")
 INSERT_SECONDS = Histogram("trackflow_insert_seconds", "Duration of successful inserts")
 PRODUCE_SECONDS = Histogram(
     "trackflow_produce_seconds", "Time for Kafka to acknowledge a raw batch"

@@ -31,6 +31,21 @@ LIMITS = EdgeLimits(
 BODY_READ_TIMEOUT_S = 30.0
 TRACKER_BUNDLE = Path(__file__).resolve().parent / "tracker" / "dist" / "trackflow.min.js"
 
+
+def disable_auto_decompress() -> None:
+    """Let /v1/batch see gzip bodies as sent, so decompression stays bounded (gzip-bomb safe).
+
+    aiohttp would otherwise inflate request bodies itself, without our size bound. Faust builds
+    the AppRunner; its keyword arguments reach aiohttp's RequestHandler.
+    """
+    runner = getattr(app.web, "_runner", None)
+    if runner is None or not isinstance(getattr(runner, "_kwargs", None), dict):
+        raise RuntimeError("cannot configure the aiohttp runner: unexpected Faust web driver")
+    runner._kwargs["auto_decompress"] = False
+
+
+disable_auto_decompress()
+
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "POST, OPTIONS",
@@ -213,7 +228,7 @@ def read_tenant(request: Request) -> str | None:
 
 
 SESSION_EVENTS_SQL = """
-SELECT * EXCEPT (user_agent)
+SELECT *
 FROM {table} FINAL
 WHERE tenant_id = {{tenant:String}} AND {column} = {{value:String}}
 ORDER BY timestamp, event_id

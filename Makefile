@@ -1,0 +1,54 @@
+# TrackFlow — `make run` and `make test` set up everything they need on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TRACKER := web/tracker
+
+.PHONY: run test test-unit test-integration test-tracker lint bench kafka-start kafka-stop \
+        tracker deps browser clean
+
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+deps: $(BIN)/.installed
+	@deploy/kafka.sh fetch
+
+# The browser tracker bundle the worker serves at /tracker.js.
+tracker:
+	@if [ -f $(TRACKER)/package.json ]; then \
+	  cd $(TRACKER) && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run -s build; \
+	fi
+
+# Debian's Chromium for the browser tests (no browser download: playwright-core drives it).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+run: deps tracker
+	deploy/run.sh
+
+test: deps tracker browser
+	$(BIN)/pytest -q
+
+test-unit: deps
+	$(BIN)/pytest -q tests/unit
+
+test-integration: deps tracker browser
+	$(BIN)/pytest -q tests/integration
+
+lint: deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+kafka-start: deps
+	deploy/kafka.sh start
+
+kafka-stop:
+	deploy/kafka.sh stop
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,165 @@
+"""A batch in, ClickHouse rows out, on the real broker and a real worker process."""
+
+from __future__ import annotations
+
+import gzip
+import time
+import uuid
+
+import orjson
+
+from tests.support import events as ev
+from tests.support.kafka import read_topic
+from tests.support.stack import Worker
+
+
+def session() -> str:
+    return f"session-{uuid.uuid4().hex[:12]}"
+
+
+def test_seed_examples_are_stored_with_every_column(worker: Worker) -> None:
+    sid = session()
+    sent = ev.seed_examples(worker.api_key, sid)
+    before = ev.now_ms()
+    response = worker.post({"events": sent}, headers={"User-Agent": "pytest-agent/1.0"})
+    after = ev.now_ms()
+    assert response.status_code == 202, response.text
+    assert response.json() == {"status": "accepted", "accepted": 5}
+
+    rows = {row["event_id"]: row for row in worker.wait_for_session(sid, 5)}
+    assert set(rows) == {e["eventId"] for e in sent}
+    for event in sent:
+        row = rows[event["eventId"]]
+        assert row["event_type"] == event["eventType"]
+        assert row["timestamp"] == event["timestamp"]  # to the millisecond, no skew sent
+        assert row["client_timestamp"] == event["timestamp"]
+        assert row["tenant_id"] == worker.api_key
+        assert row["session_id"] == sid
+        assert row["user_id"] == "user-456"
+        assert row["page_url"] == "https://example.com"
+        assert row["referrer"] == "https://google.com"
+        assert (row["device_type"], row["os"], row["browser"]) == ("desktop", "Windows", "Chrome")
+        assert row["ip_address"] == "127.0.0.1"
+        assert row["country"] is None and row["region"] is None and row["city"] is None
+        assert before <= row["received_at"] <= after
+        assert row["seq"] is None
+        assert row["user_agent"] == "pytest-agent/1.0"
+        assert row["inserted_at"] >= row["received_at"]
+
+    by_type = {e["eventType"]: rows[e["eventId"]]["properties"] for e in sent[:4]}
+    assert by_type["page_view"] == {"title": "Example Page"}
+    assert by_type["click"] == {"tag": "BUTTON", "id": "submit-button"}
+    assert by_type["performance"] == {"loadTime": 2450, "domContentLoaded": 1200}
+    assert by_type["error"] == {
+        k: sent[2]["properties"][k] for k in ("message", "source", "line", "col", "stack")
+    }
+    # The second error shape (fields at the top level) lands in the same property set.
+    top_level = rows[sent[4]["eventId"]]["properties"]
+    assert top_level == {
+        "name": "TypeError",
+        "message": "x is not a function",
+        "stack": "TypeError: x is not a function\n    at main (app.js:7:3)",
+        "source": "https://example.com/app.js",
+        "line": 7,
+        "col": 3,
+    }
+
+
+def test_bad_event_is_dead_lettered_and_good_ones_are_stored(worker: Worker) -> None:
+    sid = session()
+    good = [ev.page_view(worker.api_key, sid), ev.click(worker.api_key, sid)]
+    missing = ev.performance(worker.api_key, sid)
+    del missing["deviceInfo"]
+    bad_uuid = {**ev.click(worker.api_key, sid), "eventId": "not-a-uuid"}
+    response = worker.post({"events": [good[0], missing, bad_uuid, good[1]]})
+    assert response.status_code == 202
+
+    rows = worker.wait_for_session(sid, 2)
+    assert {r["event_id"] for r in rows} == {e["eventId"] for e in good}
+
+    letters = read_topic(worker.broker.bootstrap, worker.env["TRACKFLOW_DEAD_LETTER_TOPIC"], 2)
+    by_id = {letter["event"]["eventId"]: letter for letter in letters}
+    assert by_id[missing["eventId"]]["reason"] == "missing_field"
+    assert by_id[missing["eventId"]]["field"] == "deviceInfo"
+    assert by_id[missing["eventId"]]["tenant_id"] == worker.api_key
+    assert by_id[missing["eventId"]]["event"] == missing
+    assert by_id["not-a-uuid"]["reason"] == "invalid_field"
+    assert by_id["not-a-uuid"]["field"] == "eventId"
+    time.sleep(1.0)
+    assert len(worker.session_events(sid)) == 2
+
+
+def test_same_event_id_twice_counts_once(worker: Worker) -> None:
+    sid = session()
+    event = ev.click(worker.api_key, sid)
+    assert worker.post({"events": [event]}).status_code == 202
+    worker.wait_for_session(sid, 1)
+    assert worker.post({"events": [event, ev.page_view(worker.api_key, sid)]}).status_code == 202
+    rows = worker.wait_for_session(sid, 2)
+    assert sorted(r["event_type"] for r in rows) == ["click", "page_view"]
+    worker.stop()
+    stored = worker.query_store(
+        f"SELECT count() AS n, uniqExact(event_id) AS u FROM events FINAL WHERE session_id = '{sid}'"
+    )
+    assert stored == [{"n": 2, "u": 2}]
+
+
+def test_unknown_api_key_gets_401_and_stores_nothing(worker: Worker) -> None:
+    sid = session()
+    response = worker.post({"events": [ev.page_view("no-such-key", sid)]})
+    assert response.status_code == 401
+    assert response.json()["error"] == "unknown_api_key"
+    marker = session()
+    assert worker.post({"events": [ev.page_view(worker.api_key, marker)]}).status_code == 202
+    worker.wait_for_session(marker, 1)
+    worker.stop()
+    assert worker.query_store(f"SELECT count() AS n FROM events WHERE session_id = '{sid}'") == [
+        {"n": 0}
+    ]
+
+
+def test_text_plain_and_gzip_bodies_are_accepted(worker: Worker) -> None:
+    sid = session()
+    plain = orjson.dumps({"events": [ev.page_view(worker.api_key, sid)]})
+    response = worker.post(plain, headers={"Content-Type": "text/plain;charset=UTF-8"})
+    assert response.status_code == 202
+    zipped = gzip.compress(orjson.dumps({"events": [ev.click(worker.api_key, sid)]}))
+    response = worker.post(zipped, headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 202
+    assert len(worker.wait_for_session(sid, 2)) == 2
+
+
+def test_hopeless_requests_get_named_4xx(worker: Worker) -> None:
+    cases = [
+        (b"{not json", {}, 400, "malformed_json"),
+        (b'{"evnts": []}', {}, 400, "malformed_envelope"),
+        (b"<xml/>", {"Content-Type": "application/xml"}, 415, "unsupported_media_type"),
+        (b"x" * 2_000_000, {}, 413, "payload_too_large"),
+        (gzip.compress(b" " * 10_000_000), {"Content-Encoding": "gzip"}, 413, "payload_too_large"),
+        (orjson.dumps({"events": [{}] * 501}), {}, 413, "too_many_events"),
+    ]
+    for body, headers, status, code in cases:
+        response = worker.post(body, headers=headers)
+        assert response.status_code == status, (code, response.text)
+        assert response.json()["error"] == code
+        assert response.json()["message"]
+
+
+def test_sigterm_flushes_the_sink_buffer(worker_factory: type[Worker]) -> None:
+    worker = worker_factory(  # type: ignore[call-arg]
+        TRACKFLOW_SINK_WINDOW_S="300", TRACKFLOW_SINK_BATCH_SIZE="100000"
+    ).start()
+    sid = session()
+    sent = [ev.page_view(worker.api_key, sid) for _ in range(50)]
+    for chunk in (sent[:25], sent[25:]):
+        assert worker.post({"events": chunk}).status_code == 202
+    deadline = time.monotonic() + 30
+    while worker.metric("trackflow_sink_buffered_rows") < 50:
+        assert time.monotonic() < deadline, "events never reached the sink buffer"
+        time.sleep(0.2)
+    assert worker.metric("trackflow_rows_inserted_total") == 0
+    assert worker.stop() == 0
+    stored = worker.query_store(
+        f"SELECT count() AS n FROM events FINAL WHERE session_id = '{sid}'"
+    )
+    assert stored == [{"n": 50}]

@@ -1,0 +1,216 @@
+"""Real Kafka broker and real worker processes for integration tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_pair() -> int:
+    """A port whose successor is free too (the KRaft controller listens on port+1)."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for Kafka")
+
+
+@dataclass
+class Broker:
+    url: str  # kafka://host:port
+    bootstrap: str
+    env: dict[str, str]
+    managed: bool
+
+    def run(self, command: str) -> None:
+        subprocess.run([str(ROOT / "deploy/kafka.sh"), command], env=self.env, check=True)
+
+    def stop(self) -> None:
+        self.run("stop")
+
+    def start(self) -> None:
+        self.run("start")
+
+
+def start_broker(workdir: Path) -> Iterator[Broker]:
+    existing = os.environ.get("TRACKFLOW_TEST_BROKER_URL")
+    if existing:
+        yield Broker(existing, existing.replace("kafka://", ""), dict(os.environ), managed=False)
+        return
+    port = port_pair()
+    env = {
+        **os.environ,
+        "TRACKFLOW_KAFKA_PORT": str(port),
+        "TRACKFLOW_KAFKA_DIR": str(workdir / "kafka"),
+    }
+    broker = Broker(f"kafka://127.0.0.1:{port}", f"127.0.0.1:{port}", env, managed=True)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@dataclass
+class Worker:
+    """One `faust -A trackflow_app worker` process with its own topics, group and store."""
+
+    broker: Broker
+    workdir: Path
+    api_key: str = "test-key"
+    read_secret: str = "test-read-secret"
+    overrides: dict[str, str] = field(default_factory=dict)
+    name: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def store_url(self) -> str:
+        return self.env["TRACKFLOW_CLICKHOUSE_URL"]
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"worker-{self.name}-{self.port}.log"
+
+    @property
+    def env(self) -> dict[str, str]:
+        tag = self.overrides.get("_topics", self.name)
+        base = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_")},
+            "TRACKFLOW_BROKER_URL": self.broker.url,
+            "TRACKFLOW_APP_ID": f"trackflow-{tag}",
+            "TRACKFLOW_SINK_GROUP": f"trackflow-sink-{tag}",
+            "TRACKFLOW_RAW_TOPIC": f"raw-{tag}",
+            "TRACKFLOW_PROCESSED_TOPIC": f"processed-{tag}",
+            "TRACKFLOW_DEAD_LETTER_TOPIC": f"dead-letter-{tag}",
+            "TRACKFLOW_CLICKHOUSE_URL": f"chdb://{self.workdir / ('store-' + self.name)}",
+            "TRACKFLOW_DATADIR": str(self.workdir / f"faust-{self.name}"),
+            "TRACKFLOW_WEB_PORT": str(self.port),
+            "TRACKFLOW_API_KEYS": f"{self.api_key},other-key",
+            "TRACKFLOW_READ_KEYS": f"{self.api_key}:{self.read_secret}",
+            "TRACKFLOW_SINK_WINDOW_S": "0.3",
+        }
+        base.update({k: v for k, v in self.overrides.items() if not k.startswith("_")})
+        return base
+
+    def start(self, timeout: float = 60.0) -> Worker:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "faust"), "-A", "trackflow_app", "worker", "-l", "info"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited early; log:\n{self.log_tail()}")
+            if b"[^Worker]: Ready" in self.log_path.read_bytes() and self.ready():
+                return self
+            time.sleep(0.2)
+        raise RuntimeError(f"worker not ready in {timeout}s; log:\n{self.log_tail()}")
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise RuntimeError(f"worker ignored signal {sig}; log:\n{self.log_tail()}")
+        return int(self.proc.returncode)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    # -- HTTP ----------------------------------------------------------------------------
+    def post(self, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+        content = body if isinstance(body, bytes) else orjson.dumps(body)
+        return httpx.post(
+            f"{self.base_url}/v1/batch",
+            content=content,
+            headers={"Content-Type": "application/json", **(headers or {})},
+            timeout=30,
+        )
+
+    def session_events(self, session_id: str) -> list[dict[str, Any]]:
+        response = httpx.get(
+            f"{self.base_url}/v1/query/events",
+            params={"session_id": session_id},
+            headers={"Authorization": f"Bearer {self.read_secret}"},
+            timeout=30,
+        )
+        response.raise_for_status()
+        events: list[dict[str, Any]] = response.json()["events"]
+        return events
+
+    def wait_for_session(self, session_id: str, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        events: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            events = self.session_events(session_id)
+            if len(events) >= count:
+                return events
+            time.sleep(0.2)
+        raise AssertionError(f"expected {count} events of {session_id}, found {len(events)}")
+
+    def metric(self, name: str) -> float:
+        text = httpx.get(f"{self.base_url}/metrics", timeout=10).text
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    # -- store, once the worker has stopped --------------------------------------------------
+    def query_store(self, sql: str) -> list[dict[str, Any]]:
+        out = subprocess.run(
+            [sys.executable, "-m", "trackflow_app", "query", sql],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+        ).stdout
+        return [orjson.loads(line) for line in out.splitlines() if line.strip()]

@@ -1,0 +1,42 @@
+"""Command line tools: ``python -m trackflow_app query "SELECT ..."``.
+
+``query`` opens the store directly, so with the embedded chDB store it works only while no
+worker holds it (stop the worker first, or read through the worker's HTTP API).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import orjson
+
+from trackflow_app.settings import load_settings
+from trackflow_app.store import EventStore
+
+
+def _json_default(value: object) -> str:
+    return str(value)
+
+
+def run_query(sql: str) -> int:
+    settings = load_settings()
+    store = EventStore(settings.clickhouse_url, settings.clickhouse_table)
+    for row in store.query_sync(sql):
+        sys.stdout.buffer.write(orjson.dumps(row, default=_json_default) + b"\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trackflow_app")
+    commands = parser.add_subparsers(dest="command", required=True)
+    query = commands.add_parser("query", help="run SQL against the store, print JSON lines")
+    query.add_argument("sql")
+    args = parser.parse_args(argv)
+    if args.command == "query":
+        return run_query(args.sql)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
