@@ -9,7 +9,6 @@ from uuid import UUID
 
 from schemas.records import ProcessedEvent
 
-
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

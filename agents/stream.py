@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable
-from typing import Any
+from typing import Any, cast
 
 import backoff
+import faust
 import orjson
 from faust.types import EventT, StreamT
 
@@ -54,9 +55,7 @@ def outcome_of(value: bytes) -> Outcome:
         return Outcome(rejected=[letter])
 
 
-@backoff.on_exception(
-    backoff.expo, Exception, max_value=10, jitter=backoff.full_jitter, logger=log
-)
+@backoff.on_exception(backoff.expo, Exception, max_value=10, jitter=backoff.full_jitter, logger=log)
 async def publish(outcomes: list[Outcome]) -> None:
     """Send every record and wait until Kafka acknowledged all of them (retried until it does)."""
     deliveries: list[Awaitable[Any]] = []
@@ -88,11 +87,13 @@ async def publish(outcomes: list[Outcome]) -> None:
     await asyncio.gather(*deliveries)
 
 
-async def _batches(stream: StreamT[bytes]) -> AsyncIterator[list[EventT]]:
-    async for events in stream.noack_take(
+async def _batches(stream: StreamT[bytes]) -> AsyncIterator[list[EventT[bytes]]]:
+    # noack_take exists on the concrete Stream, not on the StreamT protocol; it yields the
+    # buffered events themselves (typed as values upstream), which are acked by hand.
+    async for events in cast("faust.Stream[bytes]", stream).noack_take(
         settings.validate_batch_max, within=settings.validate_batch_within_s
     ):
-        yield list(events)
+        yield cast(list[EventT[bytes]], list(events))
 
 
 @app.agent(raw_topic, concurrency=1)

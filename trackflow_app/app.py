@@ -13,7 +13,7 @@ from trackflow_app.topics import ensure_topics
 settings: Settings = load_settings()
 
 
-class TrackFlowApp(faust.App):  # type: ignore[misc]
+class TrackFlowApp(faust.App):
     async def on_first_start(self) -> None:
         # Topics must exist with their partition counts before Faust's consumer subscribes;
         # the broker does not auto-create them.

@@ -86,7 +86,9 @@ class Settings(BaseSettings):
 
     @cached_property
     def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-        return tuple(ipaddress.ip_network(p, strict=False) for p in _split_csv(self.trusted_proxies))
+        return tuple(
+            ipaddress.ip_network(p, strict=False) for p in _split_csv(self.trusted_proxies)
+        )
 
     @property
     def kafka_bootstrap(self) -> str:

@@ -84,7 +84,9 @@ class EventStore:
     async def insert(self, rows: Sequence[Sequence[Any]]) -> None:
         await self._run(self._insert, rows)
 
-    async def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    async def query(
+        self, sql: str, parameters: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         return await self._run(self._query, sql, parameters)
 
     async def ping(self) -> bool:
@@ -95,5 +97,7 @@ class EventStore:
         self._executor.shutdown(wait=True)
 
     # -- for tools that own the store outright (CLI, tests after the worker stopped) -------
-    def query_sync(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def query_sync(
+        self, sql: str, parameters: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         return self._query(sql, parameters)

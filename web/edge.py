@@ -139,7 +139,9 @@ def _trusted(address: str | None, trusted: Sequence[IpNetwork]) -> bool:
     return ip is not None and any(ip in net for net in trusted)
 
 
-def client_ip(peer: str | None, headers: Mapping[str, str], trusted: Sequence[IpNetwork]) -> str | None:
+def client_ip(
+    peer: str | None, headers: Mapping[str, str], trusted: Sequence[IpNetwork]
+) -> str | None:
     """The client's address: forwarded headers are believed only from a trusted proxy peer.
 
     With X-Forwarded-For the right-most address that is not itself a trusted proxy is the

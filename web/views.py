@@ -1,4 +1,4 @@
-"""HTTP edge of the worker: ingest, health, tracker script, metrics and the read API (Faust views)."""
+"""HTTP edge of the worker: ingest, health, tracker script, metrics, event stream (Faust views)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import orjson
@@ -98,7 +98,8 @@ class BatchView(JsonView):
     async def options(self, request: Request, **kwargs: Any) -> Response:
         return self.bytes(b"", status=204, headers=CORS_HEADERS)
 
-    async def post(self, request: Request, **kwargs: Any) -> Response:
+    async def post(self, faust_request: Request, **kwargs: Any) -> Response:
+        request = cast(aioweb.Request, faust_request)  # Faust's aiohttp driver passes these
         received_at = int(time.time() * 1000)
         try:
             body = await asyncio.wait_for(
@@ -174,7 +175,11 @@ class ReadyView(JsonView):
             store_ok = False
         ready = kafka_ok and store_ok
         return self.json_response(
-            {"status": "ready" if ready else "unavailable", "kafka": kafka_ok, "clickhouse": store_ok},
+            {
+                "status": "ready" if ready else "unavailable",
+                "kafka": kafka_ok,
+                "clickhouse": store_ok,
+            },
             status=200 if ready else 503,
         )
 
@@ -249,7 +254,8 @@ class EventStreamView(JsonView):
             )
         query = request.query
         column, value = (
-            ("session_id", query["session_id"]) if "session_id" in query
+            ("session_id", query["session_id"])
+            if "session_id" in query
             else ("user_id", query.get("user_id", ""))
         )
         if not value:

@@ -99,7 +99,8 @@ def test_same_event_id_twice_counts_once(worker: Worker) -> None:
     assert sorted(r["event_type"] for r in rows) == ["click", "page_view"]
     worker.stop()
     stored = worker.query_store(
-        f"SELECT count() AS n, uniqExact(event_id) AS u FROM events FINAL WHERE session_id = '{sid}'"
+        "SELECT count() AS n, uniqExact(event_id) AS u FROM events FINAL "
+        f"WHERE session_id = '{sid}'"
     )
     assert stored == [{"n": 2, "u": 2}]
 
@@ -159,7 +160,5 @@ def test_sigterm_flushes_the_sink_buffer(worker_factory: type[Worker]) -> None:
         time.sleep(0.2)
     assert worker.metric("trackflow_rows_inserted_total") == 0
     assert worker.stop() == 0
-    stored = worker.query_store(
-        f"SELECT count() AS n FROM events FINAL WHERE session_id = '{sid}'"
-    )
+    stored = worker.query_store(f"SELECT count() AS n FROM events FINAL WHERE session_id = '{sid}'")
     assert stored == [{"n": 50}]

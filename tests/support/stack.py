@@ -156,10 +156,10 @@ class Worker:
             self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired as exc:
                 self.proc.kill()
                 self.proc.wait()
-                raise RuntimeError(f"worker ignored signal {sig}; log:\n{self.log_tail()}")
+                raise RuntimeError(f"worker ignored signal {sig}; log:\n{self.log_tail()}") from exc
         return int(self.proc.returncode)
 
     def kill(self) -> None:
@@ -186,7 +186,9 @@ class Worker:
         events: list[dict[str, Any]] = response.json()["events"]
         return events
 
-    def wait_for_session(self, session_id: str, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+    def wait_for_session(
+        self, session_id: str, count: int, timeout: float = 30.0
+    ) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         events: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
