@@ -31,10 +31,14 @@ run: deps tracker
 	deploy/run.sh
 
 test: deps tracker browser
+	cd $(TRACKER) && npm test --silent
 	$(BIN)/pytest -q
 
 test-unit: deps
 	$(BIN)/pytest -q tests/unit
+
+test-tracker: tracker
+	cd $(TRACKER) && npm test --silent
 
 test-integration: deps tracker browser
 	$(BIN)/pytest -q tests/integration

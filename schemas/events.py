@@ -109,6 +109,21 @@ PROPERTY_MODELS: dict[str, type[_Strict]] = {
 }
 
 
+# ClickHouse's JSON column does not keep null-valued keys; readers put the typed keys back.
+TYPED_PROPERTY_KEYS: dict[str, tuple[str, ...]] = {
+    "page_view": ("title",),
+    "click": ("tag", "id"),
+    "error": ("name", "message", "source", "line", "col", "stack"),
+    "performance": ("loadTime", "domContentLoaded"),
+}
+
+
+def with_typed_keys(event_type: str, properties: dict[str, Any]) -> dict[str, Any]:
+    """Stored properties with every typed key of the event type present (null when absent)."""
+    missing = {k: None for k in TYPED_PROPERTY_KEYS.get(event_type, ()) if k not in properties}
+    return {**properties, **missing} if missing else properties
+
+
 class Envelope(BaseModel):
     """The batch envelope: ``{"events": [...]}``, plus the tracker's optional extras."""
 

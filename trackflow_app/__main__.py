@@ -1,4 +1,9 @@
-"""Command line tools: ``python -m trackflow_app query "SELECT ..."``.
+"""Command line tools.
+
+    python -m trackflow_app query "SELECT ..."
+    python -m trackflow_app dlq show [--reason R] [--limit N]
+    python -m trackflow_app dlq replay [--reason R] [--dry-run]
+
 
 ``query`` opens the store directly, so with the embedded chDB store it works only while no
 worker holds it (stop the worker first, or read through the worker's HTTP API).
@@ -7,10 +12,12 @@ worker holds it (stop the worker first, or read through the worker's HTTP API).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 
 import orjson
 
+from trackflow_app import dlq
 from trackflow_app.settings import load_settings
 from trackflow_app.store import EventStore
 
@@ -32,10 +39,18 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     query = commands.add_parser("query", help="run SQL against the store, print JSON lines")
     query.add_argument("sql")
+    letters = commands.add_parser("dlq", help="inspect or replay the dead-letter topic")
+    letters.add_argument("action", choices=["show", "replay"])
+    letters.add_argument("--reason", help="only letters with this reason")
+    letters.add_argument("--limit", type=int, default=100, help="show at most this many")
+    letters.add_argument("--dry-run", action="store_true", help="count, send nothing")
     args = parser.parse_args(argv)
     if args.command == "query":
         return run_query(args.sql)
-    return 2
+    settings = load_settings()
+    if args.action == "show":
+        return asyncio.run(dlq.show(settings, args.reason, args.limit))
+    return asyncio.run(dlq.replay(settings, args.reason, args.dry_run))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     max_decompressed_bytes: int = Field(default=4_194_304, ge=1024)
     max_events_per_batch: int = Field(default=500, ge=1)
     trusted_proxies: str = ""  # comma-separated IPs/CIDRs whose X-Forwarded-For is believed
+    rate_limit_per_ip: str = "100/second;3000/minute"  # requests; "" disables
+    rate_limit_per_tenant: str = "20000/second"  # events; "" disables
+    allowed_origins: dict[str, list[str]] = Field(default_factory=dict)  # JSON: tenant -> origins
+    anonymize_ip: bool = False
     produce_timeout_s: float = Field(default=10.0, gt=0)
     retry_after_s: int = Field(default=5, ge=1)
 

@@ -160,6 +160,26 @@ def client_ip(
     return str(real_ip) if real_ip is not None else peer
 
 
+def anonymize_ip(address: str | None) -> str | None:
+    """Zero the last octet of an IPv4 address, the last 80 bits of an IPv6 one."""
+    ip = _parse_ip(address) if address else None
+    if ip is None:
+        return address
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+
+
+def check_origin(origin: str | None, api_key: str, allowed: Mapping[str, Sequence[str]]) -> None:
+    """A tenant with an origin allow-list only takes browser requests from those origins."""
+    origins = allowed.get(api_key)
+    if not origins or origin is None:
+        return
+    if origin.rstrip("/").lower() not in {o.rstrip("/").lower() for o in origins}:
+        raise EdgeError(
+            403, "origin_not_allowed", f"origin {origin!r} is not allowed for this API key"
+        )
+
+
 def raw_batch(
     envelope: Envelope,
     api_key: str,

@@ -17,9 +17,20 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agents.rows import EPOCH
+from schemas.events import with_typed_keys
 from trackflow_app import metrics
 from trackflow_app.app import app, event_store, raw_topic, settings
-from web.edge import EdgeError, EdgeLimits, authenticate, client_ip, decode_request, raw_batch
+from web.edge import (
+    EdgeError,
+    EdgeLimits,
+    anonymize_ip,
+    authenticate,
+    check_origin,
+    client_ip,
+    decode_request,
+    raw_batch,
+)
+from web.ratelimit import Limited, RateLimits
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +40,7 @@ LIMITS = EdgeLimits(
     max_events_per_batch=settings.max_events_per_batch,
 )
 BODY_READ_TIMEOUT_S = 30.0
+RATE_LIMITS = RateLimits(settings.rate_limit_per_ip, settings.rate_limit_per_tenant)
 TRACKER_BUNDLE = Path(__file__).resolve().parent / "tracker" / "dist" / "trackflow.min.js"
 
 
@@ -51,6 +63,7 @@ CORS_HEADERS = {
     "Access-Control-Allow-Methods": "POST, OPTIONS",
     "Access-Control-Allow-Headers": "Content-Type, Content-Encoding, X-TrackFlow-Key",
     "Access-Control-Max-Age": "86400",
+    "Access-Control-Expose-Headers": "Retry-After",
 }
 
 
@@ -65,6 +78,22 @@ class JsonView(View):
     def edge_error(self, error: EdgeError, headers: dict[str, str] | None = None) -> Response:
         metrics.REQUESTS_REJECTED.labels(str(error.status), error.code).inc()
         return self.json_response(error.body(), status=error.status, headers=headers)
+
+
+class RateLimited(EdgeError):
+    def __init__(self, limited: Limited) -> None:
+        super().__init__(
+            429,
+            "rate_limited",
+            f"{limited.scope} rate limit {limited.limit} exceeded; retry after "
+            f"{limited.retry_after_s} s",
+        )
+        self.retry_after_s = limited.retry_after_s
+
+
+def raise_if_limited(limited: Limited | None) -> None:
+    if limited is not None:
+        raise RateLimited(limited)
 
 
 async def read_body(request: aioweb.Request, limit: int) -> bytes:
@@ -101,7 +130,9 @@ class BatchView(JsonView):
     async def post(self, faust_request: Request, **kwargs: Any) -> Response:
         request = cast(aioweb.Request, faust_request)  # Faust's aiohttp driver passes these
         received_at = int(time.time() * 1000)
+        ip = client_ip(request.remote, request.headers, settings.trusted_proxy_networks)
         try:
+            raise_if_limited(RATE_LIMITS.check_ip(ip))
             body = await asyncio.wait_for(
                 read_body(request, settings.max_body_bytes), BODY_READ_TIMEOUT_S
             )
@@ -114,12 +145,18 @@ class BatchView(JsonView):
             api_key = authenticate(
                 envelope.events, request.headers.get("X-TrackFlow-Key"), settings.tenant_keys
             )
+            check_origin(request.headers.get("Origin"), api_key, settings.allowed_origins)
+            raise_if_limited(RATE_LIMITS.check_tenant(api_key, len(envelope.events)))
         except TimeoutError:
             error = EdgeError(408, "body_timeout", "the request body did not arrive in time")
             return self.edge_error(error, CORS_HEADERS)
+        except RateLimited as error:
+            headers = {**CORS_HEADERS, "Retry-After": str(error.retry_after_s)}
+            return self.edge_error(error, headers)
         except EdgeError as error:
             return self.edge_error(error, CORS_HEADERS)
-        ip = client_ip(request.remote, request.headers, settings.trusted_proxy_networks)
+        if settings.anonymize_ip:
+            ip = anonymize_ip(ip)
         record = raw_batch(
             envelope, api_key, received_at, ip, request.headers.get("User-Agent", "")
         )
@@ -271,4 +308,6 @@ class EventStreamView(JsonView):
         sql = SESSION_EVENTS_SQL.format(table=settings.clickhouse_table, column=column)
         rows = await event_store.query(sql, {"tenant": tenant, "value": value, "limit": limit})
         events = [{k: json_value(v) for k, v in row.items()} for row in rows]
+        for event in events:
+            event["properties"] = with_typed_keys(event["event_type"], event["properties"] or {})
         return self.json_response({"events": events})

@@ -1,0 +1,107 @@
+"""Inspect and replay the dead-letter topic.
+
+    python -m trackflow_app dlq show [--reason R] [--limit N]
+    python -m trackflow_app dlq replay [--reason R] [--dry-run]
+
+``replay`` sends each dead-lettered event back to the raw topic as a one-event batch (same
+tenant, receive time and client IP), so it is validated again by the current code and settings:
+fix the cause (a missing API key, a too-tight limit), then replay. It reads with its own
+consumer group, so a second replay only sees letters written after the first one.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+from schemas.records import DeadLetter, RawBatch
+from trackflow_app.settings import Settings
+
+REPLAY_GROUP_SUFFIX = "-dlq-replay"
+
+
+def replay_batch(letter: DeadLetter) -> RawBatch | None:
+    """The raw batch that re-submits a dead-lettered event, or None if it cannot be re-sent."""
+    event = letter.get("event")
+    tenant = letter.get("tenant_id")
+    if not isinstance(event, dict) or not tenant:
+        return None
+    return {
+        "v": 1,
+        "api_key": tenant,
+        "received_at": letter["received_at"],
+        "ip": letter.get("ip"),
+        "user_agent": "",
+        "sent_at": None,
+        "dropped": None,
+        "events": [event],
+    }
+
+
+async def _letters(
+    settings: Settings, group: str | None, idle_ms: int = 2000
+) -> AsyncIterator[tuple[AIOKafkaConsumer, ConsumerRecord[bytes, bytes]]]:
+    consumer = AIOKafkaConsumer(
+        settings.dead_letter_topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=idle_ms)
+            if not batches:
+                return
+            for records in batches.values():
+                for record in records:
+                    yield consumer, record
+    finally:
+        await consumer.stop()
+
+
+def _matches(letter: dict[str, Any], reason: str | None) -> bool:
+    return reason is None or letter.get("reason") == reason
+
+
+async def show(settings: Settings, reason: str | None, limit: int) -> int:
+    shown = 0
+    async for _, record in _letters(settings, group=None):
+        letter = orjson.loads(record.value or b"{}")
+        if not _matches(letter, reason):
+            continue
+        line = {"partition": record.partition, "offset": record.offset, **letter}
+        sys.stdout.buffer.write(orjson.dumps(line) + b"\n")
+        shown += 1
+        if shown >= limit:
+            break
+    print(f"{shown} dead letters shown", file=sys.stderr)
+    return 0
+
+
+async def replay(settings: Settings, reason: str | None, dry_run: bool) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    sent = skipped = 0
+    try:
+        async for consumer, record in _letters(settings, settings.app_id + REPLAY_GROUP_SUFFIX):
+            letter = orjson.loads(record.value or b"{}")
+            batch = replay_batch(letter) if _matches(letter, reason) else None
+            if batch is None:
+                skipped += 1
+            elif not dry_run:
+                await producer.send_and_wait(settings.raw_topic, orjson.dumps(batch))
+                sent += 1
+            if not dry_run:
+                await consumer.commit()
+    finally:
+        await producer.stop()
+    verb = "would replay" if dry_run else "replayed"
+    print(f"{verb} {sent} events; {skipped} letters skipped", file=sys.stderr)
+    return 0
