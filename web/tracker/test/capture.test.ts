@@ -1,0 +1,197 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { MemStorage, mockFetch, tab } from './helpers';
+
+const T0 = Date.UTC(2024, 0, 1, 12, 0, 0);
+let trackers: any[] = [];
+const UA = navigator.userAgent;
+
+beforeEach(() => {
+  vi.useFakeTimers({ now: T0 });
+  history.replaceState(null, '', '/start?x=1');
+  document.title = 'Start page';
+});
+afterEach(() => {
+  trackers.forEach((t) => t._destroy());
+  trackers = [];
+  vi.useRealTimers();
+  Object.defineProperty(navigator, 'userAgent', { value: UA, configurable: true });
+});
+
+function live(opts = {}) {
+  const ls = new MemStorage();
+  const ss = new MemStorage();
+  const r = tab(ls, opts, { autocapture: true }, ss);
+  trackers.push(r.t);
+  return { ...r, ls, ss };
+}
+
+describe('automatic capture', () => {
+  it('builds BaseEvent-shaped events with session, seq and device info', async () => {
+    Object.defineProperty(navigator, 'userAgent', {
+      value: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36',
+      configurable: true,
+    });
+    const { t, ss } = live();
+    await vi.advanceTimersByTimeAsync(0);
+    const pv = t._q[0];
+    expect(pv).toMatchObject({
+      eventType: 'page_view',
+      timestamp: T0,
+      tenantId: 'key-1',
+      userId: null,
+      pageUrl: 'https://shop.example.com/start?x=1',
+      referrer: null,
+      deviceInfo: { deviceType: 'desktop', os: 'Windows', browser: 'Chrome' },
+      properties: { title: 'Start page' },
+      seq: 1,
+    });
+    expect(pv.eventId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(JSON.parse(ss.getItem('tf:key-1:s')!)).toMatchObject({ s: pv.sessionId, n: 1 });
+    t._userId = 'u-1';
+    document.getElementById('nope');
+    document.body.innerHTML = '<button id="buy">Buy</button><p>text</p>';
+    document.getElementById('buy')!.click();
+    expect(t._q[1]).toMatchObject({ eventType: 'click', userId: 'u-1', seq: 2, sessionId: pv.sessionId });
+  });
+
+  it('records a page_view for initial load and each SPA navigation', async () => {
+    const { t } = live();
+    await vi.advanceTimersByTimeAsync(0);
+    history.pushState({}, '', '/products/42');
+    document.title = 'Product';
+    history.replaceState({ scroll: 1 }, ''); // same URL: no new page view
+    history.replaceState({}, '', '/products/42?tab=reviews');
+    location.hash = '#specs';
+    window.dispatchEvent(new HashChangeEvent('hashchange'));
+    history.back();
+    await vi.advanceTimersByTimeAsync(50);
+    window.dispatchEvent(new PopStateEvent('popstate'));
+    const views = t._q.filter((e: any) => e.eventType == 'page_view');
+    expect(views.map((e: any) => new URL(e.pageUrl).pathname + new URL(e.pageUrl).search + new URL(e.pageUrl).hash)).toEqual([
+      '/start?x=1',
+      '/products/42',
+      '/products/42?tab=reviews',
+      '/products/42?tab=reviews#specs',
+      '/products/42?tab=reviews',
+    ]);
+    expect(views[1].properties).toEqual({ title: 'Start page' });
+    expect(views[2].properties).toEqual({ title: 'Product' });
+    expect(history.pushState({}, '', '/x')).toBeUndefined(); // wrapper returns what the original returns
+  });
+
+  it('captures clicks in the capture phase, even when propagation is stopped', async () => {
+    const { t } = live();
+    document.body.innerHTML = '<div id="wrap"><button id="buy-button">Buy</button><span>no id</span></div><svg id="icon"></svg>';
+    document.getElementById('wrap')!.addEventListener('click', (e) => e.stopPropagation());
+    document.getElementById('buy-button')!.click();
+    document.querySelector('span')!.click();
+    document.getElementById('icon')!.dispatchEvent(new MouseEvent('click', { bubbles: true }));
+    const clicks = t._q.filter((e: any) => e.eventType == 'click').map((e: any) => e.properties);
+    expect(clicks).toEqual([
+      { tag: 'BUTTON', id: 'buy-button' },
+      { tag: 'SPAN', id: null },
+      { tag: 'SVG', id: 'icon' },
+    ]);
+  });
+
+  it('captures uncaught errors and unhandled rejections', () => {
+    const { t } = live();
+    const err = new TypeError("Cannot read properties of undefined (reading 'x')");
+    err.stack = "TypeError: Cannot read properties of undefined (reading 'x')\n    at go (https://cdn.example.com/app.js:42:15)";
+    window.dispatchEvent(new ErrorEvent('error', { message: 'Uncaught TypeError: boom', filename: 'https://cdn.example.com/app.js', lineno: 42, colno: 15, error: err }));
+    window.dispatchEvent(new ErrorEvent('error', { message: 'Script error.' }));
+    const rej = new Error('e2e rejection');
+    rej.stack = 'Error: e2e rejection\n    at https://static.example.com/page.js:7:11';
+    window.dispatchEvent(Object.assign(new Event('unhandledrejection'), { reason: rej }));
+    window.dispatchEvent(Object.assign(new Event('unhandledrejection'), { reason: 'plain string' }));
+    window.dispatchEvent(new Event('error')); // resource-style error without message: ignored
+    const errs = t._q.filter((e: any) => e.eventType == 'error').map((e: any) => e.properties);
+    expect(errs).toEqual([
+      { message: 'Uncaught TypeError: boom', source: 'https://cdn.example.com/app.js', line: 42, col: 15, stack: err.stack },
+      { message: 'Script error.', source: location.href, line: 0, col: 0, stack: null },
+      { message: 'e2e rejection', source: 'https://static.example.com/page.js', line: 0, col: 0, stack: rej.stack },
+      { message: 'plain string', source: location.href, line: 0, col: 0, stack: null },
+    ]);
+  });
+
+  it('emits one performance event from Navigation Timing once loadEventEnd is set', async () => {
+    const entry = { startTime: 0, domContentLoadedEventEnd: 812.4, loadEventEnd: 0 };
+    const spy = vi.spyOn(performance, 'getEntriesByType').mockImplementation(((type: string) => (type == 'navigation' ? [entry] : [])) as any);
+    const { t, f } = live();
+    await vi.advanceTimersByTimeAsync(250);
+    expect(t._q.some((e: any) => e.eventType == 'performance')).toBe(false);
+    entry.loadEventEnd = 1530.6;
+    await vi.advanceTimersByTimeAsync(10000); // includes a flush
+    expect(t._q).toHaveLength(0);
+    const perf = f.events().filter((e: any) => e.eventType == 'performance');
+    expect(perf).toHaveLength(1);
+    expect(perf[0].properties).toEqual({ loadTime: 1531, domContentLoaded: 812 });
+    expect(spy).toHaveBeenCalledWith('navigation');
+  });
+
+  it('falls back to performance.timing', async () => {
+    vi.spyOn(performance, 'getEntriesByType').mockReturnValue([]);
+    const saved = Object.getOwnPropertyDescriptor(performance, 'timing');
+    Object.defineProperty(performance, 'timing', {
+      value: { navigationStart: 1000, domContentLoadedEventEnd: 1400, loadEventEnd: 2100 },
+      configurable: true,
+    });
+    try {
+      const { t } = live();
+      await vi.advanceTimersByTimeAsync(10);
+      expect(t._q.find((e: any) => e.eventType == 'performance').properties).toEqual({ loadTime: 1100, domContentLoaded: 400 });
+    } finally {
+      if (saved) Object.defineProperty(performance, 'timing', saved);
+      else delete (performance as any).timing;
+    }
+  });
+
+  it('never throws into the host page, even with broken storage and fetch', async () => {
+    const broken = {
+      getItem() {
+        throw new Error('SecurityError');
+      },
+      setItem() {
+        throw new Error('QuotaExceededError');
+      },
+      removeItem() {
+        throw new Error('x');
+      },
+      key() {
+        throw new Error('x');
+      },
+      get length(): number {
+        throw new Error('x');
+      },
+    } as unknown as Storage;
+    const fetchFn = vi.fn(() => {
+      throw new Error('sync explosion');
+    });
+    const r = tab(broken as any, { batchSize: 1 }, { autocapture: true, fetch: fetchFn as any, sessionStorage: broken }, broken as any);
+    trackers.push(r.t);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(() => document.body.click()).not.toThrow();
+    expect(() => history.pushState({}, '', '/after')).not.toThrow();
+    expect(() => window.dispatchEvent(new Event('pagehide'))).not.toThrow();
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(fetchFn).toHaveBeenCalled();
+    expect(r.t._q.length).toBeGreaterThan(0); // kept in memory for retry
+  });
+
+  it('persists what fits when localStorage is full', () => {
+    const ls = new MemStorage();
+    const set = ls.setItem.bind(ls);
+    ls.setItem = (k: string, v: string) => {
+      if (v.length > 3000) throw new Error('QuotaExceededError');
+      set(k, v);
+    };
+    const { t } = tab(ls, { batchSize: 100 }, {});
+    trackers.push(t);
+    for (let i = 0; i < 20; i++) t._track('click', { tag: 'T' + i, id: null });
+    expect(t._q).toHaveLength(20);
+    const stored = JSON.parse(ls.getItem(`tf:key-1:q:${t._tab}`)!).e;
+    expect(stored.length).toBeGreaterThan(0);
+    expect(stored.length).toBeLessThan(20);
+    expect(stored[stored.length - 1].properties.tag).toBe('T19'); // newest kept
+  });
+});

@@ -1,0 +1,271 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { backoffMs, retryAfterMs } from '../src/tracker';
+import { MemStorage, mockFetch, queueKeys, tab } from './helpers';
+
+const T0 = Date.UTC(2024, 0, 1, 12, 0, 0);
+let trackers: any[] = [];
+const mk = (...a: Parameters<typeof tab>) => {
+  const r = tab(...a);
+  trackers.push(r.t);
+  return r;
+};
+
+beforeEach(() => {
+  vi.useFakeTimers({ now: T0 });
+});
+afterEach(() => {
+  trackers.forEach((t) => t._destroy());
+  trackers = [];
+  vi.useRealTimers();
+});
+
+describe('batching', () => {
+  it('sends as soon as batchSize events are queued', async () => {
+    const f = mockFetch(200);
+    const { t } = mk(new MemStorage(), { batchSize: 3 }, { fetch: f.fn });
+    t._track('click', { tag: 'A', id: null });
+    t._track('click', { tag: 'B', id: null });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(f.calls).toHaveLength(0);
+    t._track('click', { tag: 'C', id: null });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(f.calls).toHaveLength(1);
+    expect(f.calls[0].body.events.map((e: any) => e.properties.tag)).toEqual(['A', 'B', 'C']);
+    expect(t._q).toHaveLength(0);
+  });
+
+  it('splits a large backlog into batches of batchSize', async () => {
+    const f = mockFetch(200);
+    const { t } = mk(new MemStorage(), { batchSize: 4, flushIntervalMs: 1000 }, { fetch: f.fn });
+    for (let i = 0; i < 3; i++) t._track('click', { tag: 'X', id: null });
+    t._q.push(...Array.from({ length: 7 }, () => ({ ...t._q[0], eventId: crypto.randomUUID() })));
+    await t._flush();
+    expect(f.calls.map((c) => c.body.events.length)).toEqual([4, 4, 2]);
+  });
+
+  it('sends a partial batch after flushIntervalMs', async () => {
+    const f = mockFetch(200);
+    const { t } = mk(new MemStorage(), { flushIntervalMs: 5000 }, { fetch: f.fn });
+    t._track('page_view', { title: 'a' });
+    await vi.advanceTimersByTimeAsync(2000);
+    t._track('click', { tag: 'A', id: 'x' });
+    await vi.advanceTimersByTimeAsync(2999);
+    expect(f.calls).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(f.calls).toHaveLength(1);
+    expect(f.calls[0].body.events).toHaveLength(2);
+  });
+
+  it('posts a text/plain envelope with keepalive, credentials omit and sentAt', async () => {
+    const f = mockFetch(200);
+    const { t } = mk(new MemStorage(), { batchSize: 1 }, { fetch: f.fn });
+    t._track('click', { tag: 'A', id: null });
+    await vi.advanceTimersByTimeAsync(0);
+    const c = f.calls[0];
+    expect(c.url).toBe('https://collect.example.com/v1/batch');
+    expect(c.init.method).toBe('POST');
+    expect(c.init.headers).toEqual({ 'Content-Type': 'text/plain;charset=UTF-8' });
+    expect(c.init.keepalive).toBe(true);
+    expect(c.init.credentials).toBe('omit');
+    expect(c.body.sentAt).toBe(T0);
+    expect('dropped' in c.body).toBe(false);
+    expect(Object.keys(c.body.events[0]).sort()).toEqual(
+      ['eventId', 'eventType', 'timestamp', 'tenantId', 'sessionId', 'userId', 'pageUrl', 'referrer', 'deviceInfo', 'properties', 'seq'].sort(),
+    );
+  });
+
+  it('does not use keepalive for bodies of 60 KB or more', async () => {
+    const f = mockFetch(200);
+    const { t } = mk(new MemStorage(), { batchSize: 1 }, { fetch: f.fn });
+    t._track('error', { message: 'x'.repeat(70000) });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(f.calls[0].init.keepalive).toBe(false);
+  });
+});
+
+describe('retries', () => {
+  it('backoffMs is full-jitter exponential with base 1 s and cap 60 s', () => {
+    const max = Array.from({ length: 9 }, (_, i) => backoffMs(i, () => 1));
+    expect(max).toEqual([1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000]);
+    expect(backoffMs(3, () => 0.25)).toBe(2000);
+    expect(backoffMs(0, () => 0)).toBe(0);
+  });
+
+  it('retries 5xx / network errors on the jittered schedule, then succeeds and resets', async () => {
+    const f = mockFetch(503, new TypeError('Failed to fetch'), 500, 502, 200);
+    const { t } = mk(new MemStorage(), { batchSize: 1 }, { fetch: f.fn, random: () => 0.5 });
+    t._track('click', { tag: 'A', id: null });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(f.calls).toHaveLength(1);
+    // random 0.5 => waits of 500, 1000, 2000, 4000 ms
+    const times: number[] = [];
+    for (const wait of [500, 1000, 2000, 4000]) {
+      await vi.advanceTimersByTimeAsync(wait - 1);
+      const before = f.calls.length;
+      await vi.advanceTimersByTimeAsync(1);
+      expect(f.calls.length).toBe(before + 1);
+      times.push(Date.now() - T0);
+    }
+    expect(times).toEqual([500, 1500, 3500, 7500]);
+    expect(t._q).toHaveLength(0);
+    expect(t._attempt).toBe(0);
+    // every attempt carried the same event and a fresh sentAt
+    const ids = new Set(f.calls.map((c) => c.body.events[0].eventId));
+    expect(ids.size).toBe(1);
+    expect(f.calls.map((c) => c.body.sentAt - T0)).toEqual([0, 500, 1500, 3500, 7500]);
+  });
+
+  it('caps the backoff at 60 s', async () => {
+    const f = mockFetch(500);
+    const { t } = mk(new MemStorage(), { batchSize: 1 }, { fetch: f.fn, random: () => 0.999999 });
+    t._track('click', { tag: 'A', id: null });
+    await vi.advanceTimersByTimeAsync(0);
+    await vi.advanceTimersByTimeAsync(1000 + 2000 + 4000 + 8000 + 16000 + 32000);
+    expect(f.calls).toHaveLength(7);
+    await vi.advanceTimersByTimeAsync(59990);
+    expect(f.calls).toHaveLength(7);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(f.calls).toHaveLength(8);
+  });
+
+  it('honours Retry-After seconds on 429', async () => {
+    const f = mockFetch({ status: 429, retryAfter: '7' }, 200);
+    const { t } = mk(new MemStorage(), { batchSize: 1 }, { fetch: f.fn, random: () => 0 });
+    t._track('click', { tag: 'A', id: null });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(f.calls).toHaveLength(1);
+    // new events and explicit flushes must not jump the Retry-After window
+    t._track('click', { tag: 'B', id: null });
+    await t._flush();
+    await vi.advanceTimersByTimeAsync(6999);
+    expect(f.calls).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    // the retry drains both queued events (batchSize 1 => two requests back to back)
+    expect(f.calls.map((c) => c.body.events[0].properties.tag)).toEqual(['A', 'A', 'B']);
+    expect(t._q).toHaveLength(0);
+  });
+
+  it('honours Retry-After on 503 and parses HTTP dates', async () => {
+    expect(retryAfterMs('120', 0)).toBe(120000);
+    expect(retryAfterMs(new Date(T0 + 30000).toUTCString(), T0)).toBe(30000);
+    expect(retryAfterMs('garbage', T0)).toBeNull();
+    expect(retryAfterMs(null, T0)).toBeNull();
+    const f = mockFetch({ status: 503, retryAfter: '2' }, 200);
+    const { t } = mk(new MemStorage(), { batchSize: 1 }, { fetch: f.fn, random: () => 0 });
+    t._track('click', { tag: 'A', id: null });
+    await vi.advanceTimersByTimeAsync(1999);
+    expect(f.calls).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(f.calls).toHaveLength(2);
+  });
+
+  it('drops a batch on other 4xx without retrying and warns once', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const f = mockFetch(400);
+    const ls = new MemStorage();
+    const { t } = mk(ls, { batchSize: 1 }, { fetch: f.fn });
+    t._track('click', { tag: 'A', id: null });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(f.calls).toHaveLength(1);
+    expect(t._q).toHaveLength(0);
+    expect(queueKeys(ls)).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(10 * 60000);
+    expect(f.calls).toHaveLength(1);
+    t._track('click', { tag: 'B', id: null });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(f.calls).toHaveLength(2);
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(String(warn.mock.calls[0][0])).toContain('400');
+  });
+
+  it('retries immediately when the browser comes back online', async () => {
+    const f = mockFetch(new TypeError('offline'), 200);
+    const { t } = mk(new MemStorage(), { batchSize: 1 }, { fetch: f.fn, random: () => 0.99, autocapture: true });
+    await vi.advanceTimersByTimeAsync(0); // initial page_view (deferred) goes out and fails
+    expect(f.calls).toHaveLength(1);
+    window.dispatchEvent(new Event('online'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(f.calls).toHaveLength(2);
+    expect(t._q).toHaveLength(0);
+  });
+});
+
+describe('queue bound', () => {
+  it('drops oldest events beyond maxQueue and reports the count in `dropped` until a 2xx', async () => {
+    const f = mockFetch(new TypeError('down'), 200);
+    const ls = new MemStorage();
+    const { t } = mk(ls, { maxQueue: 5, batchSize: 100, flushIntervalMs: 1000 }, { fetch: f.fn, random: () => 0.5 });
+    for (let i = 1; i <= 8; i++) t._track('click', { tag: 'T' + i, id: null });
+    expect(t._q.map((e: any) => e.properties.tag)).toEqual(['T4', 'T5', 'T6', 'T7', 'T8']);
+    expect(t._dropped).toBe(3);
+    const persisted = JSON.parse(ls.getItem(queueKeys(ls)[0])!);
+    expect(persisted.d).toBe(3);
+    expect(persisted.e).toHaveLength(5);
+    await vi.advanceTimersByTimeAsync(1000); // fails
+    expect(f.calls[0].body.dropped).toBe(3);
+    t._track('click', { tag: 'T9', id: null }); // drops T4
+    await vi.advanceTimersByTimeAsync(500); // retry after 0.5 * 1000 ms succeeds
+    expect(f.calls).toHaveLength(2);
+    expect(f.calls[1].body.dropped).toBe(4);
+    expect(f.calls[1].body.events.map((e: any) => e.properties.tag)).toEqual(['T5', 'T6', 'T7', 'T8', 'T9']);
+    expect(t._dropped).toBe(0);
+    t._track('click', { tag: 'T10', id: null });
+    await vi.advanceTimersByTimeAsync(1000);
+    expect('dropped' in f.calls[2].body).toBe(false);
+  });
+});
+
+describe('sendBeacon on page hide', () => {
+  it('hands the queue to sendBeacon as text/plain and removes it when accepted', async () => {
+    const f = mockFetch(200);
+    const beacons: Array<{ url: string; blob: Blob }> = [];
+    const ls = new MemStorage();
+    const { t } = mk(ls, {}, { fetch: f.fn, autocapture: true, sendBeacon: (url, blob) => (beacons.push({ url, blob }), true) });
+    await vi.advanceTimersByTimeAsync(0); // page_view queued
+    t._track('click', { tag: 'A', id: null });
+    window.dispatchEvent(new Event('pagehide'));
+    expect(beacons).toHaveLength(1);
+    expect(beacons[0].url).toBe('https://collect.example.com/v1/batch');
+    expect(beacons[0].blob.type).toBe('text/plain;charset=utf-8');
+    const body = JSON.parse(await beacons[0].blob.text());
+    expect(body.events.map((e: any) => e.eventType)).toEqual(['page_view', 'click']);
+    expect(body.sentAt).toBe(T0);
+    expect(t._q).toHaveLength(0);
+    expect(queueKeys(ls)).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(10000);
+    expect(f.calls).toHaveLength(0);
+  });
+
+  it('falls back to fetch keepalive when sendBeacon refuses, keeping events until 2xx', async () => {
+    const f = mockFetch(200);
+    const ls = new MemStorage();
+    const { t } = mk(ls, {}, { fetch: f.fn, autocapture: true, sendBeacon: () => false });
+    await vi.advanceTimersByTimeAsync(0);
+    Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
+    try {
+      document.dispatchEvent(new Event('visibilitychange'));
+    } finally {
+      delete (document as any).visibilityState;
+    }
+    expect(f.calls).toHaveLength(1);
+    expect(f.calls[0].init.keepalive).toBe(true);
+    expect(t._q).toHaveLength(1); // not yet acknowledged
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t._q).toHaveLength(0);
+  });
+
+  it('does not send twice what is already in flight', async () => {
+    let release!: (v: any) => void;
+    const fetchFn = vi.fn(() => new Promise<any>((r) => (release = r)));
+    const beacons: Blob[] = [];
+    const { t } = mk(new MemStorage(), { batchSize: 1 }, { fetch: fetchFn as any, sendBeacon: (_u, b) => (beacons.push(b), true) });
+    t._track('click', { tag: 'A', id: null }); // in flight
+    t._track('click', { tag: 'B', id: null });
+    t._beaconFlush();
+    const body = JSON.parse(await beacons[0].text());
+    expect(body.events.map((e: any) => e.properties.tag)).toEqual(['B']);
+    release({ status: 200 });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t._q).toHaveLength(0);
+  });
+});

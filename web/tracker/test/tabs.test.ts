@@ -1,0 +1,164 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { MemStorage, mockFetch, queueKeys, tab } from './helpers';
+
+const T0 = Date.UTC(2024, 0, 1, 12, 0, 0);
+let trackers: any[] = [];
+const mk = (...a: Parameters<typeof tab>) => {
+  const r = tab(...a);
+  trackers.push(r.t);
+  return r;
+};
+const tags = (events: any[]) => events.map((e) => e.properties.tag).sort();
+
+beforeEach(() => {
+  vi.useFakeTimers({ now: T0 });
+});
+afterEach(() => {
+  trackers.forEach((t) => t._destroy());
+  trackers = [];
+  vi.useRealTimers();
+});
+
+/** A tab that cannot deliver (network down) and has queued `n` click events. */
+function offlineTab(ls: MemStorage, names: string[], ss = new MemStorage()) {
+  const f = mockFetch(new TypeError('offline'));
+  const r = mk(ls, { flushIntervalMs: 1000 }, { fetch: f.fn }, ss);
+  for (const n of names) r.t._track('click', { tag: n, id: null });
+  return { ...r, f };
+}
+
+describe('persistence across reloads', () => {
+  it('a re-init in the same tab restores the queue, session id and seq', async () => {
+    const ls = new MemStorage();
+    const ss = new MemStorage();
+    const a = offlineTab(ls, ['A1', 'A2'], ss);
+    await vi.advanceTimersByTimeAsync(1000); // first attempt fails
+    expect(a.f.calls).toHaveLength(1);
+    // reload: pagehide releases the heartbeat, then the page is gone
+    a.t._save();
+    a.t._beat(0);
+    a.t._destroy();
+
+    const f = mockFetch(200);
+    const { t: b } = mk(ls, { flushIntervalMs: 1000 }, { fetch: f.fn }, ss);
+    expect(b._tab).toBe(a.t._tab);
+    expect(b._sessionId).toBe(a.t._sessionId);
+    expect(b._q).toHaveLength(2);
+    b._track('click', { tag: 'B1', id: null });
+    await vi.advanceTimersByTimeAsync(1000);
+    const sent = f.events();
+    expect(tags(sent)).toEqual(['A1', 'A2', 'B1']);
+    expect(sent.map((e: any) => e.seq)).toEqual([1, 2, 3]);
+    expect(new Set(sent.map((e: any) => e.sessionId)).size).toBe(1);
+    expect(queueKeys(ls)).toHaveLength(0);
+  });
+
+  it('a duplicated tab (copied sessionStorage, original alive) gets a new session and tab id', () => {
+    const ls = new MemStorage();
+    const ss = new MemStorage();
+    const { t: a } = mk(ls, {}, {}, ss);
+    const copy = new MemStorage();
+    for (const k of ss.keys()) copy.setItem(k, ss.getItem(k)!);
+    const { t: b } = mk(ls, {}, {}, copy);
+    expect(b._sessionId).not.toBe(a._sessionId);
+    expect(b._tab).not.toBe(a._tab);
+  });
+});
+
+describe('multi-tab ownership', () => {
+  it('never sends the queue of a live tab', async () => {
+    const ls = new MemStorage();
+    const a = offlineTab(ls, ['A1', 'A2']);
+    const f = mockFetch(200);
+    const { t: b } = mk(ls, { flushIntervalMs: 1000 }, { fetch: f.fn });
+    b._track('click', { tag: 'B1', id: null });
+    await vi.advanceTimersByTimeAsync(10 * 60000); // A keeps heartbeating
+    expect(tags(f.events())).toEqual(['B1']);
+    expect(a.t._q).toHaveLength(2);
+    expect(JSON.parse(ls.getItem(`tf:key-1:q:${a.t._tab}`)!).e).toHaveLength(2);
+  });
+
+  it('adopts a crashed tab after its heartbeat goes stale, and sends its events exactly once', async () => {
+    const ls = new MemStorage();
+    const a = offlineTab(ls, ['A1', 'A2', 'A3']);
+    a.t._destroy(); // crash: no pagehide, heartbeat not released
+    const f = mockFetch(200);
+    mk(ls, { flushIntervalMs: 1000 }, { fetch: f.fn });
+    await vi.advanceTimersByTimeAsync(80000);
+    expect(f.calls).toHaveLength(0); // heartbeat 80 s old: not stale yet (90 s)
+    await vi.advanceTimersByTimeAsync(30000);
+    expect(tags(f.events())).toEqual(['A1', 'A2', 'A3']);
+    expect(ls.getItem(`tf:key-1:q:${a.t._tab}`)).toBeNull();
+    await vi.advanceTimersByTimeAsync(10 * 60000);
+    expect(f.events()).toHaveLength(3);
+    expect(queueKeys(ls)).toHaveLength(0);
+  });
+
+  it('adopts a released (closed) tab immediately and keeps events in storage until a 2xx', async () => {
+    const ls = new MemStorage();
+    const a = offlineTab(ls, ['A1', 'A2']);
+    a.t._beat(0);
+    a.t._destroy();
+    const f = mockFetch(503, 200);
+    const { t: b } = mk(ls, { flushIntervalMs: 1000 }, { fetch: f.fn, random: () => 0.5 });
+    await vi.advanceTimersByTimeAsync(300); // claim delay
+    expect(b._q).toHaveLength(2);
+    expect(JSON.parse(ls.getItem(`tf:key-1:q:${b._tab}`)!).e).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1000); // flush -> 503
+    expect(f.calls).toHaveLength(1);
+    expect(JSON.parse(ls.getItem(`tf:key-1:q:${b._tab}`)!).e).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(500); // retry -> 200
+    expect(f.calls).toHaveLength(2);
+    expect(queueKeys(ls)).toHaveLength(0);
+  });
+
+  it('two tabs racing for an orphan: only one gets it', async () => {
+    const ls = new MemStorage();
+    const a = offlineTab(ls, ['A1', 'A2']);
+    a.t._beat(0);
+    a.t._destroy();
+    const fb = mockFetch(200);
+    const fc = mockFetch(200);
+    const { t: b } = mk(ls, { flushIntervalMs: 1000 }, { fetch: fb.fn }); // writes its lease
+    const { t: c } = mk(ls, { flushIntervalMs: 1000 }, { fetch: fc.fn }); // sees B's lease, backs off
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(fb.events()).toHaveLength(2);
+    expect(fc.events()).toHaveLength(0);
+
+    // Worse interleaving: both believe they wrote the lease; the last writer wins on re-read.
+    const d = offlineTab(ls, ['D1']);
+    d.t._beat(0);
+    d.t._destroy();
+    const lk = `tf:key-1:l:${d.t._tab}`;
+    b._claiming = false;
+    const pb = b._adopt();
+    expect(JSON.parse(ls.getItem(lk)!).b).toBe(b._tab);
+    ls.setItem(lk, JSON.stringify({ b: c._tab, u: Date.now() + 600000 })); // C wrote after B
+    const pc = c._adopt();
+    await vi.advanceTimersByTimeAsync(300);
+    await Promise.all([pb, pc]);
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(tags(fb.events())).toEqual(['A1', 'A2']);
+    expect(tags(fc.events())).toEqual(['D1']);
+  });
+
+  it('a frozen owner whose queue was adopted gives it up instead of re-sending', async () => {
+    const ls = new MemStorage();
+    const a = offlineTab(ls, ['A1', 'A2']);
+    const oldTab = a.t._tab;
+    clearInterval(a.t._hb); // frozen: no heartbeats, no timers
+    clearTimeout(a.t._timer);
+    a.t._timer = 0;
+    const f = mockFetch(200);
+    mk(ls, { flushIntervalMs: 1000 }, { fetch: f.fn });
+    await vi.advanceTimersByTimeAsync(100000);
+    expect(tags(f.events())).toEqual(['A1', 'A2']);
+    // A wakes up: it must notice the lease and continue under a new tab id without its old events
+    const fa = mockFetch(200);
+    a.t._fx = fa.fn;
+    a.t._track('click', { tag: 'A3', id: null });
+    expect(a.t._tab).not.toBe(oldTab);
+    await a.t._flush();
+    expect(tags(fa.events())).toEqual(['A3']);
+  });
+});
