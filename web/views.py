@@ -311,3 +311,46 @@ class EventStreamView(JsonView):
         for event in events:
             event["properties"] = with_typed_keys(event["event_type"], event["properties"] or {})
         return self.json_response({"events": events})
+
+
+# Each tracker numbers a session's events 1, 2, 3...; a number never seen below the session's
+# highest one is an event lost between browser and server (losses after the last seen event
+# cannot be told apart from a session that ended).
+LOSS_SQL = """
+SELECT browser, count() AS sessions, sum(seen) AS received, sum(highest - seen) AS lost
+FROM (
+    SELECT session_id, any(browser) AS browser, uniqExact(seq) AS seen, max(seq) AS highest
+    FROM {table}
+    WHERE tenant_id = {{tenant:String}} AND seq IS NOT NULL
+      AND timestamp >= now64(3) - toIntervalHour({{hours:UInt32}})
+    GROUP BY session_id
+)
+GROUP BY browser
+ORDER BY lost DESC, browser
+"""
+
+
+@app.page("/v1/query/loss")
+class LossView(JsonView):
+    """Events lost between browser and server, per browser, from per-session sequence gaps."""
+
+    async def get(self, request: Request, **kwargs: Any) -> Response:
+        tenant = read_tenant(request)
+        if tenant is None:
+            return self.json_response(
+                {"error": "unauthorized", "message": "send Authorization: Bearer <read secret>"},
+                status=401,
+            )
+        try:
+            hours = min(max(int(request.query.get("hours", "24")), 1), 24 * 400)
+        except ValueError:
+            return self.json_response(
+                {"error": "bad_request", "message": "hours must be an integer"}, status=400
+            )
+        sql = LOSS_SQL.format(table=settings.clickhouse_table)
+        rows = await event_store.query(sql, {"tenant": tenant, "hours": hours})
+        lost = sum(int(r["lost"]) for r in rows)
+        received = sum(int(r["received"]) for r in rows)
+        return self.json_response(
+            {"hours": hours, "received": received, "lost": lost, "by_browser": rows}
+        )

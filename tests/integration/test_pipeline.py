@@ -6,6 +6,7 @@ import gzip
 import time
 import uuid
 
+import httpx
 import orjson
 
 from tests.support import events as ev
@@ -162,3 +163,33 @@ def test_sigterm_flushes_the_sink_buffer(worker_factory: type[Worker]) -> None:
     assert worker.stop() == 0
     stored = worker.query_store(f"SELECT count() AS n FROM events FINAL WHERE session_id = '{sid}'")
     assert stored == [{"n": 50}]
+
+
+def test_a_client_clock_hours_off_lands_at_the_right_time(worker: Worker) -> None:
+    sid = session()
+    skew = 3 * 3600 * 1000  # the browser's clock is three hours behind
+    client_now = ev.now_ms() - skew
+    event = ev.click(worker.api_key, sid, ts=client_now - 5000)  # clicked 5 s before sending
+    response = worker.post({"events": [event], "sentAt": client_now})
+    assert response.status_code == 202
+    [row] = worker.wait_for_session(sid, 1)
+    assert row["client_timestamp"] == event["timestamp"]
+    # Corrected = client time + (received_at - sentAt): 5 s before the server received it.
+    assert row["timestamp"] == event["timestamp"] + (row["received_at"] - client_now)
+    assert abs(row["timestamp"] - (row["received_at"] - 5000)) < 1000
+
+
+def test_sequence_gaps_are_counted_as_lost_events(worker: Worker) -> None:
+    sid = session()
+    sent = [{**ev.page_view(worker.api_key, sid), "seq": n} for n in (1, 2, 4, 5, 8)]
+    assert worker.post({"events": sent}).status_code == 202
+    worker.wait_for_session(sid, 5)
+    response = httpx.get(
+        f"{worker.base_url}/v1/query/loss",
+        headers={"Authorization": f"Bearer {worker.read_secret}"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["received"], body["lost"]) == (5, 3)  # seq 3, 6 and 7 never arrived
+    assert body["by_browser"][0]["browser"] == "Chrome"
