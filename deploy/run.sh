@@ -8,8 +8,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export TRACKFLOW_API_KEYS="${TRACKFLOW_API_KEYS:-dev-key}"
 export TRACKFLOW_READ_KEYS="${TRACKFLOW_READ_KEYS:-dev-key:dev-read-secret}"
 
+# A local broker is started only when the configured one is this machine's default address.
+local_broker="kafka://127.0.0.1:${TRACKFLOW_KAFKA_PORT:-9092}"
+export TRACKFLOW_BROKER_URL="${TRACKFLOW_BROKER_URL:-$local_broker}"
 started_kafka=0
-if ! deploy/kafka.sh status; then
+if [[ "$TRACKFLOW_BROKER_URL" == "$local_broker" ]] && ! deploy/kafka.sh status; then
   deploy/kafka.sh start
   started_kafka=1
 fi
