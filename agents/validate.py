@@ -71,9 +71,30 @@ def clock_offset_ms(received_at: int, sent_at: float | None, tolerance_ms: int) 
     return offset if abs(offset) > tolerance_ms else 0
 
 
-def _rejection_from(error: ValidationError, prefix: str = "") -> Rejection:
+def _data_path(data: Any, loc: tuple[int | str, ...], missing: bool) -> str:
+    """The dotted path of the offending field in the input.
+
+    pydantic's ``loc`` also names union members ("int", "float", ...); only the parts that are
+    keys of the input (plus, for a missing field, the key that is absent) make the path.
+    """
+    parts: list[str] = []
+    node = data
+    for part in loc:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
+            parts.append(str(part))
+            node = node[part]
+        else:
+            if missing:
+                parts.append(str(part))
+            break
+    return ".".join(parts)
+
+
+def _rejection_from(error: ValidationError, data: Any, prefix: str = "") -> Rejection:
     first = error.errors(include_url=False)[0]
-    path = prefix + ".".join(str(part) for part in first["loc"])
+    path = prefix + _data_path(data, first["loc"], first["type"] == "missing")
     if first["type"] == "missing":
         return Rejection("missing_field", path, f"required field {path!r} is missing")
     if path == "eventType" and first["type"] == "literal_error":
@@ -87,20 +108,21 @@ def _validate(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise _rejection_from(exc, prefix) from None
+        raise _rejection_from(exc, data, prefix) from None
 
 
-def _error_properties(event: dict[str, Any], policy: ValidationPolicy) -> dict[str, Any]:
-    """Both seed error shapes, normalized to one property set."""
-    props = event.get("properties")
-    if isinstance(props, dict) and "message" in props:
-        shape1: ErrorProperties = _validate(ErrorProperties, props, "properties.")
-        values: dict[str, Any] = {**shape1.model_dump(), "name": None}
-        extra = props
+def _error_properties(
+    event: dict[str, Any], props: dict[str, Any], policy: ValidationPolicy
+) -> dict[str, Any]:
+    """Both seed error shapes, normalized to one property set.
+
+    The second shape is recognized by its top-level ``message`` or ``name``; anything else is
+    read as the first shape, so its missing fields are reported under ``properties.``.
+    """
+    if "message" in event or "name" in event:
+        values: dict[str, Any] = _validate(ErrorTopLevel, event).model_dump()
     else:
-        shape2: ErrorTopLevel = _validate(ErrorTopLevel, event)
-        values = shape2.model_dump()
-        extra = props if isinstance(props, dict) else {}
+        values = _validate(ErrorProperties, props, "properties.").model_dump()
     normalized = {
         "name": clean_optional(values["name"], policy.max_string_length),
         "message": clean_text(values["message"], policy.max_string_length),
@@ -111,7 +133,7 @@ def _error_properties(event: dict[str, Any], policy: ValidationPolicy) -> dict[s
         if values["stack"] is None
         else clean_multiline(values["stack"], policy.max_stack_length),
     }
-    return {**_extra_properties(extra, normalized, policy), **normalized}
+    return {**_extra_properties(props, normalized, policy), **normalized}
 
 
 def _extra_properties(
@@ -130,13 +152,13 @@ def _extra_properties(
 
 
 def _typed_properties(event: dict[str, Any], event_type: str, policy: ValidationPolicy) -> Any:
-    if event_type == "error":
-        return _error_properties(event, policy)
-    props = event.get("properties")
-    if props is None and "properties" not in event:
+    if "properties" not in event:
         raise Rejection("missing_field", "properties", "required field 'properties' is missing")
+    props = event["properties"]
     if not isinstance(props, dict):
         raise Rejection("invalid_field", "properties", "properties must be an object")
+    if event_type == "error":
+        return _error_properties(event, props, policy)
     typed = _validate(PROPERTY_MODELS[event_type], props, "properties.").model_dump()
     for key, value in typed.items():
         if isinstance(value, str):

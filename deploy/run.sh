@@ -19,7 +19,7 @@ fi
 
 worker_pid=""
 stop_all() {
-  trap - INT TERM
+  trap - INT TERM EXIT
   if [[ -n "$worker_pid" ]] && kill -0 "$worker_pid" 2>/dev/null; then
     kill -TERM "$worker_pid" 2>/dev/null || true
     wait "$worker_pid" 2>/dev/null || true

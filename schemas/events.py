@@ -83,6 +83,7 @@ class ErrorProperties(_Strict):
     line: LineNumber
     col: LineNumber
     stack: StrictStr | None
+    name: StrictStr | None = None  # not in the seed's first shape, kept when a sender adds it
 
 
 class ErrorTopLevel(_Strict):

@@ -9,7 +9,7 @@ import ipaddress
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STORE = Path("var/clickhouse").resolve()
@@ -77,6 +77,18 @@ class Settings(BaseSettings):
     sink_shutdown_flush_s: float = Field(default=20.0, ge=0)
     # Test-only: refuse inserts while this file exists (fault-injection seam, off by default).
     sink_fail_flag: str = ""
+
+    @field_validator("read_keys")
+    @classmethod
+    def _read_keys_are_pairs(cls, value: str) -> str:
+        for item in _split_csv(value):
+            tenant, sep, secret = item.partition(":")
+            if not sep or not tenant.strip() or not secret.strip():
+                raise ValueError(
+                    f"TRACKFLOW_READ_KEYS entry {item!r} must be tenant:secret "
+                    "(comma-separated pairs)"
+                )
+        return value
 
     @cached_property
     def tenant_keys(self) -> frozenset[str]:

@@ -68,17 +68,21 @@ def too_large(limit: int, what: str) -> EdgeError:
 
 
 def gunzip_bounded(body: bytes, limit: int) -> bytes:
-    """Decompress gzip without ever holding more than ``limit`` bytes (gzip-bomb safe)."""
-    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    """Decompress gzip (every member, RFC 1952) without holding more than ``limit`` bytes."""
+    out = bytearray()
+    rest = body
     try:
-        out = decompressor.decompress(body, limit + 1)
-        if len(out) > limit or decompressor.unconsumed_tail:
-            raise too_large(limit, "decompressed body")
-        if not decompressor.eof:
-            raise EdgeError(400, "malformed_body", "gzip body is truncated")
+        while rest:
+            decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            out += decompressor.decompress(rest, limit + 1 - len(out))
+            if len(out) > limit or decompressor.unconsumed_tail:
+                raise too_large(limit, "decompressed body")
+            if not decompressor.eof:
+                raise EdgeError(400, "malformed_body", "gzip body is truncated")
+            rest = decompressor.unused_data
     except zlib.error as exc:
         raise EdgeError(400, "malformed_body", f"gzip body cannot be decompressed: {exc}") from exc
-    return out
+    return bytes(out)
 
 
 def parse_envelope(body: bytes, limits: EdgeLimits) -> Envelope:

@@ -1,0 +1,92 @@
+"""schemas.ddl: the events table DDL against the seed's schema."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from schemas.ddl import EVENT_COLUMNS, events_table_ddl
+
+# The seed's columns and types (trackflow-data-types.md, "Event Storage").
+SEED_COLUMNS = {
+    "event_id": "UUID",
+    "event_type": "Enum8('page_view' = 1, 'click' = 2, 'error' = 3, 'performance' = 4)",
+    "timestamp": "DateTime64(3, 'UTC')",
+    "tenant_id": "String",
+    "session_id": "String",
+    "user_id": "Nullable(String)",
+    "page_url": "String",
+    "referrer": "Nullable(String)",
+    "device_type": "String",
+    "os": "String",
+    "browser": "String",
+    "ip_address": "Nullable(String)",
+    "country": "Nullable(String)",
+    "region": "Nullable(String)",
+    "city": "Nullable(String)",
+    "properties": "JSON",
+    "received_at": "DateTime64(3, 'UTC')",
+}
+
+
+def column_lines(ddl: str) -> dict[str, str]:
+    found = {}
+    for line in ddl.splitlines():
+        match = re.match(r"^\s+([a-z_]+)\s+(.+?),?$", line)
+        if match and match.group(1) not in {"INDEX"}:
+            found[match.group(1)] = match.group(2)
+    return found
+
+
+DDL = events_table_ddl()
+
+
+def test_every_seed_column_has_the_seed_type() -> None:
+    columns = column_lines(DDL)
+    for name, sql_type in SEED_COLUMNS.items():
+        assert name in columns, name
+        assert columns[name].startswith(sql_type), (name, columns[name])
+
+
+def test_every_inserted_column_is_defined() -> None:
+    columns = column_lines(DDL)
+    assert set(EVENT_COLUMNS) <= set(columns)
+
+
+def test_no_where_inside_an_index() -> None:
+    index_lines = [line for line in DDL.splitlines() if line.strip().startswith("INDEX")]
+    assert len(index_lines) >= 3
+    for line in index_lines:
+        assert "WHERE" not in line.upper(), line
+    assert "WHERE" not in DDL.upper()
+
+
+def test_engine_and_seed_keys() -> None:
+    assert re.search(r"^ENGINE = ReplacingMergeTree\(\)$", DDL, re.M)
+    assert "ORDER BY (tenant_id, toStartOfHour(timestamp), event_type, event_id)" in DDL
+    assert "PARTITION BY toYYYYMM(timestamp)" in DDL
+    assert "TTL timestamp + INTERVAL 1 YEAR" in DDL
+
+
+def test_seed_indexes_kept() -> None:
+    assert "INDEX idx_tenant_type_time (tenant_id, event_type, timestamp) TYPE minmax" in DDL
+    assert "INDEX idx_session (session_id) TYPE bloom_filter" in DDL
+    assert "INDEX idx_user (user_id) TYPE bloom_filter" in DDL
+
+
+def test_table_name_substitution_and_no_comments() -> None:
+    assert DDL.startswith("CREATE TABLE IF NOT EXISTS events (")
+    qualified = events_table_ddl("analytics.events_v2")
+    assert qualified.startswith("CREATE TABLE IF NOT EXISTS analytics.events_v2 (")
+    assert "{table}" not in qualified
+    assert not any(line.startswith("--") for line in DDL.splitlines())
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "events; DROP TABLE x", "1events", "ev-ents", "a.b.c", "events ", "`events`", "db."],
+)
+def test_invalid_table_name_rejected(name: str) -> None:
+    with pytest.raises(ValueError, match="invalid ClickHouse table name"):
+        events_table_ddl(name)

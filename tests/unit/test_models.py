@@ -1,0 +1,134 @@
+"""The pydantic models of schemas.events, exercised directly."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from schemas.events import (
+    EVENT_TYPES,
+    MAX_DURATION_MS,
+    MAX_LINE,
+    PROPERTY_MODELS,
+    BaseEvent,
+    ClickProperties,
+    DeviceInfo,
+    Envelope,
+    ErrorProperties,
+    ErrorTopLevel,
+    PageViewProperties,
+    PerformanceProperties,
+)
+from tests.unit.factories import build
+
+
+def test_property_models_cover_exactly_the_four_seed_types() -> None:
+    assert set(PROPERTY_MODELS) == {"page_view", "click", "error", "performance"}
+    assert set(EVENT_TYPES) == set(PROPERTY_MODELS)
+    assert PROPERTY_MODELS["page_view"] is PageViewProperties
+    assert PROPERTY_MODELS["click"] is ClickProperties
+    assert PROPERTY_MODELS["error"] is ErrorProperties
+    assert PROPERTY_MODELS["performance"] is PerformanceProperties
+
+
+@pytest.mark.parametrize("kind", ["page_view", "click", "error_in_properties", "performance"])
+def test_seed_examples_validate_as_base_and_typed_properties(kind: str) -> None:
+    event = build(kind)
+    base = BaseEvent.model_validate(event)
+    assert base.eventType == event["eventType"]
+    assert base.eventId == event["eventId"]
+    assert base.deviceInfo == DeviceInfo(deviceType="desktop", os="Windows", browser="Chrome")
+    props = PROPERTY_MODELS[base.eventType].model_validate(event["properties"])
+    # The first error shape may carry an optional `name`; absent, it reads as None.
+    expected = {**event["properties"], **({"name": None} if kind == "error_in_properties" else {})}
+    assert props.model_dump() == expected
+
+
+def test_error_top_level_shape_validates() -> None:
+    event = build("error_top_level")
+    top = ErrorTopLevel.model_validate(event)
+    assert (top.name, top.message, top.line, top.col) == ("TypeError", "x is not a function", 7, 3)
+
+
+def test_error_top_level_optional_fields_default_to_none() -> None:
+    top = ErrorTopLevel.model_validate({"name": "E", "message": "m"})
+    assert (top.stack, top.source, top.line, top.col) == (None, None, None, None)
+
+
+def test_event_id_is_canonicalized() -> None:
+    event = build("page_view", ts=1625539200000)
+    event["eventId"] = "550E8400-E29B-41D4-A716-446655440000"
+    assert BaseEvent.model_validate(event).eventId == "550e8400-e29b-41d4-a716-446655440000"
+
+
+@pytest.mark.parametrize("bad", ["", "not-a-uuid", "550e8400-e29b-41d4-a716-44665544000", "g" * 32])
+def test_non_uuid_event_id_rejected(bad: str) -> None:
+    event = build("page_view")
+    event["eventId"] = bad
+    with pytest.raises(ValidationError):
+        BaseEvent.model_validate(event)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_timestamp_rejected(value: float) -> None:
+    event = build("page_view")
+    event["timestamp"] = value
+    with pytest.raises(ValidationError):
+        BaseEvent.model_validate(event)
+
+
+@pytest.mark.parametrize("field", ["loadTime", "domContentLoaded"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1, -0.5, MAX_DURATION_MS + 1])
+def test_performance_rejects_non_finite_negative_and_huge(field: str, value: float) -> None:
+    props = {"loadTime": 2450, "domContentLoaded": 1200, field: value}
+    with pytest.raises(ValidationError):
+        PerformanceProperties.model_validate(props)
+
+
+def test_performance_keeps_ints_as_ints_and_floats_as_floats() -> None:
+    props = PerformanceProperties.model_validate({"loadTime": 2450, "domContentLoaded": 12.5})
+    assert type(props.loadTime) is int
+    assert props.domContentLoaded == 12.5
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0, -5])
+def test_envelope_sent_at_must_be_finite_and_positive(value: float) -> None:
+    with pytest.raises(ValidationError):
+        Envelope.model_validate({"events": [], "sentAt": value})
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("timestamp", True),
+        ("timestamp", "1625539200000"),
+        ("tenantId", 1),
+        ("sessionId", 1),
+        ("userId", False),
+        ("pageUrl", ["https://example.com"]),
+        ("referrer", {"href": "x"}),
+        ("deviceInfo", "desktop"),
+        ("seq", True),
+        ("seq", 1.0),
+        ("seq", 2**32),
+        ("seq", -1),
+    ],
+)
+def test_base_event_is_strict(field: str, value: object) -> None:
+    event = build("page_view")
+    event[field] = value
+    with pytest.raises(ValidationError):
+        BaseEvent.model_validate(event)
+
+
+@pytest.mark.parametrize("value", [True, "42", 4.2, -1, MAX_LINE + 1])
+def test_line_numbers_are_non_negative_ints(value: object) -> None:
+    props = {**build("error_in_properties")["properties"], "line": value}
+    with pytest.raises(ValidationError):
+        ErrorProperties.model_validate(props)
+
+
+def test_models_are_frozen() -> None:
+    base = BaseEvent.model_validate(build("page_view"))
+    with pytest.raises(ValidationError):
+        base.tenantId = "other"  # type: ignore[misc]

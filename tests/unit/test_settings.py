@@ -1,0 +1,119 @@
+"""trackflow_app.settings: TRACKFLOW_* environment parsing."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+import pytest
+from pydantic import ValidationError
+
+from trackflow_app.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("TRACKFLOW_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults() -> None:
+    settings = Settings()
+    assert settings.tenant_keys == frozenset()
+    assert settings.read_secrets == {}
+    assert settings.trusted_proxy_networks == ()
+    assert settings.kafka_bootstrap == "127.0.0.1:9092"
+    assert settings.max_events_per_batch == 500
+    assert settings.skew_tolerance_ms == 60_000
+
+
+def test_api_keys_with_spaces_and_empty_items(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACKFLOW_API_KEYS", " key-a , key-b,,key-c ,  ")
+    assert Settings().tenant_keys == frozenset({"key-a", "key-b", "key-c"})
+
+
+def test_blank_api_keys_means_no_tenants(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACKFLOW_API_KEYS", "  ,  ")
+    assert Settings().tenant_keys == frozenset()
+
+
+def test_read_keys_map_secret_to_tenant(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACKFLOW_READ_KEYS", " acme : s3cret , beta:pa:ss")
+    assert Settings().read_secrets == {"s3cret": "acme", "pa:ss": "beta"}
+    monkeypatch.setenv("TRACKFLOW_READ_KEYS", "acme:s3cret,gamma:")
+    with pytest.raises(ValidationError, match="tenant:secret"):
+        Settings()
+
+
+def test_read_key_without_colon_fails_at_load_not_per_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRACKFLOW_READ_KEYS", "acme:good,acme-without-secret")
+    with pytest.raises(ValidationError, match="acme-without-secret"):
+        Settings()
+
+
+def test_trusted_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACKFLOW_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7 ,fd00::/8,10.1.2.3/16")
+    assert Settings().trusted_proxy_networks == (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("192.168.1.7/32"),
+        ipaddress.ip_network("fd00::/8"),
+        ipaddress.ip_network("10.1.0.0/16"),
+    )
+
+
+def test_bad_trusted_proxy_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACKFLOW_TRUSTED_PROXIES", "10.0.0.0/8,proxy.local")
+    with pytest.raises(ValueError):
+        _ = Settings().trusted_proxy_networks
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("kafka://h1:1;h2:2", "h1:1,h2:2"),
+        ("kafka://h1:1;kafka://h2:2", "h1:1,h2:2"),
+        ("kafka://broker:9092/", "broker:9092"),
+        ("h1:1, h2:2", "h1:1,h2:2"),
+        ("kafka://h1:1; h2:2 ;", "h1:1,h2:2"),
+    ],
+)
+def test_kafka_bootstrap(monkeypatch: pytest.MonkeyPatch, url: str, expected: str) -> None:
+    monkeypatch.setenv("TRACKFLOW_BROKER_URL", url)
+    assert Settings().kafka_bootstrap == expected
+
+
+def test_numbers_parsed_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACKFLOW_MAX_EVENTS_PER_BATCH", "25")
+    monkeypatch.setenv("TRACKFLOW_SINK_WINDOW_S", "1.5")
+    monkeypatch.setenv("TRACKFLOW_RETENTION_DAYS", "30")
+    settings = Settings()
+    assert (settings.max_events_per_batch, settings.sink_window_s, settings.retention_days) == (
+        25,
+        1.5,
+        30,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TRACKFLOW_MAX_EVENTS_PER_BATCH", "0"),
+        ("TRACKFLOW_MAX_EVENTS_PER_BATCH", "many"),
+        ("TRACKFLOW_MAX_BODY_BYTES", "100"),
+        ("TRACKFLOW_SINK_WINDOW_S", "0"),
+        ("TRACKFLOW_RAW_PARTITIONS", "-1"),
+    ],
+)
+def test_invalid_numbers_rejected(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(ValidationError):
+        settings.api_keys = "x"  # type: ignore[misc]
