@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TRACKER := web/tracker
 
-.PHONY: run test test-unit test-integration test-tracker lint bench kafka-start kafka-stop \
+.PHONY: run test test-unit test-integration test-tracker test-faults lint bench kafka-start kafka-stop \
         tracker deps browser clean
 
 $(BIN)/.installed: pyproject.toml
@@ -42,6 +42,10 @@ test-tracker: tracker
 
 test-integration: deps tracker browser
 	$(BIN)/pytest -q tests/integration
+
+# Full fault suite: 100,000 events per scenario; writes tests/faults/results.md.
+test-faults: deps
+	TRACKFLOW_FAULTS_FULL=1 $(BIN)/pytest -q -s tests/faults
 
 lint: deps
 	$(BIN)/ruff check .

@@ -71,6 +71,8 @@ class EventSink(mode.Service):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            session_timeout_ms=int(settings.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(settings.session_timeout_s * 200),
         )
         await self.consumer.start()
         self._loop_task = asyncio.create_task(self._consume())

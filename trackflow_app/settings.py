@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     processed_partitions: int = Field(default=4, ge=1)
     dead_letter_partitions: int = Field(default=1, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    # How soon a crashed worker's partitions move to the others (consumer group session).
+    session_timeout_s: float = Field(default=10.0, ge=6.0)
 
     # Edge limits
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -53,6 +55,7 @@ class Settings(BaseSettings):
     rate_limit_per_tenant: str = "20000/second"  # events; "" disables
     allowed_origins: dict[str, list[str]] = Field(default_factory=dict)  # JSON: tenant -> origins
     anonymize_ip: bool = False
+    body_timeout_s: float = Field(default=30.0, gt=0)
     produce_timeout_s: float = Field(default=10.0, gt=0)
     retry_after_s: int = Field(default=5, ge=1)
 

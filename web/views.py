@@ -39,7 +39,6 @@ LIMITS = EdgeLimits(
     max_decompressed_bytes=settings.max_decompressed_bytes,
     max_events_per_batch=settings.max_events_per_batch,
 )
-BODY_READ_TIMEOUT_S = 30.0
 RATE_LIMITS = RateLimits(settings.rate_limit_per_ip, settings.rate_limit_per_tenant)
 TRACKER_BUNDLE = Path(__file__).resolve().parent / "tracker" / "dist" / "trackflow.min.js"
 
@@ -134,7 +133,7 @@ class BatchView(JsonView):
         try:
             raise_if_limited(RATE_LIMITS.check_ip(ip))
             body = await asyncio.wait_for(
-                read_body(request, settings.max_body_bytes), BODY_READ_TIMEOUT_S
+                read_body(request, settings.max_body_bytes), settings.body_timeout_s
             )
             envelope = decode_request(
                 body,
@@ -148,7 +147,9 @@ class BatchView(JsonView):
             check_origin(request.headers.get("Origin"), api_key, settings.allowed_origins)
             raise_if_limited(RATE_LIMITS.check_tenant(api_key, len(envelope.events)))
         except TimeoutError:
-            error = EdgeError(408, "body_timeout", "the request body did not arrive in time")
+            error = EdgeError(
+                408, "body_timeout", f"the body did not arrive within {settings.body_timeout_s} s"
+            )
             return self.edge_error(error, CORS_HEADERS)
         except RateLimited as error:
             headers = {**CORS_HEADERS, "Retry-After": str(error.retry_after_s)}

@@ -124,6 +124,7 @@ class Worker:
 
     def start(self, timeout: float = 60.0) -> Worker:
         log = self.log_path.open("ab")
+        log_offset = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "faust"), "-A", "trackflow_app", "worker", "-l", "info"],
             cwd=ROOT,
@@ -135,7 +136,8 @@ class Worker:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited early; log:\n{self.log_tail()}")
-            if b"[^Worker]: Ready" in self.log_path.read_bytes() and self.ready():
+            fresh_log = self.log_path.read_bytes()[log_offset:]
+            if b"[^Worker]: Ready" in fresh_log and self.ready():
                 return self
             time.sleep(0.2)
         raise RuntimeError(f"worker not ready in {timeout}s; log:\n{self.log_tail()}")

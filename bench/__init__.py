@@ -1,0 +1,1 @@
+"""TrackFlow ingestion benchmark: ``python -m bench.run --full|--short|--profile``."""

@@ -1,0 +1,243 @@
+"""Load generator, run in its own process: ``python -m bench.loadgen --url ... --rate ...``.
+
+asyncio + uvloop + one aiohttp ClientSession with a pool of keep-alive connections.
+
+``--mode open`` (latency): open loop at a fixed arrival rate. Every request's send time is
+scheduled before the clock starts (request i leaves when the events before it, at ``rate``
+events/s, have been sent), and its latency is measured from that *scheduled* time: a stalled
+server (or a stalled generator) shows up as latency rather than as fewer requests, so there is
+no coordinated omission. A request waiting for a free pooled connection is waiting too.
+
+``--mode saturate`` (throughput only): ``connections`` closed loops send back to back; this is
+how the edge's and the B-http baseline's capacities are probed. Latencies from it are not
+reported as latencies under load.
+
+All bodies are built before the clock starts, so the generator's own CPU goes to HTTP only;
+its CPU share (getrusage) is reported so a saturated generator can be told from a slow server.
+The result is one JSON document on stdout (or ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+import aiohttp
+import numpy as np
+import orjson
+import uvloop
+
+from bench.workload import Batch, Workload, stamp, tenant_keys
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def percentiles(values: np.ndarray) -> dict[str, float]:
+    if values.size == 0:
+        return dict.fromkeys(("p50", "p90", "p99", "p999", "max", "mean"), float("nan"))
+    p50, p90, p99, p999 = np.percentile(values, [50, 90, 99, 99.9])
+    return {
+        "p50": float(p50),
+        "p90": float(p90),
+        "p99": float(p99),
+        "p999": float(p999),
+        "max": float(values.max()),
+        "mean": float(values.mean()),
+    }
+
+
+class Result:
+    def __init__(self, n: int) -> None:
+        self.latency = np.full(n, np.nan)  # s, from scheduled (open) or actual (saturate) send
+        self.service = np.full(n, np.nan)  # s, from the moment the request was handed to aiohttp
+        self.late = np.full(n, np.nan)  # s, dispatch lateness vs schedule (open loop)
+        self.ok = np.zeros(n, dtype=bool)
+        self.statuses: Counter[str] = Counter()
+
+
+async def post(
+    session: aiohttp.ClientSession, url: str, batch: Batch, sent_ms: int
+) -> tuple[str, bool]:
+    headers = {
+        "Content-Type": batch.content_type,
+        "User-Agent": batch.user_agent,
+        "X-Forwarded-For": batch.client_ip,
+    }
+    try:
+        async with session.post(url, data=stamp(batch.body, sent_ms), headers=headers) as resp:
+            await resp.read()
+            return str(resp.status), resp.status == 202
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return type(exc).__name__, False
+
+
+async def run_open(
+    session: aiohttp.ClientSession, url: str, batches: list[Batch], rate: float, duration: float
+) -> tuple[Result, float, float, int]:
+    # The schedule: cumulative events / rate, cut at the step's duration.
+    sizes = np.array([b.events for b in batches], dtype=np.float64)
+    offsets = np.concatenate(([0.0], np.cumsum(sizes)[:-1])) / rate
+    n = int(np.searchsorted(offsets, duration, side="left"))
+    offsets = offsets[:n]
+    res = Result(n)
+    t0 = time.perf_counter() + 0.05
+    wall0 = time.time() + (t0 - time.perf_counter())
+
+    async def one(i: int) -> None:
+        scheduled = t0 + offsets[i]
+        start = time.perf_counter()
+        res.late[i] = start - scheduled
+        status, ok = await post(session, url, batches[i], int((wall0 + offsets[i]) * 1000))
+        end = time.perf_counter()
+        res.latency[i] = end - scheduled
+        res.service[i] = end - start
+        res.ok[i] = ok
+        res.statuses[status] += 1
+
+    tasks: set[asyncio.Task[None]] = set()
+    i = 0
+    while i < n:
+        now = time.perf_counter()
+        while i < n and t0 + offsets[i] <= now:
+            task = asyncio.create_task(one(i))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            i += 1
+        if i < n:
+            await asyncio.sleep(max(0.0, t0 + offsets[i] - time.perf_counter()))
+    sent_until = time.perf_counter()
+    while tasks:
+        await asyncio.gather(*list(tasks))
+    return res, wall0, wall0 + (sent_until - t0), n
+
+
+async def run_saturate(
+    session: aiohttp.ClientSession,
+    url: str,
+    batches: list[Batch],
+    duration: float,
+    connections: int,
+    reuse: bool,
+) -> tuple[Result, float, float, int]:
+    cap = len(batches) * (50 if reuse else 1)
+    res = Result(cap)
+    wall0 = time.time()
+    t0 = time.perf_counter()
+    stop = t0 + duration
+    counter = 0
+
+    async def worker() -> None:
+        nonlocal counter
+        while counter < cap and time.perf_counter() < stop:
+            i = counter
+            counter += 1
+            start = time.perf_counter()
+            status, ok = await post(
+                session, url, batches[i % len(batches)], int(time.time() * 1000)
+            )
+            end = time.perf_counter()
+            res.latency[i] = res.service[i] = end - start
+            res.late[i] = 0.0
+            res.ok[i] = ok
+            res.statuses[status] += 1
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    end_wall = wall0 + (time.perf_counter() - t0)
+    return res, wall0, end_wall, counter
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    prep_started = time.perf_counter()
+    workload = Workload(tenant_keys(args.tenants), args.sessions, args.seed)
+    if args.mode == "open":
+        batches = workload.batches(int(args.rate * args.duration) + 1)
+    else:
+        batches = workload.batches(args.pool_events)
+    prep_s = time.perf_counter() - prep_started
+
+    connector = aiohttp.TCPConnector(limit=args.connections, keepalive_timeout=120)
+    timeout = aiohttp.ClientTimeout(total=args.timeout)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        cpu0 = cpu_seconds()
+        if args.mode == "open":
+            res, wall0, wall1, n = await run_open(
+                session, args.url, batches, args.rate, args.duration
+            )
+        else:
+            res, wall0, wall1, n = await run_saturate(
+                session, args.url, batches, args.duration, args.connections, args.reuse
+            )
+        done_wall = time.time()
+        cpu = cpu_seconds() - cpu0
+
+    sizes = np.array([batches[i % len(batches)].events for i in range(n)])
+    ok = res.ok[:n]
+    events_ok = int(sizes[ok].sum())
+    send_window = max(wall1 - wall0, 1e-9)
+    return {
+        "mode": args.mode,
+        "url": args.url,
+        "offered_events_per_s": args.rate if args.mode == "open" else None,
+        "connections": args.connections,
+        "t_start": wall0,
+        "t_send_end": wall1,
+        "t_done": done_wall,
+        "send_window_s": send_window,
+        "requests": n,
+        "requests_ok": int(ok.sum()),
+        "events_sent": int(sizes.sum()),
+        "events_ok": events_ok,
+        # Over the send window or until the last answer, whichever is longer: a server that
+        # falls behind an open loop answers late, and that shows here.
+        "accepted_events_per_s": events_ok / max(send_window, done_wall - wall0),
+        "accepted_requests_per_s": int(ok.sum()) / max(send_window, done_wall - wall0),
+        "mean_batch": float(sizes.mean()) if n else 0.0,
+        "statuses": dict(res.statuses),
+        "latency_ms": percentiles(res.latency[:n][ok] * 1000),
+        "service_ms": percentiles(res.service[:n][ok] * 1000),
+        "dispatch_late_ms": percentiles(res.late[:n] * 1000),
+        "cpu_s": cpu,
+        "cpu_share": cpu / max(done_wall - wall0, 1e-9),
+        "prep_s": prep_s,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.loadgen", description=__doc__)
+    p.add_argument("--url", required=True)
+    p.add_argument("--mode", choices=("open", "saturate"), default="open")
+    p.add_argument("--rate", type=float, default=1000.0, help="events/s (open loop)")
+    p.add_argument("--duration", type=float, default=10.0)
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--tenants", type=int, default=40)
+    p.add_argument("--sessions", type=int, default=5000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--pool-events", type=int, default=100_000, help="saturate: bodies to build")
+    p.add_argument("--reuse", action="store_true", help="saturate: cycle the pool (no dedup)")
+    p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--out", default="-")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    result = uvloop.run(main_async(args))
+    data = orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+    if args.out == "-":
+        sys.stdout.buffer.write(data + b"\n")
+    else:
+        with open(args.out, "wb") as f:
+            f.write(data)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,650 @@
+"""TrackFlow ingestion benchmark: ``python -m bench.run --full|--short|--profile``.
+
+One run, one machine: baselines first (B-http, B-store, then B-kafka on the run's own broker),
+then a real broker and a real worker (tests.support.stack), a saturating probe to estimate the
+pipeline's maximum, open-loop steps at fractions of it until the pipeline stops keeping up, and
+(full run) a step at 80 % of the sustained rate for the latency/freshness targets. The store is
+read after the worker stopped. Writes bench/results.md, bench/results.png, bench/results.json.
+See bench/README.md for what every figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import orjson
+import psutil
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
+
+from bench import report
+from bench.workload import tenant_keys
+from tests.support.stack import ROOT, Worker, free_port, start_broker
+
+BENCH_DIR = Path(__file__).resolve().parent
+PY = sys.executable
+SINK_BATCH_SIZE = 5000  # trackflow_app.settings.Settings.sink_batch_size default
+SINK_WINDOW_S = "0.5"  # the settings default (tests.support.stack uses 0.3 for speed)
+PARTITIONS = 4  # raw and processed partition defaults
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    steps: tuple[float, ...]  # fractions of the estimated maximum
+    extra_steps: tuple[float, ...]  # tried only while the pipeline still keeps up
+    step_s: float
+    warmup_s: float  # skipped at the start of a step for steady-state rates
+    probe_s: float
+    drain_timeout_s: float
+    connections: int
+    tenants: int
+    sessions: int
+    kafka_events: int
+    store_events: int
+    http_s: float
+    at80_s: float  # 0: no 80 %-of-sustained step
+    thresholds: bool
+    budget_s: float  # no new step starts once the run is this old (keeps CI's short run bounded)
+
+
+FULL = Plan(
+    name="full",
+    steps=(0.25, 0.5, 0.75, 0.9, 1.0, 1.1),
+    extra_steps=(1.25, 1.5, 1.75, 2.0, 2.5),
+    step_s=20.0,
+    warmup_s=4.0,
+    probe_s=8.0,
+    drain_timeout_s=90.0,
+    connections=128,
+    tenants=40,
+    sessions=20_000,
+    kafka_events=300_000,
+    store_events=300_000,
+    http_s=8.0,
+    at80_s=30.0,
+    thresholds=True,
+    budget_s=3600.0,
+)
+SHORT = Plan(
+    name="short",
+    steps=(0.5, 0.9, 1.2),
+    extra_steps=(),
+    step_s=5.0,
+    warmup_s=1.5,
+    probe_s=3.0,
+    drain_timeout_s=12.0,
+    connections=64,
+    tenants=40,
+    sessions=5000,
+    kafka_events=30_000,
+    store_events=30_000,
+    http_s=3.0,
+    at80_s=0.0,
+    thresholds=False,
+    budget_s=85.0,
+)
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+async def run_module(module: str, *args: str, timeout: float = 600.0) -> dict[str, Any]:
+    """Run ``python -m module args`` and parse the JSON document it prints."""
+    proc = await asyncio.create_subprocess_exec(
+        PY,
+        "-m",
+        module,
+        *args,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    if proc.returncode != 0:
+        raise RuntimeError(f"{module} failed ({proc.returncode}): {err.decode()[-3000:]}")
+    result: dict[str, Any] = orjson.loads(out)
+    return result
+
+
+def loadgen_args(plan: Plan, url: str, seed: int, *extra: str) -> list[str]:
+    return [
+        "--url",
+        url,
+        "--connections",
+        str(plan.connections),
+        "--tenants",
+        str(plan.tenants),
+        "--sessions",
+        str(plan.sessions),
+        "--seed",
+        str(seed),
+        *extra,
+    ]
+
+
+# -- baselines -------------------------------------------------------------------------------
+async def baseline_http(plan: Plan) -> dict[str, Any]:
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        PY, "-m", "bench.http_baseline", "--port", str(port), cwd=ROOT, stdout=subprocess.PIPE
+    )
+    try:
+        assert server.stdout is not None
+        await asyncio.wait_for(server.stdout.readline(), 30)
+        url = f"http://127.0.0.1:{port}/v1/batch"
+        pool = str(int(plan.http_s * 20_000))
+        args = ["--mode", "saturate", "--duration", str(plan.http_s), "--pool-events", pool]
+        result = await run_module("bench.loadgen", *loadgen_args(plan, url, 101), *args, "--reuse")
+        server_proc = psutil.Process(server.pid)
+        result["server_cpu_s"] = sum(server_proc.cpu_times()[:2])
+        return result
+    finally:
+        server.send_signal(signal.SIGTERM)
+        await server.wait()
+
+
+# -- live observation of the worker --------------------------------------------------------
+METRICS = {
+    "rows": "trackflow_rows_inserted_total",
+    "accepted": "trackflow_events_accepted_total",
+    "dead": "trackflow_events_dead_lettered_total",
+    "buffered": "trackflow_sink_buffered_rows",
+    "insert_failures": "trackflow_insert_failures_total",
+    "rejected_requests": "trackflow_requests_rejected_total",
+}
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    values = dict.fromkeys(METRICS, 0.0)
+    by_name = {v: k for k, v in METRICS.items()}
+    for line in text.splitlines():
+        if not line or line[0] == "#":
+            continue
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        key = by_name.get(name)
+        if key is not None:
+            values[key] += float(line.rsplit(" ", 1)[1])
+    return values
+
+
+class LagProbe:
+    """Kafka end offsets minus committed offsets of a consumer group, summed over partitions."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+
+    async def start(self) -> None:
+        await self.admin.start()
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+        await self.admin.close()
+
+    async def lag(self, group: str, topic: str, partitions: int = PARTITIONS) -> int:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        ends = await self.consumer.end_offsets(tps)
+        committed = await self.admin.list_consumer_group_offsets(group, partitions=tps)
+        total = 0
+        for tp in tps:
+            meta = committed.get(tp)
+            done = meta.offset if meta is not None and meta.offset >= 0 else 0
+            total += max(ends.get(tp, 0) - done, 0)
+        return total
+
+
+class Monitor:
+    """Samples the worker's /metrics, its CPU and RSS, the broker's CPU and consumer lag."""
+
+    def __init__(self, worker: Worker, broker_pid: int | None, lag: LagProbe) -> None:
+        self.worker = worker
+        self.proc = psutil.Process(worker.proc.pid if worker.proc else 0)
+        self.broker = psutil.Process(broker_pid) if broker_pid else None
+        self.lag = lag
+        self.samples: list[dict[str, float]] = []
+        self.interval = 0.5
+        self._stop = asyncio.Event()
+        self.session: aiohttp.ClientSession | None = None
+        env = worker.env
+        self.groups = {
+            "lag_raw": (env["TRACKFLOW_APP_ID"], env["TRACKFLOW_RAW_TOPIC"]),
+            "lag_processed": (env["TRACKFLOW_SINK_GROUP"], env["TRACKFLOW_PROCESSED_TOPIC"]),
+        }
+
+    async def sample(self) -> dict[str, float]:
+        assert self.session is not None
+        t = time.time()
+        async with self.session.get(f"{self.worker.base_url}/metrics") as resp:
+            s = parse_metrics(await resp.text())
+        cpu = self.proc.cpu_times()
+        s["t"] = t
+        s["worker_cpu"] = cpu.user + cpu.system
+        s["worker_rss"] = float(self.proc.memory_info().rss)
+        if self.broker is not None:
+            bcpu = self.broker.cpu_times()
+            s["broker_cpu"] = bcpu.user + bcpu.system
+        for key, (group, topic) in self.groups.items():
+            try:
+                s[key] = float(await self.lag.lag(group, topic))
+            except Exception:  # the group may not exist yet
+                s[key] = float("nan")
+        self.samples.append(s)
+        return s
+
+    async def run(self) -> None:
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        while not self._stop.is_set():
+            try:
+                await self.sample()
+            except (aiohttp.ClientError, TimeoutError, psutil.Error) as exc:
+                log(f"monitor sample failed: {exc!r}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.interval)
+        await self.session.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- series helpers --------------------------------------------------------------------
+    def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        pts = [(s["t"], s[key]) for s in self.samples if key in s]
+        if not pts:
+            return np.array([]), np.array([])
+        t, v = zip(*pts, strict=True)
+        return np.array(t), np.array(v)
+
+    def at(self, key: str, t: float) -> float:
+        ts, vs = self.series(key)
+        return float(np.interp(t, ts, vs)) if ts.size else float("nan")
+
+    def slope(self, key: str, t0: float, t1: float) -> float:
+        ts, vs = self.series(key)
+        mask = (ts >= t0) & (ts <= t1)
+        if mask.sum() >= 3:
+            return float(np.polyfit(ts[mask], vs[mask], 1)[0])
+        return (self.at(key, t1) - self.at(key, t0)) / max(t1 - t0, 1e-9)
+
+    def max_in(self, key: str, t0: float, t1: float) -> float:
+        ts, vs = self.series(key)
+        mask = (ts >= t0) & (ts <= t1)
+        return float(vs[mask].max()) if mask.any() else float("nan")
+
+    def first_after(self, key: str, t: float) -> float:
+        ts, vs = self.series(key)
+        later = np.nonzero(ts >= t)[0]
+        return float(vs[later[0]]) if later.size else float("nan")
+
+
+async def drain(monitor: Monitor, timeout: float) -> tuple[float, bool]:
+    """Wait until every accepted event is stored (or dead-lettered); return (time, drained)."""
+    deadline = time.time() + timeout
+    while True:
+        s = await monitor.sample()
+        if s["rows"] + s["dead"] >= s["accepted"] and s.get("lag_processed", 0) == 0:
+            return s["t"], True
+        if s["t"] >= deadline:
+            return s["t"], False
+        await asyncio.sleep(0.25)
+
+
+# -- the stepped run -----------------------------------------------------------------------
+@dataclass
+class Bench:
+    plan: Plan
+    worker: Worker
+    monitor: Monitor
+    seed: int = 1000
+
+    @property
+    def url(self) -> str:
+        return f"{self.worker.base_url}/v1/batch"
+
+    def next_seed(self) -> int:
+        self.seed += 1
+        return self.seed
+
+    async def loadgen(self, *args: str) -> dict[str, Any]:
+        extra = loadgen_args(self.plan, self.url, self.next_seed())
+        return await run_module("bench.loadgen", *extra, *args)
+
+    async def probe(self) -> dict[str, Any]:
+        plan = self.plan
+        pool = str(int(plan.probe_s * 30_000))
+        args = ["--mode", "saturate", "--duration", str(plan.probe_s), "--pool-events", pool]
+        lg = await self.loadgen(*args)
+        t0, t1 = lg["t_start"], lg["t_send_end"]
+        await self.monitor.sample()
+        drained_at, drained = await drain(self.monitor, plan.drain_timeout_s)
+        m = self.monitor
+        edge = lg["accepted_events_per_s"]
+        e2e_probe = (m.at("rows", t1) - m.at("rows", t0)) / max(t1 - t0, 1e-9)
+        backlog = m.at("accepted", t1) - m.at("rows", t1)
+        drain_s = drained_at - t1
+        drain_rate = (m.at("rows", drained_at) - m.at("rows", t1)) / drain_s if drain_s > 0 else 0
+        if backlog > max(edge * 0.5, SINK_BATCH_SIZE) and drain_rate > 0:
+            # One worker process: edge and downstream share its time. During the probe a share
+            # `a` went to the edge; alone (the drain), downstream runs at drain_rate.
+            edge_share = min(max(1.0 - e2e_probe / drain_rate, 0.05), 1.0)
+            estimate = 1.0 / (edge_share / edge + 1.0 / drain_rate)
+        else:
+            estimate = edge  # downstream kept up with a saturated edge
+        return {
+            "loadgen": lg,
+            "edge_events_per_s": edge,
+            "e2e_during_probe": e2e_probe,
+            "backlog_at_end": backlog,
+            "drain_s": drain_s,
+            "drained": drained,
+            "drain_events_per_s": drain_rate,
+            "estimate": estimate,
+        }
+
+    async def step(self, label: str, rate: float, duration: float) -> dict[str, Any]:
+        plan = self.plan
+        args = ["--mode", "open", "--rate", f"{rate:.1f}", "--duration", str(duration)]
+        log(f"step {label}: {rate:,.0f} events/s for {duration:.0f}s")
+        lg = await self.loadgen(*args)
+        m = self.monitor
+        t0, t1 = lg["t_start"], lg["t_send_end"]
+        end_sample = await m.sample()
+        drained_at, drained = await drain(m, plan.drain_timeout_s)
+        warm = t0 + min(plan.warmup_s, duration / 3)
+        e2e_live = m.slope("rows", warm, t1)
+        accepted = lg["accepted_events_per_s"]
+        cpu = m.at("worker_cpu", drained_at) - m.at("worker_cpu", t0)
+        bcpu = m.at("broker_cpu", t1) - m.at("broker_cpu", t0)
+        p99 = lg["latency_ms"]["p99"]
+        failed = sum(v for k, v in lg["statuses"].items() if k != "202")
+        kept_up = bool(
+            accepted >= 0.95 * rate and e2e_live >= 0.93 * rate and p99 < 1000 and failed == 0
+        )
+        result = {
+            "label": label,
+            "offered": rate,
+            "duration": duration,
+            "loadgen": lg,
+            "t_start": t0,
+            "t_send_end": t1,
+            "t_drained": drained_at,
+            "warmup_end": warm,
+            "accepted": accepted,
+            "e2e_live": e2e_live,
+            "failed_requests": failed,
+            "lag_raw_end": end_sample.get("lag_raw", float("nan")),
+            "lag_processed_end": end_sample.get("lag_processed", float("nan")),
+            "backlog_end": end_sample["accepted"] - end_sample["rows"],
+            "drain_s": drained_at - t1,
+            "drained": drained,
+            "worker_cpu_s": cpu,
+            "worker_cpu_share": (m.at("worker_cpu", t1) - m.at("worker_cpu", t0)) / (t1 - t0),
+            "worker_cpu_s_per_million": cpu / max(lg["events_ok"], 1) * 1e6,
+            "worker_rss_max": m.max_in("worker_rss", t0, drained_at),
+            "broker_cpu_share": bcpu / (t1 - t0),
+            "gen_cpu_share": lg["cpu_share"],
+            "kept_up": kept_up,
+        }
+        log(
+            f"  accepted {accepted:,.0f}/s, e2e {e2e_live:,.0f}/s, POST p99 {p99:.1f} ms, "
+            f"backlog {result['backlog_end']:,.0f}, drain {result['drain_s']:.1f}s, "
+            f"gen CPU {lg['cpu_share']:.0%}, kept up: {kept_up}"
+        )
+        return result
+
+
+def peak_rss(pid: int) -> float:
+    """VmHWM: the kernel's high-water mark of the process's resident set, in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) * 1024
+    return float("nan")
+
+
+def store_sql(steps: list[dict[str, Any]]) -> str:
+    """One query for the whole run (each `python -m trackflow_app query` costs an import)."""
+    ms = "toUnixTimestamp64Milli"
+    parts = [
+        "SELECT 'total' AS label, (SELECT count() FROM events) AS n, "
+        "(SELECT uniqExact(event_id) FROM events) AS uniq, "
+        "(SELECT count() FROM events FINAL) AS n_final, 0 AS e2e_n, "
+        "0 AS f50, 0 AS f99, 0 AS fmax, 0 AS s50, 0 AS s99, 0 AS smax, 0 AS p50, 0 AS p99"
+    ]
+    for s in steps:
+        a, b = int(s["t_start"] * 1000), int(s["t_send_end"] * 1000) + 1
+        wa, wb = int(s["warmup_end"] * 1000), int(s["t_send_end"] * 1000)
+        fresh = f"{ms}(inserted_at) - {ms}(received_at)"
+        sched = f"{ms}(inserted_at) - {ms}(client_timestamp)"
+        post = f"{ms}(received_at) - {ms}(client_timestamp)"
+        parts.append(
+            f"SELECT '{s['label']}', count(), uniqExact(event_id), 0, "
+            f"(SELECT count() FROM events WHERE {ms}(inserted_at) BETWEEN {wa} AND {wb}), "
+            f"quantileExact(0.5)({fresh}), quantileExact(0.99)({fresh}), max({fresh}), "
+            f"quantileExact(0.5)({sched}), quantileExact(0.99)({sched}), max({sched}), "
+            f"quantileExact(0.5)({post}), quantileExact(0.99)({post}) "
+            f"FROM events WHERE {ms}(client_timestamp) BETWEEN {a} AND {b}"
+        )
+    return " UNION ALL ".join(parts)
+
+
+def worker_overrides(tenants: list[str]) -> dict[str, str]:
+    return {
+        "TRACKFLOW_API_KEYS": ",".join(tenants),
+        "TRACKFLOW_SINK_WINDOW_S": SINK_WINDOW_S,
+        # Clients reach the edge through a proxy on 127.0.0.1 that sets X-Forwarded-For, so the
+        # per-IP rate limit sees thousands of client addresses, as in production.
+        "TRACKFLOW_TRUSTED_PROXIES": "127.0.0.1",
+    }
+
+
+@contextlib.asynccontextmanager
+async def running_worker(broker: Any, work: Path, tenants: list[str], broker_pid: int | None):
+    worker = Worker(broker=broker, workdir=work, overrides=worker_overrides(tenants))
+    log("starting the worker")
+    await asyncio.to_thread(worker.start, 180.0)
+    lag = LagProbe(broker.bootstrap)
+    await lag.start()
+    monitor = Monitor(worker, broker_pid, lag)
+    task = asyncio.create_task(monitor.run())
+    try:
+        yield worker, monitor
+    finally:
+        monitor.stop()
+        await task
+        await lag.stop()
+        if worker.proc is not None and worker.proc.poll() is None:
+            await asyncio.to_thread(worker.stop)
+
+
+async def measure_trackflow(
+    plan: Plan,
+    broker: Any,
+    broker_pid: int | None,
+    work: Path,
+    max_rate: float | None,
+    started: float,
+) -> dict[str, Any]:
+    tenants = tenant_keys(plan.tenants)
+    out: dict[str, Any] = {}
+    steps: list[dict[str, Any]] = []
+    async with running_worker(broker, work, tenants, broker_pid) as (worker, monitor):
+        assert worker.proc is not None
+        bench = Bench(plan, worker, monitor)
+        log("probe: saturating the edge")
+        probe = await bench.probe()
+        out["probe"] = probe
+        log(
+            f"  edge {probe['edge_events_per_s']:,.0f}/s, e2e during probe "
+            f"{probe['e2e_during_probe']:,.0f}/s, drain {probe['drain_events_per_s']:,.0f}/s "
+            f"-> estimated max {probe['estimate']:,.0f}/s"
+        )
+        estimate = max_rate or probe["estimate"]
+        out["estimate"] = estimate
+        for fractions in (plan.steps, plan.extra_steps):
+            if steps and not steps[-1]["kept_up"]:
+                break
+            for fraction in fractions:
+                if time.time() - started > plan.budget_s:
+                    log(f"time budget of {plan.budget_s:.0f}s spent: no more steps")
+                    out["budget_exhausted"] = True
+                    break
+                result = await bench.step(f"{fraction:.0%}", fraction * estimate, plan.step_s)
+                result["fraction"] = fraction
+                steps.append(result)
+                if not result["kept_up"]:
+                    break
+        kept = [s["e2e_live"] for s in steps if s["kept_up"]]
+        sustained_live = max(kept) if kept else min(s["e2e_live"] for s in steps)
+        out["sustained_live"] = sustained_live
+        if plan.at80_s:
+            at80 = await bench.step("80% sust.", 0.8 * sustained_live, plan.at80_s)
+            at80["fraction"] = None
+            out["at80_label"] = at80["label"]
+            steps.append(at80)
+        await drain(monitor, plan.drain_timeout_s)
+        await asyncio.sleep(2.0)  # Faust commits the raw topic's offsets every second
+        out["final"] = await monitor.sample()
+        out["worker_peak_rss"] = peak_rss(worker.proc.pid)
+        out["worker_cpu_total_s"] = out["final"]["worker_cpu"]
+        monitor.stop()
+        stop_started = time.time()
+        out["worker_exit_code"] = await asyncio.to_thread(worker.stop)
+        out["worker_stop_s"] = time.time() - stop_started
+    out["steps"] = steps
+    out["samples"] = monitor.samples
+    log("reading the store")
+    rows = await asyncio.to_thread(worker.query_store, store_sql(steps))
+    by_label = {r["label"]: r for r in rows}
+    out["store_totals"] = by_label.pop("total")
+    for s in steps:
+        r = by_label.get(s["label"], {})
+        window = max(s["t_send_end"] - s["warmup_end"], 1e-9)
+        s["store"] = r
+        s["e2e"] = float(r.get("e2e_n", 0)) / window
+    out["worker_log"] = str(worker.log_path)
+    out["worker_env"] = {k: v for k, v in worker.env.items() if k.startswith("TRACKFLOW_")}
+    out["worker_env"]["TRACKFLOW_API_KEYS"] = f"<{len(tenants)} tenant keys>"
+    return out
+
+
+def broker_pid_of(work: Path, managed: bool) -> int | None:
+    pidfile = work / "broker" / "kafka" / "kafka.pid"
+    if managed and pidfile.exists():
+        return int(pidfile.read_text().strip())
+    return None
+
+
+async def run_bench(plan: Plan, max_rate: float | None, keep: bool) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="trackflow-bench-"))
+    started = time.time()
+    results: dict[str, Any] = {
+        "plan": plan.__dict__,
+        "started": started,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "loadavg_at_start": os.getloadavg(),
+            "python": sys.version.split()[0],
+        },
+        "workdir": str(work),
+    }
+    try:
+        log(f"plan {plan.name}; workdir {work}")
+        log("B-http: aiohttp parse-only server, saturated by the load generator")
+        results["b_http"] = await baseline_http(plan)
+        log(f"  {results['b_http']['accepted_events_per_s']:,.0f} events/s")
+        log("B-store: direct clickhouse-connect inserts into a fresh chDB store")
+        results["b_store"] = await run_module(
+            "bench.store_baseline",
+            "--path",
+            str(work / "b-store"),
+            "--events",
+            str(plan.store_events),
+            "--batch-size",
+            str(SINK_BATCH_SIZE),
+        )
+        log(f"  {results['b_store']['events_per_s']:,.0f} events/s")
+        log("starting Kafka")
+        with contextlib.ExitStack() as stack:
+            broker = stack.enter_context(contextlib.contextmanager(start_broker)(work / "broker"))
+            broker_pid = broker_pid_of(work, broker.managed)
+            log("B-kafka: aiokafka produce + consume, one message per event, acks=all")
+            results["b_kafka"] = await run_module(
+                "bench.kafka_baseline",
+                "--bootstrap",
+                broker.bootstrap,
+                "--events",
+                str(plan.kafka_events),
+            )
+            log(f"  {results['b_kafka']['events_per_s']:,.0f} events/s")
+            results["trackflow"] = await measure_trackflow(
+                plan, broker, broker_pid, work, max_rate, started
+            )
+            log("stopping Kafka")
+    finally:
+        results["elapsed_s"] = time.time() - started
+        results["machine"]["loadavg_at_end"] = os.getloadavg()
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--full", action="store_true", help="the full stepped run (make bench)")
+    which.add_argument("--short", action="store_true", help="CI smoke run, < 2 min, no targets")
+    which.add_argument("--profile", action="store_true", help="py-spy the worker under load")
+    p.add_argument("--max-rate", type=float, help="skip the estimate: steps are %% of this")
+    p.add_argument("--profile-seconds", type=float, default=20.0)
+    p.add_argument("--step-seconds", type=float, help="override the plan's step duration")
+    p.add_argument("--at80-seconds", type=float, help="override the 80 %%-step duration")
+    p.add_argument("--keep", action="store_true", help="keep the temporary work directory")
+    p.add_argument("--out", default=str(BENCH_DIR), help="where results.* are written")
+    args = p.parse_args(argv)
+    if args.profile:
+        from bench import profile
+
+        return profile.main(args)
+    plan = FULL if args.full else SHORT
+    if args.step_seconds:
+        plan = dataclasses.replace(plan, step_s=args.step_seconds)
+    if args.at80_seconds is not None:
+        plan = dataclasses.replace(plan, at80_s=args.at80_seconds)
+    results = asyncio.run(run_bench(plan, args.max_rate, args.keep))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_bytes(
+        orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+    )
+    summary = report.write(results, out)
+    print(summary)
+    log(f"done in {results['elapsed_s']:.0f}s: {out / 'results.md'}, {out / 'results.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

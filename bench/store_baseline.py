@@ -1,0 +1,94 @@
+"""B-store: direct clickhouse-connect bulk inserts into a fresh embedded chDB store.
+
+``python -m bench.store_baseline --path DIR --events N --batch-size 5000`` prints one JSON
+document. The rows are the benchmark's events run through the real validate stage
+(agents.validate.process_batch) and mapped with agents.rows.to_row, inserted into the table made
+by schemas.ddl at the sink's batch size: the ceiling for the sink's store side. Reported both
+as insert-only rows/s (the B-store figure) and including the sink's per-record CPU
+(orjson.loads of the processed record + to_row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+import orjson
+
+from agents.rows import to_row
+from agents.validate import ValidationPolicy, process_batch
+from bench.workload import Workload, stamp, tenant_keys
+from schemas.ddl import EVENT_COLUMNS, events_table_ddl
+
+
+def processed_records(count: int) -> list[bytes]:
+    tenants = tenant_keys(40)
+    policy = ValidationPolicy(tenant_keys=frozenset(tenants))
+    workload = Workload(tenants, 5000, seed=11)
+    now = int(time.time() * 1000)
+    out: list[bytes] = []
+    for batch in workload.batches(count):
+        envelope = orjson.loads(stamp(batch.body, now))
+        raw = {
+            "v": 1,
+            "api_key": envelope["events"][0]["tenantId"],
+            "received_at": now,
+            "ip": "127.0.0.1",
+            "user_agent": batch.user_agent,
+            "sent_at": envelope["sentAt"],
+            "dropped": None,
+            "events": envelope["events"],
+        }
+        out.extend(orjson.dumps(e) for e in process_batch(raw, policy).processed)  # type: ignore[arg-type]
+    return out[:count]
+
+
+def run(path: Path, count: int, batch_size: int) -> dict[str, Any]:
+    records = processed_records(count)
+    path.mkdir(parents=True, exist_ok=True)
+    client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+    client.command(events_table_ddl("events"))
+    columns = list(EVENT_COLUMNS)
+
+    t0 = time.perf_counter()
+    rows = [to_row(orjson.loads(r)) for r in records]
+    map_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    inserts = 0
+    for start in range(0, len(rows), batch_size):
+        client.insert("events", rows[start : start + batch_size], column_names=columns)
+        inserts += 1
+    insert_s = time.perf_counter() - t0
+    stored = client.command("SELECT count() FROM events")
+    client.close()
+    return {
+        "events": len(rows),
+        "stored": int(stored),
+        "batch_size": batch_size,
+        "inserts": inserts,
+        "insert_s": insert_s,
+        "map_s": map_s,
+        "events_per_s": len(rows) / insert_s,
+        "events_per_s_with_mapping": len(rows) / (insert_s + map_s),
+        "record_bytes": sum(len(r) for r in records) / max(len(records), 1),
+        # This process holds chDB and the rows, like the worker's sink does: a floor for its RSS.
+        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.store_baseline")
+    p.add_argument("--path", required=True)
+    p.add_argument("--events", type=int, default=100_000)
+    p.add_argument("--batch-size", type=int, default=5000)
+    args = p.parse_args()
+    print(orjson.dumps(run(Path(args.path), args.events, args.batch_size)).decode())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""Nothing lost, nothing doubled: the real stack under faults.
+
+Short variant by default (runs in `make test`); `make test-faults` runs the full one
+(TRACKFLOW_FAULTS_FULL=1: 100,000 events per scenario, more faults) and writes the figures to
+tests/faults/results.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.faults.harness import LoadStats, count_stores, make_batches, run_load, wait_drained
+from tests.support import events as ev
+from tests.support.stack import ROOT, Broker, Worker, start_broker
+
+FULL = os.environ.get("TRACKFLOW_FAULTS_FULL") == "1"
+EVENTS = 100_000 if FULL else 6_000
+BATCH = 20
+RATE = 150.0 if FULL else 60.0  # batches per second offered by the clients
+CLIENTS = 16
+RESULTS: list[dict[str, Any]] = []
+
+FAULT_SETTINGS = {
+    "TRACKFLOW_RATE_LIMIT_PER_IP": "",
+    "TRACKFLOW_RATE_LIMIT_PER_TENANT": "",
+    "TRACKFLOW_RETRY_AFTER_S": "1",
+    "TRACKFLOW_PRODUCE_TIMEOUT_S": "3",
+    "TRACKFLOW_SINK_RETRY_MAX_S": "3",
+    "TRACKFLOW_SINK_SHUTDOWN_FLUSH_S": "3",
+}
+
+
+@pytest.fixture(scope="module")
+def fault_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    yield from start_broker(tmp_path_factory.mktemp("fault-broker"))
+
+
+def new_worker(broker: Broker, workdir: Path, **overrides: str) -> Worker:
+    return Worker(broker=broker, workdir=workdir, overrides={**FAULT_SETTINGS, **overrides})
+
+
+class Load:
+    """The clients, running in a thread while the test injects faults."""
+
+    def __init__(self, urls: Callable[[], Sequence[str]], tenant: str, total: int = EVENTS):
+        self.stats = LoadStats()
+        self.batches = make_batches(tenant, total, BATCH)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(urls,), daemon=True)
+
+    def _run(self, urls: Callable[[], Sequence[str]]) -> None:
+        try:
+            asyncio.run(run_load(urls, self.batches, CLIENTS, RATE, self.stats))
+        except BaseException as exc:
+            self.error = exc
+
+    @property
+    def duration(self) -> float:
+        return len(self.batches) / RATE
+
+    def start(self) -> Load:
+        self._thread.start()
+        return self
+
+    def join(self) -> None:
+        self._thread.join(timeout=900)
+        if self.error is not None:
+            raise self.error
+
+
+def probe(workers: Sequence[Worker], stats: LoadStats, timeout: float = 120.0) -> float:
+    """Post one event (retrying like a client) and wait until it is queryable; seconds taken."""
+    started = time.monotonic()
+    sid = f"probe-{uuid.uuid4().hex[:10]}"
+    event = ev.page_view(workers[0].api_key, sid)
+    body = orjson.dumps({"events": [event]})
+    accepted = False
+    while time.monotonic() - started < timeout:
+        for worker in workers:
+            try:
+                if not accepted:
+                    accepted = worker.post(body).status_code == 202
+                    if accepted:
+                        stats.accepted_ids.add(event["eventId"])
+                        stats.accepted_events += 1
+                if accepted and worker.session_events(sid):
+                    return time.monotonic() - started
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.2)
+    raise AssertionError(f"probe event not visible after {timeout}s")
+
+
+def finish(name: str, load: Load, workers: Sequence[Worker], recover_s: float) -> None:
+    load.join()
+    live = [w for w in workers if w.proc is not None and w.proc.poll() is None]
+    drain_s = wait_drained(live[0])
+    for worker in live:
+        assert worker.stop() == 0, worker.log_tail()
+    counts = count_stores(workers, load.stats.accepted_ids)
+    row = {
+        "scenario": name,
+        "accepted_events": load.stats.accepted_events,
+        "unique_accepted": len(load.stats.accepted_ids),
+        "unique_stored": counts.unique,
+        "physical_rows": counts.rows,
+        "visible_duplicates": counts.visible_duplicates,
+        "cross_store_repeats": counts.cross_store_repeats,
+        "lost": counts.missing,
+        "client_retries": load.stats.retries,
+        "recover_s": round(recover_s, 1),
+        "drain_s": round(drain_s, 1),
+    }
+    RESULTS.append(row)
+    print(orjson.dumps(row).decode())
+    if counts.missing:
+        stored = set()
+        for worker in workers:
+            rows = worker.query_store("SELECT toString(event_id) AS id FROM events")
+            stored |= {r["id"] for r in rows}
+        missing = sorted(load.stats.accepted_ids - stored)
+        (workers[0].workdir / "missing-ids.json").write_bytes(orjson.dumps(missing))
+    assert counts.missing == 0, row
+    assert counts.visible_duplicates == 0, row
+    assert counts.unique == len(load.stats.accepted_ids), row
+
+
+def test_worker_killed_and_restarted(fault_broker: Broker, tmp_path: Path) -> None:
+    worker = new_worker(fault_broker, tmp_path).start()
+    load = Load(lambda: [worker.base_url], worker.api_key).start()
+    kills = 4 if FULL else 2
+    recoveries = []
+    for _ in range(kills):
+        time.sleep(load.duration / (kills + 1))
+        worker.kill()
+        time.sleep(1.0)
+        started = time.monotonic()
+        worker.start()
+        recoveries.append(time.monotonic() - started + probe([worker], load.stats))
+    finish(f"SIGKILL worker x{kills}, restart", load, [worker], max(recoveries))
+
+
+def test_clickhouse_inserts_fail_for_a_while(fault_broker: Broker, tmp_path: Path) -> None:
+    flag = tmp_path / "refuse-inserts"
+    worker = new_worker(fault_broker, tmp_path, TRACKFLOW_SINK_FAIL_FLAG=str(flag)).start()
+    load = Load(lambda: [worker.base_url], worker.api_key).start()
+    outage = 30.0 if FULL else 10.0
+    time.sleep(min(load.duration / 4, 5))
+    flag.touch()
+    time.sleep(outage)
+    assert worker.metric("trackflow_insert_failures_total") > 0
+    assert worker.metric("trackflow_sink_buffered_rows") > 0
+    flag.unlink()
+    finish(f"ClickHouse inserts refused {outage:.0f}s", load, [worker], probe([worker], load.stats))
+
+
+def test_broker_stopped_and_restarted(tmp_path: Path) -> None:
+    # A broker of its own: stopping the module's broker would disturb nothing else, but the
+    # restart must come back on the same port and data.
+    for broker in start_broker(tmp_path / "own-broker"):
+        worker = new_worker(broker, tmp_path).start()
+        urls = [worker.base_url]
+        load = Load(lambda urls=urls: urls, worker.api_key).start()  # type: ignore[misc]
+        time.sleep(min(load.duration / 3, 8))
+        broker.stop()
+        time.sleep(10.0)
+        refused = httpx.post(
+            f"{worker.base_url}/v1/batch",
+            content=orjson.dumps({"events": [ev.click(worker.api_key, "down")]}),
+            timeout=30,
+        )
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "1"
+        assert refused.json()["error"] == "kafka_unavailable"
+        started = time.monotonic()
+        broker.start()
+        recover = time.monotonic() - started + probe([worker], load.stats)
+        finish("Kafka broker stopped 10s, restarted", load, [worker], recover)
+
+
+def test_two_workers_one_killed(fault_broker: Broker, tmp_path: Path) -> None:
+    topics = uuid.uuid4().hex[:8]
+    a = new_worker(fault_broker, tmp_path, _topics=topics).start()
+    b = new_worker(fault_broker, tmp_path, _topics=topics).start()
+    alive = [a, b]
+    load = Load(lambda: [w.base_url for w in alive], a.api_key).start()
+    time.sleep(load.duration / 3)
+    a.kill()
+    alive.remove(a)
+    recover = probe([b], load.stats)
+    finish("2 workers, one SIGKILLed (union of stores)", load, [a, b], recover)
+
+
+def test_sigterm_with_buffer_and_while_inserts_fail(fault_broker: Broker, tmp_path: Path) -> None:
+    flag = tmp_path / "refuse-inserts"
+    worker = new_worker(
+        fault_broker, tmp_path, TRACKFLOW_SINK_FAIL_FLAG=str(flag), TRACKFLOW_SINK_WINDOW_S="3"
+    ).start()
+    load = Load(lambda: [worker.base_url], worker.api_key).start()
+    time.sleep(load.duration / 4)
+    # 1) SIGTERM while the sink holds a buffer: it must store it before exiting.
+    assert worker.stop() == 0
+    worker.start()
+    time.sleep(load.duration / 4)
+    # 2) SIGTERM while inserts fail: the buffer cannot be stored, so it must stay uncommitted.
+    flag.touch()
+    deadline = time.monotonic() + 30
+    while worker.metric("trackflow_sink_buffered_rows") == 0:
+        assert time.monotonic() < deadline, "the sink never buffered while inserts failed"
+        time.sleep(0.2)
+    assert worker.stop() == 0
+    flag.unlink()
+    started = time.monotonic()
+    worker.start()
+    recover = time.monotonic() - started + probe([worker], load.stats)
+    finish("SIGTERM with a buffer, and while inserts fail", load, [worker], recover)
+
+
+def test_write_results() -> None:
+    """Record the figures of this run (full runs update tests/faults/results.md)."""
+    assert RESULTS, "no fault scenario ran"
+    header = list(RESULTS[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in RESULTS]
+    table = "\n".join(lines)
+    print("\n" + table)
+    if FULL:
+        (ROOT / "tests/faults/results.md").write_text(
+            f"Fault suite, full run ({EVENTS} events per scenario, "
+            f"`make test-faults`, {time.strftime('%Y-%m-%d')}):\n\n{table}\n"
+        )
