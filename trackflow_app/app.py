@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 
 import faust
+import mode.loop
 
 from trackflow_app.settings import Settings, load_settings
 from trackflow_app.store import EventStore
 from trackflow_app.topics import ensure_topics
 
 settings: Settings = load_settings()
+log = logging.getLogger(__name__)
+
+# uvloop unless FAUST_LOOP / `faust -L` chose a loop: set before the worker creates its loop.
+if settings.event_loop != "aio":
+    mode.loop.use(settings.event_loop)
 
 
 class TrackFlowApp(faust.App):
@@ -18,6 +26,7 @@ class TrackFlowApp(faust.App):
         # Topics must exist with their partition counts before Faust's consumer subscribes;
         # the broker does not auto-create them.
         await ensure_topics(settings)
+        log.info("event loop %s", type(asyncio.get_running_loop()).__module__)
         await super().on_first_start()
 
 

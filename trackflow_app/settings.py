@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     web_bind: str = "127.0.0.1"
     web_port: int = 6066
     datadir: str = "var/faust"
+    event_loop: str = Field(default="uvloop", pattern="^(uvloop|aio)$")
 
     # Tenants: ingest keys are public (embedded in pages); read keys are secrets.
     api_keys: str = ""
