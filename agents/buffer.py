@@ -12,11 +12,11 @@ from aiokafka.structs import TopicPartition
 class SinkBuffer:
     max_records: int
     window_s: float
-    rows: list[list[Any]] = field(default_factory=list)
+    rows: list[Any] = field(default_factory=list)
     next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
     opened_at: float | None = None
 
-    def add(self, tp: TopicPartition, offset: int, rows: list[list[Any]], now: float) -> None:
+    def add(self, tp: TopicPartition, offset: int, rows: list[Any], now: float) -> None:
         if self.opened_at is None:
             self.opened_at = now
         self.rows.extend(rows)

@@ -1,4 +1,8 @@
-"""Map processed events to ClickHouse rows (column order of schemas.ddl.EVENT_COLUMNS). No I/O."""
+"""Map processed events to ClickHouse rows. No I/O.
+
+``to_json_row`` is what the sink inserts (JSONEachRow, parsed by ClickHouse itself);
+``to_row`` gives the same row as Python values in schemas.ddl.EVENT_COLUMNS order.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from schemas.records import ProcessedEvent
+
+TIME_FIELDS = ("timestamp", "client_timestamp", "received_at")
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -44,3 +52,16 @@ def to_row(event: ProcessedEvent) -> list[Any]:
 
 def to_rows(events: Iterable[ProcessedEvent]) -> list[list[Any]]:
     return [to_row(event) for event in events]
+
+
+def ms_to_text(ms: int) -> str:
+    """Milliseconds as decimal seconds: text ClickHouse reads into DateTime64(3) exactly."""
+    return f"{ms // 1000}.{ms % 1000:03d}"
+
+
+def to_json_row(event: ProcessedEvent) -> bytes:
+    """One JSONEachRow line for the events table."""
+    row: dict[str, Any] = dict(event)
+    for name in TIME_FIELDS:
+        row[name] = ms_to_text(event[name])  # type: ignore[literal-required]
+    return orjson.dumps(row)

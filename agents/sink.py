@@ -22,7 +22,7 @@ from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStat
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from agents.buffer import SinkBuffer
-from agents.rows import to_row
+from agents.rows import to_json_row
 from schemas.records import DeadLetter
 from trackflow_app import metrics
 from trackflow_app.app import app, dead_letter_topic, event_store, settings
@@ -34,9 +34,9 @@ class ShutdownDeadline(Exception):
     """Inserts kept failing until the shutdown flush deadline: the records stay uncommitted."""
 
 
-def rows_of(record: ConsumerRecord[bytes, bytes]) -> tuple[list[list[Any]], DeadLetter | None]:
+def rows_of(record: ConsumerRecord[bytes, bytes]) -> tuple[list[bytes], DeadLetter | None]:
     try:
-        return [to_row(orjson.loads(record.value or b""))], None
+        return [to_json_row(orjson.loads(record.value or b""))], None
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         letter: DeadLetter = {
             "reason": "unmappable_processed_record",
@@ -146,7 +146,7 @@ class EventSink(mode.Service):
         self.buffer.clear()
         metrics.SINK_BUFFERED_ROWS.set(0)
 
-    async def _insert_with_retry(self, rows: list[list[Any]]) -> None:
+    async def _insert_with_retry(self, rows: list[bytes]) -> None:
         @backoff.on_exception(
             backoff.expo,
             Exception,
@@ -158,7 +158,7 @@ class EventSink(mode.Service):
         )
         async def attempt() -> None:
             started = time.monotonic()
-            await event_store.insert(rows)
+            await event_store.insert_json(rows)
             metrics.INSERT_SECONDS.observe(time.monotonic() - started)
 
         try:

@@ -56,10 +56,19 @@ class EventStore:
     def _ensure_schema(self) -> None:
         self._connect().command(events_table_ddl(self.table))
 
-    def _insert(self, rows: Sequence[Sequence[Any]]) -> None:
+    def _check_fault_switch(self) -> None:
         if self._fail_flag is not None and self._fail_flag.exists():
             raise StoreRefused(f"inserts refused while {self._fail_flag} exists")
+
+    def _insert(self, rows: Sequence[Sequence[Any]]) -> None:
+        self._check_fault_switch()
         self._connect().insert(self.table, rows, column_names=list(EVENT_COLUMNS))
+
+    def _insert_json(self, lines: Sequence[bytes]) -> None:
+        self._check_fault_switch()
+        self._connect().raw_insert(
+            self.table, list(EVENT_COLUMNS), insert_block=b"\n".join(lines), fmt="JSONEachRow"
+        )
 
     def _query(self, sql: str, parameters: dict[str, Any] | None) -> list[dict[str, Any]]:
         result = self._connect().query(sql, parameters=parameters or {})
@@ -83,6 +92,10 @@ class EventStore:
 
     async def insert(self, rows: Sequence[Sequence[Any]]) -> None:
         await self._run(self._insert, rows)
+
+    async def insert_json(self, lines: Sequence[bytes]) -> None:
+        """Insert JSONEachRow lines (see agents.rows.to_json_row)."""
+        await self._run(self._insert_json, lines)
 
     async def query(
         self, sql: str, parameters: dict[str, Any] | None = None

@@ -52,7 +52,8 @@ def test_seed_examples_are_stored_with_every_column(worker: Worker) -> None:
     assert by_type["click"] == {"tag": "BUTTON", "id": "submit-button"}
     assert by_type["performance"] == {"loadTime": 2450, "domContentLoaded": 1200}
     assert by_type["error"] == {
-        k: sent[2]["properties"][k] for k in ("message", "source", "line", "col", "stack")
+        **{k: sent[2]["properties"][k] for k in ("message", "source", "line", "col", "stack")},
+        "name": None,  # the first error shape has no name; every typed key is returned
     }
     # The second error shape (fields at the top level) lands in the same property set.
     top_level = rows[sent[4]["eventId"]]["properties"]

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from tests.support import events as ev
 from tests.unit.factories import SESSION, TENANT, make_batch, policy
 
 RECEIVED = 1625539260456
+TIME_KEYS = {"timestamp", "client_timestamp", "received_at"}
 
 
 def processed(ts: int = 1625539200123) -> list[ProcessedEvent]:
@@ -114,3 +116,20 @@ def test_row_of_minimal_event() -> None:
         None,
         None,
     )
+
+
+def test_json_row_times_are_exact_decimal_seconds() -> None:
+    from agents.rows import ms_to_text, to_json_row
+
+    assert ms_to_text(1625539200123) == "1625539200.123"
+    assert ms_to_text(1625539200005) == "1625539200.005"
+    assert ms_to_text(1000) == "1.000"
+    event = processed()[0]
+    line = orjson.loads(to_json_row(event))
+    assert line["timestamp"] == ms_to_text(event["timestamp"])
+    assert line["client_timestamp"] == ms_to_text(event["client_timestamp"])
+    assert line["received_at"] == ms_to_text(event["received_at"])
+    assert {k: v for k, v in line.items() if k not in TIME_KEYS} == {
+        k: v for k, v in event.items() if k not in TIME_KEYS
+    }
+    assert set(line) == set(EVENT_COLUMNS)
