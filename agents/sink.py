@@ -71,6 +71,9 @@ class EventSink(mode.Service):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            # Let fetches fill up a little instead of returning each record as it arrives.
+            fetch_min_bytes=64 * 1024,
+            fetch_max_wait_ms=100,
             session_timeout_ms=int(settings.session_timeout_s * 1000),
             heartbeat_interval_ms=int(settings.session_timeout_s * 200),
         )

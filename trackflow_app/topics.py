@@ -15,10 +15,14 @@ log = logging.getLogger(__name__)
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
     rf = settings.replication_factor
+    # A raw record holds a whole (decompressed) request; brokers default to 1 MB messages.
+    config = {"max.message.bytes": str(settings.max_decompressed_bytes + 1024 * 1024)}
     return [
-        NewTopic(settings.raw_topic, settings.raw_partitions, rf),
-        NewTopic(settings.processed_topic, settings.processed_partitions, rf),
-        NewTopic(settings.dead_letter_topic, settings.dead_letter_partitions, rf),
+        NewTopic(settings.raw_topic, settings.raw_partitions, rf, topic_configs=config),
+        NewTopic(settings.processed_topic, settings.processed_partitions, rf, topic_configs=config),
+        NewTopic(
+            settings.dead_letter_topic, settings.dead_letter_partitions, rf, topic_configs=config
+        ),
     ]
 
 

@@ -194,3 +194,18 @@ def test_sequence_gaps_are_counted_as_lost_events(worker: Worker) -> None:
     body = response.json()
     assert (body["received"], body["lost"]) == (5, 3)  # seq 3, 6 and 7 never arrived
     assert body["by_browser"][0]["browser"] == "Chrome"
+
+
+def test_a_request_near_the_size_limits_is_stored(worker: Worker) -> None:
+    sid = session()
+    events = []
+    for _ in range(450):
+        event = ev.page_view(worker.api_key, sid)
+        event["properties"]["padding"] = "x" * 3500  # ~3.8 KB per event, ~1.7 MB per request
+        events.append(event)
+    zipped = gzip.compress(orjson.dumps({"events": events}))
+    response = worker.post(zipped, headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 202, response.text
+    rows = worker.wait_for_session(sid, 450)
+    assert len(rows) == 450
+    assert {len(r["properties"]["padding"]) for r in rows} == {2048}  # capped per string
