@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TRACKER := web/tracker
 
-.PHONY: run test test-unit test-integration test-tracker test-faults lint bench kafka-start kafka-stop \
+.PHONY: run test test-unit test-integration test-tracker test-faults lint bench bench-short kafka-start kafka-stop \
         tracker deps browser clean
 
 $(BIN)/.installed: pyproject.toml
@@ -46,6 +46,13 @@ test-integration: deps tracker browser
 # Full fault suite: 100,000 events per scenario; writes tests/faults/results.md.
 test-faults: deps
 	TRACKFLOW_FAULTS_FULL=1 $(BIN)/pytest -q -s tests/faults
+
+# Ingestion benchmark (full run, several minutes): bench/results.md and bench/results.png.
+bench: deps
+	$(BIN)/python -m bench.run --full
+
+bench-short: deps
+	$(BIN)/python -m bench.run --short --out var/bench-short
 
 lint: deps
 	$(BIN)/ruff check .
