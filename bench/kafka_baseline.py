@@ -109,7 +109,7 @@ def main() -> None:
     p.add_argument("--bootstrap", required=True)
     p.add_argument("--events", type=int, default=100_000)
     p.add_argument("--partitions", type=int, default=4)
-    p.add_argument("--linger-ms", type=int, default=2)
+    p.add_argument("--linger-ms", type=int, default=5)
     args = p.parse_args()
     result = uvloop.run(run(args.bootstrap, args.events, args.partitions, args.linger_ms))
     print(orjson.dumps(result).decode())

@@ -16,6 +16,7 @@ Not a test: it prints and writes bench/query_results.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -202,25 +203,33 @@ def store_facts(store: EventStore) -> dict[str, Any]:
     }
 
 
-def time_case(
-    store: EventStore, case: Case, tenant: str, pairs: list[tuple[str, str]], now: int, runs: int
-) -> tuple[list[float], int]:
-    if case.endpoint == "error_detail":
+def case_queries(
+    store: EventStore, case: Case, tenant: str, pairs: list[tuple[str, str]], now: int
+) -> list[q.Query]:
+    if case.endpoint == "error_detail":  # drill into the tenant's most frequent error group
         errors = q.errors_query(TABLE, q.parse_request("errors", tenant, pairs, now))
         fingerprint = store.query_sync(*errors)[0]["fingerprint"]
         pairs = [*pairs, ("fingerprint", fingerprint)]
     if case.endpoint == "health":
         pairs = []
-    request = q.parse_request(case.endpoint, tenant, [*pairs, *case.extra], now)
-    queries = case.build(TABLE, request)
-    timings: list[float] = []
-    rows = 0
+    return case.build(TABLE, q.parse_request(case.endpoint, tenant, [*pairs, *case.extra], now))
+
+
+def time_scenario(
+    store: EventStore, tenant: str, pairs: list[tuple[str, str]], now: int, runs: int
+) -> dict[str, tuple[list[float], int]]:
+    """Round-robin over the cases (one run of each, then the next round), so that load from
+    other processes on the machine spreads over all cases instead of hitting one of them."""
+    queries = {case.name: case_queries(store, case, tenant, pairs, now) for case in CASES}
+    timings: dict[str, list[float]] = {name: [] for name in queries}
+    rows: dict[str, int] = {}
     for attempt in range(runs + 1):
-        started = time.perf_counter()
-        rows = sum(len(store.query_sync(sql, params)) for sql, params in queries)
-        if attempt:  # the first run warms caches and is not counted
-            timings.append((time.perf_counter() - started) * 1000)
-    return timings, rows
+        for name, statements in queries.items():
+            started = time.perf_counter()
+            rows[name] = sum(len(store.query_sync(sql, params)) for sql, params in statements)
+            if attempt:  # the first round warms caches and is not counted
+                timings[name].append((time.perf_counter() - started) * 1000)
+    return {name: (timings[name], rows[name]) for name in queries}
 
 
 def p95(values: list[float]) -> float:
@@ -248,11 +257,14 @@ def main() -> int:
     if not exists or not args.reuse:
         print(f"filling {args.store} with ~{args.events:,} events ...", flush=True)
         fill_info = fill(store, args.events, args.tenants, args.days, now)
+        (args.store / "bench-fill.json").write_text(json.dumps(fill_info), encoding="utf-8")
     else:
         newest = store.query_sync(
             f"SELECT toUnixTimestamp64Milli(max(timestamp)) AS t FROM {TABLE}"
         )
         now = int(newest[0]["t"]) + 1
+        saved = args.store / "bench-fill.json"
+        fill_info = json.loads(saved.read_text(encoding="utf-8")) if saved.exists() else {}
     wait_for_merges(store)
     facts = store_facts(store)
     print(f"store: {facts['rows']:,} rows, {facts['events']:,} distinct events, "
@@ -266,11 +278,13 @@ def main() -> int:
         (f"median tenant ({median['tenant_id']}), 30 days", median, 30 * DAY_MS),
     ]
     results: list[dict[str, Any]] = []
+    load_before = os.getloadavg()
     for label, tenant, span in scenarios:
         pairs = [("from", str(now - span)), ("to", str(now))]
         print(f"\n{label}: {int(tenant['events']):,} events in store", flush=True)
+        timed = time_scenario(store, tenant["tenant_id"], pairs, now, args.runs)
         for case in CASES:
-            timings, rows = time_case(store, case, tenant["tenant_id"], pairs, now, args.runs)
+            timings, rows = timed[case.name]
             result = {
                 "scenario": label,
                 "case": case.name,
@@ -282,6 +296,7 @@ def main() -> int:
             results.append(result)
             print(f"  {case.name:36s} p50 {result['p50']:7.1f} ms  p95 {result['p95']:7.1f} ms  "
                   f"max {result['max']:7.1f} ms  ({rows} rows)", flush=True)  # fmt: skip
+    facts["load"] = (load_before, os.getloadavg())
     store._close()
     write_report(args, facts, fill_info, scenarios, results)
     print(f"\nwrote {args.out.relative_to(ROOT)}")
@@ -329,7 +344,10 @@ def write_report(
         )
     lines += [
         f"- Machine: {os.cpu_count()} CPU cores ({platform.machine()}), shared with other jobs "
-        f"while this ran; chDB {chdb.__version__}, Python {platform.python_version()}.",
+        f"while this ran (1-minute load average {facts['load'][0][0]:.1f} before the timed runs, "
+        f"{facts['load'][1][0]:.1f} after); chDB {chdb.__version__}, "
+        f"Python {platform.python_version()}. The cases run round-robin, so that this load "
+        "spreads over all of them.",
         "- Plain `events` table (schemas/events.sql), no projections or rollups: every figure "
         "counts distinct event ids (`uniqExact`, or `GROUP BY event_id` before percentiles).",
         "",

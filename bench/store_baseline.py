@@ -2,10 +2,10 @@
 
 ``python -m bench.store_baseline --path DIR --events N --batch-size 5000`` prints one JSON
 document. The rows are the benchmark's events run through the real validate stage
-(agents.validate.process_batch) and mapped with agents.rows.to_row, inserted into the table made
-by schemas.ddl at the sink's batch size: the ceiling for the sink's store side. Reported both
+(agents.validate.process_batch), mapped with agents.rows.to_json_row and inserted into the table
+made by schemas.ddl at the sink's batch size: the ceiling for the sink's store side. Reported both
 as insert-only rows/s (the B-store figure) and including the sink's per-record CPU
-(orjson.loads of the processed record + to_row).
+(orjson.loads of the processed record + to_json_row).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import clickhouse_connect
 import orjson
 
-from agents.rows import to_row
+from agents.rows import to_json_row
 from agents.validate import ValidationPolicy, process_batch
 from bench.workload import Workload, stamp, tenant_keys
 from schemas.ddl import EVENT_COLUMNS, events_table_ddl
@@ -54,14 +54,16 @@ def run(path: Path, count: int, batch_size: int) -> dict[str, Any]:
     client.command(events_table_ddl("events"))
     columns = list(EVENT_COLUMNS)
 
+    # The sink's own path: each processed record becomes a JSONEachRow line that ClickHouse parses.
     t0 = time.perf_counter()
-    rows = [to_row(orjson.loads(r)) for r in records]
+    rows = [to_json_row(orjson.loads(r)) for r in records]
     map_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     inserts = 0
     for start in range(0, len(rows), batch_size):
-        client.insert("events", rows[start : start + batch_size], column_names=columns)
+        block = b"\n".join(rows[start : start + batch_size])
+        client.raw_insert("events", columns, insert_block=block, fmt="JSONEachRow")
         inserts += 1
     insert_s = time.perf_counter() - t0
     stored = client.command("SELECT count() FROM events")
