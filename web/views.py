@@ -13,6 +13,7 @@ from uuid import UUID
 
 import orjson
 from aiohttp import web as aioweb
+from aiokafka.errors import MessageSizeTooLargeError
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -67,6 +68,18 @@ CORS_HEADERS = {
 
 
 class JsonView(View):
+    async def dispatch(self, request: Any) -> Any:
+        try:
+            return await super().dispatch(request)
+        except Exception as exc:  # a JSON answer, never aiohttp's HTML 500 page
+            if isinstance(exc, aioweb.HTTPException):
+                raise
+            log.exception("request failed path=%s", getattr(request, "path", "?"))
+            return self.json_response(
+                {"error": "internal_error", "message": f"the request failed: {type(exc).__name__}"},
+                status=500,
+            )
+
     def json_response(
         self, body: Any, status: int = 200, headers: dict[str, str] | None = None
     ) -> Response:
@@ -163,6 +176,11 @@ class BatchView(JsonView):
         )
         try:
             await produce_acknowledged(orjson.dumps(record))
+        except MessageSizeTooLargeError:
+            too_big = EdgeError(
+                413, "payload_too_large", "the batch is larger than the event log accepts"
+            )
+            return self.edge_error(too_big, CORS_HEADERS)
         except Exception as exc:
             log.warning("kafka write failed, answering 503: %r", exc)
             metrics.REQUESTS_REJECTED.labels("503", "kafka_unavailable").inc()
@@ -262,12 +280,15 @@ def json_value(value: Any) -> Any:
     return value
 
 
-def read_tenant(request: Request) -> str | None:
-    auth = request.headers.get("Authorization", "")
-    scheme, _, secret = auth.partition(" ")
+def read_tenant(authorization: str) -> str | None:
+    """The tenant a ``Bearer <read secret>`` header grants, or None."""
+    scheme, _, secret = authorization.partition(" ")
+    secret = secret.strip()
     if scheme.lower() != "bearer" or not secret:
         return None
-    return settings.read_secrets.get(secret.strip())
+    if secret in settings.tenant_keys:
+        return None  # an ingest key is public: it never reads, whatever else is configured
+    return settings.read_secrets.get(secret)
 
 
 SESSION_EVENTS_SQL = """
@@ -284,7 +305,7 @@ class EventStreamView(JsonView):
     """The raw event stream of one session or one user (read secret required)."""
 
     async def get(self, request: Request, **kwargs: Any) -> Response:
-        tenant = read_tenant(request)
+        tenant = read_tenant(request.headers.get("Authorization", ""))
         if tenant is None:
             return self.json_response(
                 {"error": "unauthorized", "message": "send Authorization: Bearer <read secret>"},
@@ -336,7 +357,7 @@ class LossView(JsonView):
     """Events lost between browser and server, per browser, from per-session sequence gaps."""
 
     async def get(self, request: Request, **kwargs: Any) -> Response:
-        tenant = read_tenant(request)
+        tenant = read_tenant(request.headers.get("Authorization", ""))
         if tenant is None:
             return self.json_response(
                 {"error": "unauthorized", "message": "send Authorization: Bearer <read secret>"},

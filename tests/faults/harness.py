@@ -39,6 +39,9 @@ def make_batches(tenant: str, total: int, batch_size: int) -> list[list[dict[str
 @dataclass
 class LoadStats:
     accepted_ids: set[str] = field(default_factory=set)
+    # Every event ever sent: one answered 503 may still be stored (Kafka took it after the
+    # edge gave up waiting), which is fine; an event nobody sent is not.
+    sent_ids: set[str] = field(default_factory=set)
     accepted_events: int = 0
     retries: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
@@ -57,6 +60,7 @@ async def _send_batch(
     deadline: float,
 ) -> None:
     body = orjson.dumps({"events": batch, "sentAt": ev.now_ms()})
+    stats.sent_ids.update(e["eventId"] for e in batch)
     delay = 0.1
     while time.monotonic() < deadline:
         try:
@@ -167,9 +171,10 @@ class StoreCounts:
     visible_duplicates: int  # rows a FINAL query shows beyond one per event_id, per store
     cross_store_repeats: int  # the same event_id in two workers' stores (see README)
     missing: int  # accepted (202) event_ids found in no store
+    unsent: int  # stored event_ids that no client sent (must be 0)
 
 
-def count_stores(workers: Sequence[Worker], accepted: set[str]) -> StoreCounts:
+def count_stores(workers: Sequence[Worker], accepted: set[str], sent: set[str]) -> StoreCounts:
     """Counts over the union of the workers' stores (each chDB store is one process's)."""
     stored: set[str] = set()
     rows = visible = in_stores = 0
@@ -183,4 +188,11 @@ def count_stores(workers: Sequence[Worker], accepted: set[str]) -> StoreCounts:
         visible += int(final["n"]) - int(final["u"])
         in_stores += len(ids)
         stored |= ids
-    return StoreCounts(rows, len(stored), visible, in_stores - len(stored), len(accepted - stored))
+    return StoreCounts(
+        rows,
+        len(stored),
+        visible,
+        in_stores - len(stored),
+        len(accepted - stored),
+        len(stored - sent),
+    )
