@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TRACKER := web/tracker
 
 .PHONY: run test test-unit test-integration test-tracker test-faults lint bench bench-short kafka-start kafka-stop \
-        tracker deps browser clean
+        tracker deps browser dashboard-e2e clean
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ tracker:
 	  cd $(TRACKER) && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run -s build; \
 	fi
 
+# playwright-core for the dashboard's browser test.
+dashboard-e2e:
+	@cd web/dashboard/e2e && { [ -d node_modules ] || npm ci --no-audit --no-fund; }
+
 # Debian's Chromium for the browser tests (no browser download: playwright-core drives it).
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
@@ -30,7 +34,7 @@ browser:
 run: deps tracker
 	deploy/run.sh
 
-test: deps tracker browser
+test: deps tracker browser dashboard-e2e
 	cd $(TRACKER) && npm test --silent
 	$(BIN)/pytest -q
 
@@ -40,7 +44,7 @@ test-unit: deps
 test-tracker: tracker
 	cd $(TRACKER) && npm test --silent
 
-test-integration: deps tracker browser
+test-integration: deps tracker browser dashboard-e2e
 	$(BIN)/pytest -q tests/integration
 
 # Full fault suite: 100,000 events per scenario; writes tests/faults/results.md.

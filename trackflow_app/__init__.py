@@ -5,6 +5,7 @@ import agents.stream
 from trackflow_app.app import app
 
 import agents.sink  # noqa: F401  isort:skip
+import web.query_views  # isort:skip
 import web.views  # noqa: F401  isort:skip
 
 __all__ = ["app"]

@@ -1,0 +1,707 @@
+"""The read API's query building, as pure functions: request parameters in, (sql, parameters) out.
+
+No I/O here. Every request value reaches ClickHouse as a server-side parameter (``{name:Type}``);
+only fixed identifiers chosen from allowlists (a breakdown column, the configured table name) are
+written into the SQL text. The SQL is plain ClickHouse SQL, the same for the embedded chDB store
+and an ``http(s)://`` server.
+
+Deduplication: one event can be stored twice until the ReplacingMergeTree merges (and a replay
+whose skew correction differs is never merged). Every figure therefore counts distinct
+``event_id``s (``uniqExact``) or deduplicates by ``event_id`` before aggregating values. On the
+10M-event benchmark store this was also faster than ``FINAL`` with plain counts (largest tenant,
+30 days: traffic 0.48 s vs 0.93 s, top pages 0.32 s vs 0.81 s, sessions 0.44 s vs 0.64 s).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+INTERVALS: dict[str, int] = {"minute": MINUTE_MS, "hour": HOUR_MS, "day": DAY_MS}
+
+DEFAULT_RANGE_MS = 7 * DAY_MS
+MAX_RANGE_DAYS = 400
+MAX_RANGE_MS = MAX_RANGE_DAYS * DAY_MS
+MAX_BUCKETS = 1500
+# Accepted instants: epoch-second values sent as milliseconds would land in 1970 and are refused.
+MIN_TIME_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+MAX_TIME_MS = 7_258_118_400_000  # 2200-01-01T00:00:00Z
+
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 100
+DEFAULT_HEALTH_MINUTES = 60
+MAX_HEALTH_MINUTES = 1440
+MAX_FILTER_LENGTH = 2048
+MAX_PARAM_LENGTH = 4096
+# Bounds every statement; the same SETTINGS work on a ClickHouse server.
+MAX_EXECUTION_S = 20
+
+FILTERS: tuple[str, ...] = ("page_url", "device_type", "os", "browser", "country")
+DIMENSIONS: tuple[str, ...] = ("device_type", "os", "browser", "country")
+PERCENTILES: tuple[float, ...] = (0.5, 0.75, 0.95)
+PERCENTILE_NAMES: tuple[str, ...] = ("p50", "p75", "p95")
+
+_COMMON = frozenset({"from", "to", *FILTERS})
+ENDPOINT_PARAMS: dict[str, frozenset[str]] = {
+    "traffic": _COMMON | {"interval"},
+    "pages": _COMMON | {"limit"},
+    "referrers": _COMMON | {"limit"},
+    "breakdown": _COMMON | {"by", "limit"},
+    "sessions": _COMMON,
+    "errors": _COMMON | {"limit"},
+    "error_detail": _COMMON | {"fingerprint", "limit"},
+    "performance": _COMMON | {"limit"},
+    "health": frozenset({"minutes"}),
+}
+
+_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+_EPOCH_MS = re.compile(r"^-?\d{1,16}$")
+# "2024-05-01T10:00:00+02:00" sent unencoded in a query string arrives with a space for "+".
+_DECODED_PLUS = re.compile(r"^(.*T\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d(?::?\d\d)?)$")
+_FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
+_INTEGER = re.compile(r"^-?\d{1,9}$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class QueryError(ValueError):
+    """A request the read API refuses: answered 400 with ``{"error", "message"}``."""
+
+    def __init__(self, message: str, code: str = "bad_request") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.code, "message": self.message}
+
+
+class Query(NamedTuple):
+    sql: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    from_ms: int
+    to_ms: int  # exclusive
+    interval: str  # minute | hour | day
+
+    @property
+    def step_ms(self) -> int:
+        return INTERVALS[self.interval]
+
+    def buckets(self) -> list[int]:
+        """Bucket starts (epoch ms, UTC-aligned) covering [from, to)."""
+        step = self.step_ms
+        return list(range(self.from_ms // step * step, self.to_ms, step))
+
+    def describe(self) -> dict[str, Any]:
+        return {"from": self.from_ms, "to": self.to_ms, "interval": self.interval}
+
+
+@dataclass(frozen=True)
+class StatsRequest:
+    """A validated read request: tenant, time range, filters and endpoint options."""
+
+    tenant: str
+    range: TimeRange
+    filters: tuple[tuple[str, str], ...] = ()
+    limit: int = DEFAULT_LIMIT
+    dimension: str | None = None
+    fingerprint: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.range.describe(), "filters": dict(self.filters)}
+
+
+# -- parameter parsing ---------------------------------------------------------------------------
+def single_values(pairs: Iterable[tuple[str, str]], allowed: frozenset[str]) -> dict[str, str]:
+    """Query-string pairs as a dict, refusing unknown names, repeats and oversized values."""
+    values: dict[str, str] = {}
+    for name, value in pairs:
+        if name not in allowed:
+            raise QueryError(
+                f"unknown parameter {name!r}; this endpoint accepts: {', '.join(sorted(allowed))}"
+            )
+        if name in values:
+            raise QueryError(f"parameter {name!r} is given more than once")
+        if len(value) > MAX_PARAM_LENGTH:
+            raise QueryError(f"parameter {name!r} is longer than {MAX_PARAM_LENGTH} characters")
+        values[name] = value
+    return values
+
+
+def parse_instant(value: str, name: str) -> int:
+    """An instant as epoch milliseconds, from epoch ms digits or ISO-8601 (UTC when no offset)."""
+    text = value.strip()
+    if _EPOCH_MS.match(text):
+        ms = int(text)
+    else:
+        match = _DECODED_PLUS.match(text)
+        if match:
+            text = f"{match.group(1)}+{match.group(2)}"
+        try:
+            moment = datetime.fromisoformat(text.replace("z", "Z"))
+        except ValueError:
+            raise QueryError(
+                f"{name} must be epoch milliseconds or an ISO-8601 time "
+                f"(e.g. 2024-05-01T00:00:00Z), got {value[:64]!r}"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        ms = (moment - _EPOCH) // timedelta(milliseconds=1)
+    if not MIN_TIME_MS <= ms < MAX_TIME_MS:
+        raise QueryError(
+            f"{name} must lie between 2000-01-01 and 2200-01-01 "
+            "(epoch values are milliseconds, not seconds)"
+        )
+    return ms
+
+
+def choose_interval(span_ms: int) -> str:
+    if span_ms <= 6 * HOUR_MS:
+        return "minute"
+    if span_ms <= 14 * DAY_MS:
+        return "hour"
+    return "day"
+
+
+def parse_range(values: Mapping[str, str], now_ms: int) -> TimeRange:
+    to_ms = parse_instant(values["to"], "to") if values.get("to") else now_ms
+    if values.get("from"):
+        from_ms = parse_instant(values["from"], "from")
+    else:
+        from_ms = to_ms - DEFAULT_RANGE_MS
+    if from_ms >= to_ms:
+        raise QueryError("from must be earlier than to")
+    if to_ms - from_ms > MAX_RANGE_MS:
+        raise QueryError(f"the time range is longer than {MAX_RANGE_DAYS} days")
+    interval = values.get("interval") or "auto"
+    if interval == "auto":
+        interval = choose_interval(to_ms - from_ms)
+    elif interval not in INTERVALS:
+        raise QueryError("interval must be one of minute, hour, day, auto")
+    time_range = TimeRange(from_ms, to_ms, interval)
+    start = from_ms // time_range.step_ms * time_range.step_ms
+    count = -(-(to_ms - start) // time_range.step_ms)
+    if count > MAX_BUCKETS:
+        raise QueryError(
+            f"{count} {interval} buckets exceed the limit of {MAX_BUCKETS}; "
+            "use a coarser interval or a shorter range"
+        )
+    return time_range
+
+
+def parse_filters(values: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Equality filters in a fixed order; an empty value means no filter."""
+    filters: list[tuple[str, str]] = []
+    for name in FILTERS:
+        value = values.get(name, "")
+        if not value:
+            continue
+        if len(value) > MAX_FILTER_LENGTH:
+            raise QueryError(f"filter {name} is longer than {MAX_FILTER_LENGTH} characters")
+        filters.append((name, value))
+    return tuple(filters)
+
+
+def parse_int(values: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = values.get(name, "")
+    if not text:
+        return default
+    if not _INTEGER.match(text):
+        raise QueryError(f"{name} must be an integer")
+    number = int(text)
+    if not low <= number <= high:
+        raise QueryError(f"{name} must be between {low} and {high}")
+    return number
+
+
+def parse_request(
+    endpoint: str, tenant: str, pairs: Iterable[tuple[str, str]], now_ms: int
+) -> StatsRequest:
+    """Validate one read request for ``endpoint`` (a key of ENDPOINT_PARAMS)."""
+    values = single_values(pairs, ENDPOINT_PARAMS[endpoint])
+    if endpoint == "health":
+        minutes = parse_int(values, "minutes", DEFAULT_HEALTH_MINUTES, 1, MAX_HEALTH_MINUTES)
+        # Whole minutes ending with the current (partial) one.
+        to_ms = (now_ms // MINUTE_MS + 1) * MINUTE_MS
+        window = TimeRange(to_ms - minutes * MINUTE_MS, to_ms, "minute")
+        return StatsRequest(tenant, window)
+    dimension = None
+    if endpoint == "breakdown":
+        dimension = values.get("by", "")
+        if dimension not in DIMENSIONS:
+            raise QueryError(f"by must be one of {', '.join(DIMENSIONS)}")
+    fingerprint = None
+    if endpoint == "error_detail":
+        fingerprint = values.get("fingerprint", "")
+        if not _FINGERPRINT.match(fingerprint):
+            raise QueryError("fingerprint must be 16 lowercase hex characters")
+    default_limit = 20 if endpoint == "error_detail" else DEFAULT_LIMIT
+    return StatsRequest(
+        tenant=tenant,
+        range=parse_range(values, now_ms),
+        filters=parse_filters(values),
+        limit=parse_int(values, "limit", default_limit, 1, MAX_LIMIT),
+        dimension=dimension,
+        fingerprint=fingerprint,
+    )
+
+
+# -- SQL -----------------------------------------------------------------------------------------
+def check_table(table: str) -> str:
+    if not _TABLE.match(table):
+        raise ValueError(f"invalid ClickHouse table name {table!r}")
+    return table
+
+
+def _where(request: StatsRequest) -> tuple[str, dict[str, Any]]:
+    clauses = [
+        "tenant_id = {tenant:String}",
+        "timestamp >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC')",
+        "timestamp < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')",
+    ]
+    parameters: dict[str, Any] = {
+        "tenant": request.tenant,
+        "from_ms": request.range.from_ms,
+        "to_ms": request.range.to_ms,
+    }
+    for name, value in request.filters:
+        # `name` is one of FILTERS (a column); the value is bound.
+        clauses.append(f"{name} = {{f_{name}:String}}")
+        parameters[f"f_{name}"] = value
+    return "\n  AND ".join(clauses), parameters
+
+
+def _settings(grouping: bool = False) -> str:
+    extra = ", force_grouping_standard_compatibility = 1" if grouping else ""
+    return f"SETTINGS max_execution_time = {MAX_EXECUTION_S}{extra}"
+
+
+def traffic_query(table: str, request: StatsRequest) -> Query:
+    """Page views, unique sessions and unique users per bucket, and over the whole range.
+
+    One scan: exact per-bucket sets (uniqExact states) are finalized for the series and merged
+    for the range totals (distinct over the range, not the sum of the buckets).
+    """
+    where, parameters = _where(request)
+    sql = f"""
+SELECT
+  arraySort(point -> point.1, groupArray((bucket, finalizeAggregation(page_view_ids),
+    finalizeAggregation(session_ids), finalizeAggregation(user_ids)))) AS series,
+  uniqExactMerge(page_view_ids) AS page_views,
+  uniqExactMerge(session_ids) AS sessions,
+  uniqExactMerge(user_ids) AS users
+FROM (
+  SELECT
+    intDiv(toUnixTimestamp64Milli(timestamp), {{step_ms:Int64}}) * {{step_ms:Int64}} AS bucket,
+    uniqExactStateIf(event_id, event_type = 'page_view') AS page_view_ids,
+    uniqExactState(session_id) AS session_ids,
+    uniqExactState(user_id) AS user_ids
+  FROM {check_table(table)}
+  WHERE {where}
+  GROUP BY bucket
+)
+{_settings()}
+"""
+    return Query(sql.strip(), {**parameters, "step_ms": request.range.step_ms})
+
+
+def pages_query(table: str, request: StatsRequest) -> Query:
+    where, parameters = _where(request)
+    sql = f"""
+SELECT
+  page_url,
+  uniqExact(event_id) AS page_views,
+  uniqExact(session_id) AS sessions
+FROM {check_table(table)}
+WHERE {where}
+  AND event_type = 'page_view'
+GROUP BY page_url
+ORDER BY page_views DESC, page_url
+LIMIT {{limit:UInt32}}
+{_settings()}
+"""
+    return Query(sql.strip(), {**parameters, "limit": request.limit})
+
+
+def referrers_query(table: str, request: StatsRequest) -> Query:
+    """Page views by referring host; direct traffic and same-host referrers are left out."""
+    where, parameters = _where(request)
+    sql = f"""
+SELECT
+  if(domain(ref) = '', ref, domain(ref)) AS referrer,
+  uniqExact(eid) AS page_views,
+  uniqExact(sid) AS sessions
+FROM (
+  SELECT event_id AS eid, session_id AS sid, assumeNotNull(referrer) AS ref, page_url AS url
+  FROM {check_table(table)}
+  WHERE {where}
+    AND event_type = 'page_view'
+    AND referrer IS NOT NULL
+    AND referrer != ''
+)
+WHERE domain(ref) = '' OR domain(ref) != domain(url)
+GROUP BY referrer
+ORDER BY page_views DESC, referrer
+LIMIT {{limit:UInt32}}
+{_settings()}
+"""
+    return Query(sql.strip(), {**parameters, "limit": request.limit})
+
+
+def breakdown_query(table: str, request: StatsRequest) -> Query:
+    """Sessions and page views by one device/geo column."""
+    if request.dimension not in DIMENSIONS:
+        raise QueryError(f"by must be one of {', '.join(DIMENSIONS)}")
+    column = request.dimension  # from the allowlist: an identifier, never request text
+    where, parameters = _where(request)
+    sql = f"""
+SELECT
+  {column} AS value,
+  uniqExact(session_id) AS sessions,
+  uniqExactIf(event_id, event_type = 'page_view') AS page_views
+FROM {check_table(table)}
+WHERE {where}
+GROUP BY value
+ORDER BY sessions DESC, page_views DESC, value
+LIMIT {{limit:UInt32}}
+{_settings()}
+"""
+    return Query(sql.strip(), {**parameters, "limit": request.limit})
+
+
+def sessions_query(table: str, request: StatsRequest) -> Query:
+    """Session count, page views, bounces (sessions with at most one page view), durations."""
+    where, parameters = _where(request)
+    sql = f"""
+SELECT
+  count() AS sessions,
+  sum(pv) AS page_views,
+  countIf(pv <= 1) AS bounces,
+  sum(dur) AS total_duration_ms
+FROM (
+  SELECT
+    session_id AS sid,
+    uniqExactIf(event_id, event_type = 'page_view') AS pv,
+    toUnixTimestamp64Milli(max(timestamp)) - toUnixTimestamp64Milli(min(timestamp)) AS dur
+  FROM {check_table(table)}
+  WHERE {where}
+  GROUP BY session_id
+)
+{_settings()}
+"""
+    return Query(sql.strip(), parameters)
+
+
+def _error_rows(table: str, where: str) -> str:
+    """One row per stored error event, fields renamed, with its fingerprint (message+source+line).
+
+    Properties are read with toString(), which never fails whatever a JSON path holds.
+    """
+    return f"""
+  SELECT
+    event_id AS eid, session_id AS sid, timestamp AS ts, user_id AS uid, page_url AS url,
+    device_type AS dev, os AS os_name, browser AS br, country AS ctry,
+    toString(properties.message) AS msg,
+    toString(properties.source) AS src,
+    toString(properties.line) AS ln,
+    toString(properties.col) AS cl,
+    toString(properties.name) AS nm,
+    toString(properties.stack) AS stk,
+    lower(leftPad(hex(cityHash64(msg, src, ln)), 16, '0')) AS fp
+  FROM {check_table(table)}
+  WHERE {where}
+    AND event_type = 'error'"""
+
+
+_ERROR_GROUP_COLUMNS = """
+  any(fp) AS fingerprint,
+  msg AS message,
+  nullIf(src, '') AS source,
+  toInt64OrNull(ln) AS line,
+  nullIf(anyIf(nm, nm != ''), '') AS name,
+  uniqExact(eid) AS occurrences,
+  uniqExact(sid) AS sessions,
+  toUnixTimestamp64Milli(min(ts)) AS first_seen,
+  toUnixTimestamp64Milli(max(ts)) AS last_seen,
+  nullIf(argMax(stk, (stk != '', ts)), '') AS sample_stack"""
+
+
+def errors_query(table: str, request: StatsRequest) -> Query:
+    """JS errors grouped by fingerprint, most frequent first, with totals over all groups."""
+    where, parameters = _where(request)
+    sql = f"""
+SELECT
+{_ERROR_GROUP_COLUMNS.strip()},
+  sum(occurrences) OVER () AS total_errors,
+  count() OVER () AS total_groups
+FROM ({_error_rows(table, where)}
+)
+GROUP BY msg, src, ln
+ORDER BY occurrences DESC, last_seen DESC, fingerprint
+LIMIT {{limit:UInt32}}
+{_settings()}
+"""
+    return Query(sql.strip(), {**parameters, "limit": request.limit})
+
+
+def error_detail_query(table: str, request: StatsRequest) -> Query:
+    """One error group in a single scan: its latest occurrences (each event once), every row
+    carrying the group's figures, computed over all its occurrences by window functions."""
+    where, parameters = _where(request)
+    sql = f"""
+SELECT
+  fp AS fingerprint,
+  msg AS message,
+  nullIf(src, '') AS source,
+  toInt64OrNull(ln) AS line,
+  nullIf(anyIf(nm, nm != '') OVER (), '') AS name,
+  uniqExact(eid) OVER () AS occurrences,
+  uniqExact(sid) OVER () AS sessions,
+  toUnixTimestamp64Milli(min(ts) OVER ()) AS first_seen,
+  toUnixTimestamp64Milli(max(ts) OVER ()) AS last_seen,
+  nullIf(argMax(stk, (stk != '', ts)) OVER (), '') AS sample_stack,
+  toString(eid) AS event_id,
+  toUnixTimestamp64Milli(ts) AS timestamp,
+  sid AS session_id,
+  uid AS user_id,
+  url AS page_url,
+  dev AS device_type,
+  os_name AS os,
+  br AS browser,
+  ctry AS country,
+  toInt64OrNull(cl) AS col,
+  nullIf(stk, '') AS stack
+FROM ({_error_rows(table, where)}
+)
+WHERE fp = {{fingerprint:String}}
+ORDER BY ts DESC, eid
+LIMIT 1 BY eid
+LIMIT {{limit:UInt32}}
+{_settings()}
+"""
+    return Query(
+        sql.strip(),
+        {**parameters, "fingerprint": request.fingerprint, "limit": request.limit},
+    )
+
+
+def performance_query(table: str, request: StatsRequest) -> Query:
+    """p50/p75/p95 of loadTime and domContentLoaded: the overall row first, then per page."""
+    where, parameters = _where(request)
+    levels = ", ".join(str(level) for level in PERCENTILES)
+    sql = f"""
+SELECT
+  grouping(url) AS is_total,
+  url AS page_url,
+  count() AS samples,
+  quantilesExactInclusive({levels})(load) AS load_time,
+  quantilesExactInclusive({levels})(dcl) AS dom_content_loaded
+FROM (
+  SELECT
+    any(page_url) AS url,
+    any(toFloat64OrNull(toString(properties.loadTime))) AS load,
+    any(toFloat64OrNull(toString(properties.domContentLoaded))) AS dcl
+  FROM {check_table(table)}
+  WHERE {where}
+    AND event_type = 'performance'
+  GROUP BY event_id
+)
+GROUP BY GROUPING SETS ((url), ())
+ORDER BY is_total DESC, samples DESC, page_url
+LIMIT {{limit_rows:UInt32}}
+{_settings(grouping=True)}
+"""
+    return Query(sql.strip(), {**parameters, "limit_rows": request.limit + 1})
+
+
+def health_query(table: str, request: StatsRequest) -> Query:
+    """Events stored per minute (by inserted_at) over the window, with ingestion lag."""
+    sql = f"""
+SELECT
+  intDiv(toUnixTimestamp64Milli(inserted_at), 60000) * 60000 AS minute,
+  uniqExact(event_id) AS events,
+  count() AS stored_rows,
+  sum(toUnixTimestamp64Milli(inserted_at) - toUnixTimestamp64Milli(received_at)) AS lag_sum_ms,
+  max(toUnixTimestamp64Milli(inserted_at) - toUnixTimestamp64Milli(received_at)) AS lag_max_ms,
+  toUnixTimestamp64Milli(max(inserted_at)) AS last_inserted_at
+FROM {check_table(table)}
+WHERE tenant_id = {{tenant:String}}
+  AND inserted_at >= fromUnixTimestamp64Milli({{from_ms:Int64}}, 'UTC')
+  AND inserted_at < fromUnixTimestamp64Milli({{to_ms:Int64}}, 'UTC')
+GROUP BY minute
+ORDER BY minute
+{_settings()}
+"""
+    parameters = {
+        "tenant": request.tenant,
+        "from_ms": request.range.from_ms,
+        "to_ms": request.range.to_ms,
+    }
+    return Query(sql.strip(), parameters)
+
+
+# -- shaping query rows into responses (pure) ----------------------------------------------------
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def _percentiles(values: Sequence[Any] | None) -> dict[str, float | None]:
+    values = list(values or [])
+    if len(values) != len(PERCENTILE_NAMES):
+        return dict.fromkeys(PERCENTILE_NAMES)
+    return {name: _number(value) for name, value in zip(PERCENTILE_NAMES, values, strict=True)}
+
+
+def shape_traffic(request: StatsRequest, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    keys = ("page_views", "sessions", "users")
+    row = rows[0] if rows else {}
+    totals = {key: int(row.get(key) or 0) for key in keys}
+    found = {
+        int(point[0]): dict(zip(keys, (int(v) for v in point[1:]), strict=True))
+        for point in row.get("series") or []
+    }
+    zero = dict.fromkeys(keys, 0)
+    series = [{"t": bucket, **found.get(bucket, zero)} for bucket in request.range.buckets()]
+    return {"range": request.describe(), "totals": totals, "series": series}
+
+
+def shape_list(
+    request: StatsRequest, key: str, rows: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    return {"range": request.describe(), key: [dict(row) for row in rows]}
+
+
+def shape_breakdown(request: StatsRequest, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {"range": request.describe(), "by": request.dimension, "rows": [dict(r) for r in rows]}
+
+
+def shape_sessions(request: StatsRequest, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    row = rows[0] if rows else {}
+    sessions = int(row.get("sessions") or 0)
+    page_views = int(row.get("page_views") or 0)
+    bounces = int(row.get("bounces") or 0)
+    total_duration = int(row.get("total_duration_ms") or 0)
+    return {
+        "range": request.describe(),
+        "sessions": sessions,
+        "page_views": page_views,
+        "bounces": bounces,
+        "pages_per_session": page_views / sessions if sessions else 0.0,
+        "bounce_rate": bounces / sessions if sessions else 0.0,
+        "avg_duration_ms": total_duration / sessions if sessions else 0.0,
+    }
+
+
+_GROUP_KEYS = (
+    "fingerprint",
+    "name",
+    "message",
+    "source",
+    "line",
+    "count",
+    "sessions",
+    "first_seen",
+    "last_seen",
+    "sample_stack",
+)
+
+
+def error_group(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: row["occurrences" if key == "count" else key] for key in _GROUP_KEYS}
+
+
+def shape_errors(request: StatsRequest, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    first = rows[0] if rows else {}
+    return {
+        "range": request.describe(),
+        "total_errors": int(first.get("total_errors") or 0),
+        "total_groups": int(first.get("total_groups") or 0),
+        "groups": [error_group(row) for row in rows],
+    }
+
+
+_OCCURRENCE_KEYS = (
+    "event_id",
+    "timestamp",
+    "session_id",
+    "user_id",
+    "page_url",
+    "device_type",
+    "os",
+    "browser",
+    "country",
+    "col",
+    "stack",
+)
+
+
+def shape_error_detail(request: StatsRequest, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {
+        "range": request.describe(),
+        "group": error_group(rows[0]) if rows else None,
+        "occurrences": [{key: row[key] for key in _OCCURRENCE_KEYS} for row in rows],
+    }
+
+
+def _perf_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "samples": int(row["samples"]),
+        "load_time": _percentiles(row["load_time"]),
+        "dom_content_loaded": _percentiles(row["dom_content_loaded"]),
+    }
+
+
+def shape_performance(request: StatsRequest, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    overall: dict[str, Any] = {
+        "samples": 0,
+        "load_time": _percentiles(None),
+        "dom_content_loaded": _percentiles(None),
+    }
+    pages: list[dict[str, Any]] = []
+    for row in rows:
+        if row["is_total"]:
+            overall = _perf_row(row)
+        else:
+            pages.append({"page_url": row["page_url"], **_perf_row(row)})
+    return {"range": request.describe(), "overall": overall, "pages": pages[: request.limit]}
+
+
+def shape_health(
+    request: StatsRequest, rows: Sequence[Mapping[str, Any]], worker: Mapping[str, Any]
+) -> dict[str, Any]:
+    by_minute = {int(row["minute"]): row for row in rows}
+    series = [
+        {"t": minute, "events": int(by_minute[minute]["events"]) if minute in by_minute else 0}
+        for minute in request.range.buckets()
+    ]
+    events = sum(point["events"] for point in series)
+    stored_rows = sum(int(row["stored_rows"]) for row in rows)
+    lag_sum = sum(int(row["lag_sum_ms"]) for row in rows)
+    minutes = len(series)
+    return {
+        "window": request.range.describe(),
+        "tenant": {
+            "events": events,
+            "events_per_minute": series,
+            "avg_events_per_minute": events / minutes if minutes else 0.0,
+            "last_inserted_at": max((int(r["last_inserted_at"]) for r in rows), default=None),
+            "lag_ms": {
+                "avg": lag_sum / stored_rows if stored_rows else None,
+                "max": max((int(r["lag_max_ms"]) for r in rows), default=None),
+            },
+        },
+        "worker": dict(worker),
+    }

@@ -1,0 +1,230 @@
+"""The read API (``GET /v1/stats/...``) and the dashboard (``GET /dashboard``), as Faust views.
+
+Every stats request carries ``Authorization: Bearer <read secret>``; the secret maps to one tenant
+(TRACKFLOW_READ_KEYS) and every query is restricted to that tenant. Public ingest keys never grant
+reads, even if one were also configured as a read secret. Query building lives in web/query.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from faust.web import Request, Response
+from prometheus_client import Counter, Histogram
+
+from trackflow_app import metrics
+from trackflow_app.app import app, event_store, settings
+from web import query as q
+from web.views import JsonView, read_tenant
+
+log = logging.getLogger(__name__)
+
+DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard"
+DASHBOARD_ASSETS: dict[str, tuple[str, str]] = {
+    "index.html": ("index.html", "text/html; charset=utf-8"),
+    "app.js": ("app.js", "application/javascript; charset=utf-8"),
+    "app.css": ("app.css", "text/css; charset=utf-8"),
+}
+DASHBOARD_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+}
+
+READ_REQUESTS = Counter(
+    "trackflow_read_requests_total",
+    "Read API requests by endpoint and status",
+    ["endpoint", "status"],
+)
+READ_SECONDS = Histogram("trackflow_read_seconds", "Read API request duration", ["endpoint"])
+
+UNAUTHORIZED = {"error": "unauthorized", "message": "send Authorization: Bearer <read secret>"}
+
+
+def counter_by_label(counter: Counter, label: str) -> dict[str, int]:
+    values: dict[str, int] = {}
+    for family in counter.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                values[sample.labels[label]] = int(sample.value)
+    return values
+
+
+def metric_value(metric: Any) -> int:
+    for family in metric.collect():
+        for sample in family.samples:
+            if not sample.name.endswith("_created"):
+                return int(sample.value)
+    return 0
+
+
+def worker_health() -> dict[str, Any]:
+    """This worker process's own counters (worker-wide, not per tenant)."""
+    dead_lettered = counter_by_label(metrics.EVENTS_DEAD_LETTERED, "reason")
+    return {
+        "scope": "worker process",
+        "dead_lettered": dict(sorted(dead_lettered.items())),
+        "dead_lettered_total": sum(dead_lettered.values()),
+        "sink_buffered_rows": metric_value(metrics.SINK_BUFFERED_ROWS),
+        "rows_inserted": metric_value(metrics.ROWS_INSERTED),
+        "insert_failures": metric_value(metrics.INSERT_FAILURES),
+        "events_accepted": metric_value(metrics.EVENTS_ACCEPTED),
+    }
+
+
+async def run(query: q.Query) -> list[dict[str, Any]]:
+    return await event_store.query(query.sql, query.parameters)
+
+
+class StatsView(JsonView):
+    """Authenticate, validate, query, shape; 401/400/500 as JSON ``{"error", "message"}``."""
+
+    endpoint: ClassVar[str]
+
+    async def compute(self, request: q.StatsRequest) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def get(self, request: Request, **kwargs: Any) -> Response:
+        started = time.monotonic()
+        response = await self._answer(request)
+        READ_REQUESTS.labels(self.endpoint, str(response.status)).inc()
+        READ_SECONDS.labels(self.endpoint).observe(time.monotonic() - started)
+        return response
+
+    async def _answer(self, request: Request) -> Response:
+        tenant = read_tenant(request.headers.get("Authorization", ""))
+        if tenant is None:
+            return self.json_response(
+                UNAUTHORIZED, status=401, headers={"WWW-Authenticate": "Bearer"}
+            )
+        try:
+            stats_request = q.parse_request(
+                self.endpoint, tenant, request.query.items(), int(time.time() * 1000)
+            )
+            body = await self.compute(stats_request)
+        except q.QueryError as error:
+            return self.json_response(error.body(), status=400)
+        except Exception:
+            log.exception("read query failed endpoint=%s", self.endpoint)
+            return self.json_response(
+                {"error": "query_failed", "message": "the store could not answer this query"},
+                status=500,
+            )
+        return self.json_response(body, headers={"Cache-Control": "no-store"})
+
+
+def stats_page(
+    path: str, endpoint: str
+) -> Callable[[Callable[[q.StatsRequest], Awaitable[dict[str, Any]]]], type[StatsView]]:
+    """Register ``compute`` as the GET handler of ``path``."""
+
+    def register(compute: Callable[[q.StatsRequest], Awaitable[dict[str, Any]]]) -> type[StatsView]:
+        async def method(self: StatsView, request: q.StatsRequest) -> dict[str, Any]:
+            return await compute(request)
+
+        view = type(
+            f"Stats{endpoint.title().replace('_', '')}View",
+            (StatsView,),
+            {"endpoint": endpoint, "compute": method, "__doc__": compute.__doc__},
+        )
+        app.page(path)(view)
+        return view
+
+    return register
+
+
+TABLE = settings.clickhouse_table
+
+
+@stats_page("/v1/stats/traffic", "traffic")
+async def traffic(request: q.StatsRequest) -> dict[str, Any]:
+    """Page views, unique sessions and unique users per interval, with totals."""
+    return q.shape_traffic(request, await run(q.traffic_query(TABLE, request)))
+
+
+@stats_page("/v1/stats/pages", "pages")
+async def pages(request: q.StatsRequest) -> dict[str, Any]:
+    """Top pages by page views."""
+    return q.shape_list(request, "pages", await run(q.pages_query(TABLE, request)))
+
+
+@stats_page("/v1/stats/referrers", "referrers")
+async def referrers(request: q.StatsRequest) -> dict[str, Any]:
+    """Top referring hosts by page views."""
+    return q.shape_list(request, "referrers", await run(q.referrers_query(TABLE, request)))
+
+
+@stats_page("/v1/stats/breakdown", "breakdown")
+async def breakdown(request: q.StatsRequest) -> dict[str, Any]:
+    """Sessions and page views by device_type, os, browser or country."""
+    return q.shape_breakdown(request, await run(q.breakdown_query(TABLE, request)))
+
+
+@stats_page("/v1/stats/sessions", "sessions")
+async def sessions(request: q.StatsRequest) -> dict[str, Any]:
+    """Session count, pages per session, bounce rate, average duration."""
+    return q.shape_sessions(request, await run(q.sessions_query(TABLE, request)))
+
+
+@stats_page("/v1/stats/errors", "errors")
+async def errors(request: q.StatsRequest) -> dict[str, Any]:
+    """JS error groups (message + source + line)."""
+    return q.shape_errors(request, await run(q.errors_query(TABLE, request)))
+
+
+@stats_page("/v1/stats/errors/detail", "error_detail")
+async def error_detail(request: q.StatsRequest) -> dict[str, Any]:
+    """One error group and its latest occurrences with their stacks."""
+    return q.shape_error_detail(request, await run(q.error_detail_query(TABLE, request)))
+
+
+@stats_page("/v1/stats/performance", "performance")
+async def performance(request: q.StatsRequest) -> dict[str, Any]:
+    """loadTime / domContentLoaded percentiles, overall and per page."""
+    return q.shape_performance(request, await run(q.performance_query(TABLE, request)))
+
+
+@stats_page("/v1/stats/health", "health")
+async def health(request: q.StatsRequest) -> dict[str, Any]:
+    """Events stored per minute for the tenant; dead letters and sink buffer of this worker."""
+    rows = await run(q.health_query(TABLE, request))
+    return q.shape_health(request, rows, worker_health())
+
+
+class DashboardView(JsonView):
+    async def asset(self, name: str) -> Response:
+        entry = DASHBOARD_ASSETS.get(name)
+        if entry is None:
+            return self.json_response(
+                {"error": "not_found", "message": "no such dashboard file"}, status=404
+            )
+        filename, content_type = entry
+        try:
+            body = (DASHBOARD_DIR / filename).read_bytes()
+        except FileNotFoundError:
+            return self.json_response(
+                {"error": "not_found", "message": f"web/dashboard/{filename} is missing"},
+                status=404,
+            )
+        # The charset rides in the header: aiohttp refuses it inside content_type=.
+        return self.bytes(body, headers={**DASHBOARD_HEADERS, "Content-Type": content_type})
+
+
+@app.page("/dashboard")
+class DashboardIndexView(DashboardView):
+    async def get(self, request: Request, **kwargs: Any) -> Response:
+        return await self.asset("index.html")
+
+
+@app.page("/dashboard/{name}")
+class DashboardAssetView(DashboardView):
+    async def get(self, request: Request, name: str = "", **kwargs: Any) -> Response:
+        return await self.asset(name)
