@@ -28,6 +28,7 @@ from trackflow_app import metrics
 from trackflow_app.app import app, dead_letter_topic, event_store, settings
 
 log = logging.getLogger(__name__)
+READ_CHUNK = 500
 
 
 class ShutdownDeadline(Exception):
@@ -106,8 +107,10 @@ class EventSink(mode.Service):
             now = time.monotonic()
             wait_ms = int(self.buffer.time_left(now) * 1000) if len(self.buffer) else 200
             try:
+                # Modest reads keep each mapping round short: the edge shares this event loop.
                 batches = await self.consumer.getmany(
-                    timeout_ms=max(min(wait_ms, 200), 1), max_records=max(self.buffer.space(), 1)
+                    timeout_ms=max(min(wait_ms, 200), 1),
+                    max_records=max(min(self.buffer.space(), READ_CHUNK), 1),
                 )
             except ConsumerStoppedError:
                 return
