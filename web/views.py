@@ -144,7 +144,7 @@ class BatchView(JsonView):
         received_at = int(time.time() * 1000)
         ip = client_ip(request.remote, request.headers, settings.trusted_proxy_networks)
         try:
-            raise_if_limited(await RATE_LIMITS.check_ip(ip))
+            raise_if_limited(RATE_LIMITS.check_ip(ip))
             body = await asyncio.wait_for(
                 read_body(request, settings.max_body_bytes), settings.body_timeout_s
             )
@@ -158,7 +158,7 @@ class BatchView(JsonView):
                 envelope.events, request.headers.get("X-TrackFlow-Key"), settings.tenant_keys
             )
             check_origin(request.headers.get("Origin"), api_key, settings.allowed_origins)
-            raise_if_limited(await RATE_LIMITS.check_tenant(api_key, len(envelope.events)))
+            raise_if_limited(RATE_LIMITS.check_tenant(api_key, len(envelope.events)))
         except TimeoutError:
             error = EdgeError(
                 408, "body_timeout", f"the body did not arrive within {settings.body_timeout_s} s"
