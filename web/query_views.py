@@ -19,7 +19,7 @@ from prometheus_client import Counter, Histogram
 from trackflow_app import metrics
 from trackflow_app.app import app, event_store, settings
 from web import query as q
-from web.views import JsonView, read_tenant
+from web.views import JsonView, ReadView, read_tenant
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,6 @@ READ_REQUESTS = Counter(
     ["endpoint", "status"],
 )
 READ_SECONDS = Histogram("trackflow_read_seconds", "Read API request duration", ["endpoint"])
-
-UNAUTHORIZED = {"error": "unauthorized", "message": "send Authorization: Bearer <read secret>"}
 
 
 def counter_by_label(counter: Counter, label: str) -> dict[str, int]:
@@ -84,7 +82,7 @@ async def run(query: q.Query) -> list[dict[str, Any]]:
     return await event_store.query(query.sql, query.parameters)
 
 
-class StatsView(JsonView):
+class StatsView(ReadView):
     """Authenticate, validate, query, shape; 401/400/500 as JSON ``{"error", "message"}``."""
 
     endpoint: ClassVar[str]
@@ -102,9 +100,7 @@ class StatsView(JsonView):
     async def _answer(self, request: Request) -> Response:
         tenant = read_tenant(request.headers.get("Authorization", ""))
         if tenant is None:
-            return self.json_response(
-                UNAUTHORIZED, status=401, headers={"WWW-Authenticate": "Bearer"}
-            )
+            return self.unauthorized()
         try:
             stats_request = q.parse_request(
                 self.endpoint, tenant, request.query.items(), int(time.time() * 1000)

@@ -291,6 +291,16 @@ def read_tenant(authorization: str) -> str | None:
     return settings.read_secrets.get(secret)
 
 
+UNAUTHORIZED = {"error": "unauthorized", "message": "send Authorization: Bearer <read secret>"}
+
+
+class ReadView(JsonView):
+    """A view that reads one tenant's data: the read secret decides which tenant."""
+
+    def unauthorized(self) -> Response:
+        return self.json_response(UNAUTHORIZED, status=401, headers={"WWW-Authenticate": "Bearer"})
+
+
 SESSION_EVENTS_SQL = """
 SELECT *
 FROM {table} FINAL
@@ -301,16 +311,13 @@ LIMIT {{limit:UInt32}}
 
 
 @app.page("/v1/query/events")
-class EventStreamView(JsonView):
+class EventStreamView(ReadView):
     """The raw event stream of one session or one user (read secret required)."""
 
     async def get(self, request: Request, **kwargs: Any) -> Response:
         tenant = read_tenant(request.headers.get("Authorization", ""))
         if tenant is None:
-            return self.json_response(
-                {"error": "unauthorized", "message": "send Authorization: Bearer <read secret>"},
-                status=401,
-            )
+            return self.unauthorized()
         query = request.query
         column, value = (
             ("session_id", query["session_id"])
@@ -353,16 +360,13 @@ ORDER BY lost DESC, browser
 
 
 @app.page("/v1/query/loss")
-class LossView(JsonView):
+class LossView(ReadView):
     """Events lost between browser and server, per browser, from per-session sequence gaps."""
 
     async def get(self, request: Request, **kwargs: Any) -> Response:
         tenant = read_tenant(request.headers.get("Authorization", ""))
         if tenant is None:
-            return self.json_response(
-                {"error": "unauthorized", "message": "send Authorization: Bearer <read secret>"},
-                status=401,
-            )
+            return self.unauthorized()
         try:
             hours = min(max(int(request.query.get("hours", "24")), 1), 24 * 400)
         except ValueError:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from tests.support import events as ev
 from tests.support.kafka import read_topic
 from tests.support.stack import Broker, Worker
+from tests.support.strategies import json_values
 
 KEY = "test-key"
 
@@ -240,17 +241,6 @@ def test_slow_and_partial_bodies(bad_worker: Worker, ledger: Ledger) -> None:
     assert httpx.get(f"{bad_worker.base_url}/healthz").status_code == 200
 
 
-ANY_JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=40),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
 FIELDS = [
     "eventId",
     "eventType",
@@ -278,12 +268,12 @@ def mutated_event(draw: st.DrawFn) -> dict[str, Any]:
         if action == "drop":
             event.pop(field, None)
         elif action == "replace" or not isinstance(event.get(field), dict):
-            event[field] = draw(ANY_JSON)
+            event[field] = draw(json_values)
         else:
             inner = event[field]
             if inner:
                 key = draw(st.sampled_from(sorted(inner)))
-                inner[key] = draw(ANY_JSON)
+                inner[key] = draw(json_values)
     return event
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from agents.sanitize import MAX_NESTING, clean_json, clean_text
 from agents.validate import clock_offset_ms, process_batch
+from tests.support.strategies import json_values
 from tests.unit.factories import BUILDERS, SESSION, TENANT, make_batch, policy
 from web.edge import EdgeError, gunzip_bounded
 
@@ -20,21 +21,6 @@ SAFE_KEY = re.compile(r"^[A-Za-z0-9_\-]+$")
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 FAST = settings(
     max_examples=120, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-
-json_leaves = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**64)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20)
-)
-json_values = st.recursive(
-    json_leaves,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=20,
 )
 
 BASE_KEYS = [
