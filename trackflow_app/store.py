@@ -60,10 +60,6 @@ class EventStore:
         if self._fail_flag is not None and self._fail_flag.exists():
             raise StoreRefused(f"inserts refused while {self._fail_flag} exists")
 
-    def _insert(self, rows: Sequence[Sequence[Any]]) -> None:
-        self._check_fault_switch()
-        self._connect().insert(self.table, rows, column_names=list(EVENT_COLUMNS))
-
     def _insert_json(self, lines: Sequence[bytes]) -> None:
         self._check_fault_switch()
         self._connect().raw_insert(
@@ -89,9 +85,6 @@ class EventStore:
 
     async def ensure_schema(self) -> None:
         await self._run(self._ensure_schema)
-
-    async def insert(self, rows: Sequence[Sequence[Any]]) -> None:
-        await self._run(self._insert, rows)
 
     async def insert_json(self, lines: Sequence[bytes]) -> None:
         """Insert JSONEachRow lines (see agents.rows.to_json_row)."""
