@@ -9,6 +9,7 @@ from pathlib import Path
 import faust
 import mode.loop
 
+from trackflow_app.logs import logging_config
 from trackflow_app.settings import Settings, load_settings
 from trackflow_app.store import EventStore
 from trackflow_app.topics import ensure_topics
@@ -53,6 +54,7 @@ app = TrackFlowApp(
     broker_session_timeout=settings.session_timeout_s,
     broker_heartbeat_interval=settings.session_timeout_s / 5,
     web_in_thread=False,
+    logging_config=logging_config(settings.log_format, settings.log_level),
 )
 
 raw_topic = app.topic(

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     web_port: int = 6066
     datadir: str = "var/faust"
     event_loop: str = Field(default="uvloop", pattern="^(uvloop|aio)$")
+    log_format: str = Field(default="text", pattern="^(text|json)$")
+    log_level: str = Field(default="info", pattern="(?i)^(debug|info|warning|error)$")
 
     # Tenants: ingest keys are public (embedded in pages); read keys are secrets.
     api_keys: str = ""

@@ -209,3 +209,18 @@ def test_a_request_near_the_size_limits_is_stored(worker: Worker) -> None:
     rows = worker.wait_for_session(sid, 450)
     assert len(rows) == 450
     assert {len(r["properties"]["padding"]) for r in rows} == {2048}  # capped per string
+
+
+def test_json_logs(worker_factory: type[Worker]) -> None:
+    worker = worker_factory(TRACKFLOW_LOG_FORMAT="json").start()  # type: ignore[call-arg]
+    sid = session()
+    assert worker.post({"events": [ev.page_view(worker.api_key, sid)]}).status_code == 202
+    worker.wait_for_session(sid, 1)
+    worker.stop()
+    lines = [line for line in worker.log_path.read_text().splitlines() if line.startswith("{")]
+    entries = [orjson.loads(line) for line in lines]
+    assert any(e["message"] == "[^Worker]: Ready" for e in entries)
+    assert any(
+        e["logger"] == "agents.sink" and e["message"].startswith("sink started") for e in entries
+    )
+    assert all({"ts", "level", "logger", "message"} <= set(e) for e in entries)
