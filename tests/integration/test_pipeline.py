@@ -5,11 +5,13 @@ from __future__ import annotations
 import gzip
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import orjson
 
 from tests.support import events as ev
+from tests.support.geoip import LONDON_IP, build_city_database
 from tests.support.kafka import read_topic
 from tests.support.stack import Worker
 
@@ -224,3 +226,18 @@ def test_json_logs(worker_factory: type[Worker]) -> None:
         e["logger"] == "agents.sink" and e["message"].startswith("sink started") for e in entries
     )
     assert all({"ts", "level", "logger", "message"} <= set(e) for e in entries)
+
+
+def test_geoip_enrichment_from_a_real_database(
+    worker_factory: type[Worker], tmp_path: Path
+) -> None:
+    database = build_city_database(tmp_path / "city.mmdb")
+    worker = worker_factory(  # type: ignore[call-arg]
+        TRACKFLOW_GEOIP_DATABASE=str(database), TRACKFLOW_TRUSTED_PROXIES="127.0.0.1"
+    ).start()
+    sid = session()
+    headers = {"X-Forwarded-For": LONDON_IP}
+    assert worker.post({"events": [ev.page_view(worker.api_key, sid)]}, headers).status_code == 202
+    [row] = worker.wait_for_session(sid, 1)
+    assert row["ip_address"] == LONDON_IP
+    assert (row["country"], row["region"], row["city"]) == ("GB", "England", "London")
