@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -10,8 +9,6 @@ import orjson
 from schemas.records import ProcessedEvent
 
 TIME_FIELDS = ("timestamp", "client_timestamp", "received_at")
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def ms_to_text(ms: int) -> str:

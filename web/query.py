@@ -138,6 +138,12 @@ def single_values(pairs: Iterable[tuple[str, str]], allowed: frozenset[str]) -> 
     return values
 
 
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch; a datetime without a zone is UTC (as chDB returns them)."""
+    utc = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return (utc - _EPOCH) // timedelta(milliseconds=1)
+
+
 def parse_instant(value: str, name: str) -> int:
     """An instant as epoch milliseconds, from epoch ms digits or ISO-8601 (UTC when no offset)."""
     text = value.strip()
@@ -154,9 +160,7 @@ def parse_instant(value: str, name: str) -> int:
                 f"{name} must be epoch milliseconds or an ISO-8601 time "
                 f"(e.g. 2024-05-01T00:00:00Z), got {value[:64]!r}"
             ) from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        ms = (moment - _EPOCH) // timedelta(milliseconds=1)
+        ms = epoch_ms(moment)
     if not MIN_TIME_MS <= ms < MAX_TIME_MS:
         raise QueryError(
             f"{name} must lie between 2000-01-01 and 2200-01-01 "

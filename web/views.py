@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
@@ -17,7 +17,6 @@ from aiokafka.errors import MessageSizeTooLargeError
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from agents.rows import EPOCH
 from schemas.events import with_typed_keys
 from trackflow_app import metrics
 from trackflow_app.app import app, event_store, raw_topic, settings
@@ -31,6 +30,7 @@ from web.edge import (
     decode_request,
     raw_batch,
 )
+from web.query import epoch_ms
 from web.ratelimit import Limited, RateLimits
 
 log = logging.getLogger(__name__)
@@ -272,9 +272,7 @@ class TrackerView(JsonView):
 
 def json_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        # Stored times are UTC; chDB hands them back without a zone.
-        utc = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return (utc - EPOCH) // timedelta(milliseconds=1)
+        return epoch_ms(value)
     if isinstance(value, UUID):
         return str(value)
     return value
