@@ -52,7 +52,6 @@ def rows_of(record: ConsumerRecord[bytes, bytes]) -> tuple[list[bytes], DeadLett
         return [], letter
 
 
-@app.service
 class EventSink(mode.Service):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -194,3 +193,7 @@ class EventSink(mode.Service):
             # The rows are stored; the partition's next owner re-reads them and the
             # ReplacingMergeTree collapses the repeats.
             log.warning("offset commit failed after insert (rows are stored): %r", exc)
+
+
+if settings.sink_enabled:
+    app.service(EventSink)

@@ -75,7 +75,9 @@ class Settings(BaseSettings):
     validate_batch_max: int = Field(default=200, ge=1)
     validate_batch_within_s: float = Field(default=0.02, gt=0)
 
-    # Sink
+    # Sink. A worker with sink_enabled=false runs the edge and the validate stage only and never
+    # opens the store: the way to add ingest capacity next to the one worker that owns a chDB store.
+    sink_enabled: bool = True
     sink_group: str = "trackflow-sink"
     sink_batch_size: int = Field(default=5000, ge=1)
     sink_window_s: float = Field(default=0.5, gt=0)
@@ -111,6 +113,11 @@ class Settings(BaseSettings):
         return tuple(
             ipaddress.ip_network(p, strict=False) for p in _split_csv(self.trusted_proxies)
         )
+
+    @property
+    def store_on_this_worker(self) -> bool:
+        """Whether this process may open the store: chDB allows one process, a server many."""
+        return self.sink_enabled or not self.clickhouse_url.startswith("chdb://")
 
     @property
     def kafka_bootstrap(self) -> str:

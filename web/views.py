@@ -225,16 +225,21 @@ async def broker_reachable() -> bool:
 class ReadyView(JsonView):
     async def get(self, request: Request, **kwargs: Any) -> Response:
         kafka_ok = await broker_reachable()
-        try:
-            store_ok = await asyncio.wait_for(event_store.ping(), 5.0)
-        except Exception:
-            store_ok = False
-        ready = kafka_ok and store_ok
+        if not settings.store_on_this_worker:
+            # An ingest-only worker never opens the embedded store (another process owns it).
+            store_state: bool | str = "not_used_by_this_worker"
+            ready = kafka_ok
+        else:
+            try:
+                store_state = await asyncio.wait_for(event_store.ping(), 5.0)
+            except Exception:
+                store_state = False
+            ready = kafka_ok and store_state is True
         return self.json_response(
             {
                 "status": "ready" if ready else "unavailable",
                 "kafka": kafka_ok,
-                "clickhouse": store_ok,
+                "clickhouse": store_state,
             },
             status=200 if ready else 503,
         )
@@ -292,8 +297,20 @@ def read_tenant(authorization: str) -> str | None:
 UNAUTHORIZED = {"error": "unauthorized", "message": "send Authorization: Bearer <read secret>"}
 
 
+STORE_NOT_HERE = {
+    "error": "store_not_on_this_worker",
+    "message": "this worker runs without a sink (TRACKFLOW_SINK_ENABLED=false) and the embedded "
+    "chDB store belongs to another process: send reads to the worker that runs the sink",
+}
+
+
 class ReadView(JsonView):
     """A view that reads one tenant's data: the read secret decides which tenant."""
+
+    async def dispatch(self, request: Any) -> Any:
+        if not settings.store_on_this_worker:
+            return self.json_response(STORE_NOT_HERE, status=503)
+        return await super().dispatch(request)
 
     def unauthorized(self) -> Response:
         return self.json_response(UNAUTHORIZED, status=401, headers={"WWW-Authenticate": "Bearer"})

@@ -117,3 +117,14 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(ValidationError):
         settings.api_keys = "x"  # type: ignore[misc]
+
+
+def test_only_a_worker_with_the_sink_opens_an_embedded_store(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().sink_enabled is True
+    assert Settings().store_on_this_worker is True
+    monkeypatch.setenv("TRACKFLOW_SINK_ENABLED", "false")
+    assert Settings().store_on_this_worker is False  # chDB: one process per store
+    monkeypatch.setenv("TRACKFLOW_CLICKHOUSE_URL", "https://clickhouse.example:8443")
+    assert Settings().store_on_this_worker is True  # a server takes many clients
