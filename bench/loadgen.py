@@ -80,7 +80,11 @@ async def post(
 
 
 async def run_open(
-    session: aiohttp.ClientSession, url: str, batches: list[Batch], rate: float, duration: float
+    session: aiohttp.ClientSession,
+    urls: list[str],
+    batches: list[Batch],
+    rate: float,
+    duration: float,
 ) -> tuple[Result, float, float, int]:
     # The schedule: cumulative events / rate, cut at the step's duration.
     sizes = np.array([b.events for b in batches], dtype=np.float64)
@@ -95,6 +99,7 @@ async def run_open(
         scheduled = t0 + offsets[i]
         start = time.perf_counter()
         res.late[i] = start - scheduled
+        url = urls[i % len(urls)]
         status, ok = await post(session, url, batches[i], int((wall0 + offsets[i]) * 1000))
         end = time.perf_counter()
         res.latency[i] = end - scheduled
@@ -121,7 +126,7 @@ async def run_open(
 
 async def run_saturate(
     session: aiohttp.ClientSession,
-    url: str,
+    urls: list[str],
     batches: list[Batch],
     duration: float,
     connections: int,
@@ -140,6 +145,7 @@ async def run_saturate(
             i = counter
             counter += 1
             start = time.perf_counter()
+            url = urls[i % len(urls)]
             status, ok = await post(
                 session, url, batches[i % len(batches)], int(time.time() * 1000)
             )
@@ -165,15 +171,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
     connector = aiohttp.TCPConnector(limit=args.connections, keepalive_timeout=120)
     timeout = aiohttp.ClientTimeout(total=args.timeout)
+    urls = [url.strip() for url in args.url.split(",") if url.strip()]
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         cpu0 = cpu_seconds()
         if args.mode == "open":
-            res, wall0, wall1, n = await run_open(
-                session, args.url, batches, args.rate, args.duration
-            )
+            res, wall0, wall1, n = await run_open(session, urls, batches, args.rate, args.duration)
         else:
             res, wall0, wall1, n = await run_saturate(
-                session, args.url, batches, args.duration, args.connections, args.reuse
+                session, urls, batches, args.duration, args.connections, args.reuse
             )
         done_wall = time.time()
         cpu = cpu_seconds() - cpu0
@@ -212,7 +217,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.loadgen", description=__doc__)
-    p.add_argument("--url", required=True)
+    p.add_argument("--url", required=True, help="one URL, or several comma-separated (round-robin)")
     p.add_argument("--mode", choices=("open", "saturate"), default="open")
     p.add_argument("--rate", type=float, default=1000.0, help="events/s (open loop)")
     p.add_argument("--duration", type=float, default=10.0)

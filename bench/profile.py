@@ -205,7 +205,11 @@ async def profile_run(args: argparse.Namespace) -> int:
             broker = stack.enter_context(contextlib.contextmanager(start_broker)(work / "broker"))
             broker_pid = broker_pid_of(work, broker.managed)
             tenants = tenant_keys(plan.tenants)
-            async with running_worker(broker, work, tenants, broker_pid) as (worker, monitor):
+            async with running_worker(broker, work, tenants, broker_pid, 0) as (
+                worker,
+                _ingest,
+                monitor,
+            ):
                 assert worker.proc is not None
                 bench = Bench(plan, worker, monitor)
                 if args.max_rate:

@@ -143,8 +143,8 @@ def markdown(results: dict[str, Any], d: dict[str, Any]) -> str:
          f"{num(tf['final'].get('lag_raw'))} / {num(tf['final'].get('lag_processed'))}",
          "Faust app group / sink group"],
         ["worker peak RSS", f"{num(d['peak_rss'] / 2**20)} MB",
-         f"VmHWM of the worker process; the B-store process (chDB + its rows) peaked at "
-         f"{num(results['b_store'].get('peak_rss', math.nan) / 2**20)} MB"],
+         f"VmHWM of the worker process with the sink; the B-store process (chDB + its rows) "
+         f"peaked at {num(results['b_store'].get('peak_rss', math.nan) / 2**20)} MB"],
         ["worker CPU-s per million events",
          num(d["ref"]["worker_cpu_s_per_million"] if d["ref"] else math.nan),
          f"at step {d['ref']['label'] if d['ref'] else '-'}"],
@@ -264,6 +264,11 @@ def markdown(results: dict[str, Any], d: dict[str, Any]) -> str:
         f"{plan['connections']} keep-alive connections, {plan['tenants']} tenants, "
         f"{plan['sessions']:,} sessions, batches of 1-50 events.",
         f"- Worker: {', '.join(f'{k}={v}' for k, v in sorted(tf['worker_env'].items()))}",
+        f"- Ingest-only workers (TRACKFLOW_SINK_ENABLED=false, same topics and group, the load "
+        f"generator spreads batches over every edge): {plan.get('ingest_workers', 0)}; their "
+        f"peak RSS: {', '.join(f'{num(r / 2**20)} MB' for r in tf.get('ingest_peak_rss', []))}"
+        f"{'-' if not tf.get('ingest_peak_rss') else ''}. Worker CPU figures are summed over "
+        "all worker processes.",
         f"- B-store: {b_store['events']:,} rows in {b_store['inserts']} inserts; "
         f"B-kafka: {results['b_kafka']['events']:,} events, "
         f"{results['b_kafka']['partitions']} partitions, linger {results['b_kafka']['linger_ms']}"

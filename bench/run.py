@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ class Plan:
     at80_s: float  # 0: no 80 %-of-sustained step
     thresholds: bool
     budget_s: float  # no new step starts once the run is this old (keeps CI's short run bounded)
+    ingest_workers: int = 0  # extra workers with TRACKFLOW_SINK_ENABLED=false
 
 
 FULL = Plan(
@@ -221,9 +223,13 @@ class LagProbe:
 class Monitor:
     """Samples the worker's /metrics, its CPU and RSS, the broker's CPU and consumer lag."""
 
-    def __init__(self, worker: Worker, broker_pid: int | None, lag: LagProbe) -> None:
+    def __init__(
+        self, worker: Worker, broker_pid: int | None, lag: LagProbe, ingest: list[Worker]
+    ) -> None:
         self.worker = worker
+        self.workers = [worker, *ingest]
         self.proc = psutil.Process(worker.proc.pid if worker.proc else 0)
+        self.ingest_procs = [psutil.Process(w.proc.pid if w.proc else 0) for w in ingest]
         self.broker = psutil.Process(broker_pid) if broker_pid else None
         self.lag = lag
         self.samples: list[dict[str, float]] = []
@@ -239,12 +245,17 @@ class Monitor:
     async def sample(self) -> dict[str, float]:
         assert self.session is not None
         t = time.time()
-        async with self.session.get(f"{self.worker.base_url}/metrics") as resp:
-            s = parse_metrics(await resp.text())
-        cpu = self.proc.cpu_times()
+        s: dict[str, float] = {}
+        for worker in self.workers:  # counters summed over the worker with the sink and the rest
+            async with self.session.get(f"{worker.base_url}/metrics") as resp:
+                for key, value in parse_metrics(await resp.text()).items():
+                    s[key] = s.get(key, 0.0) + value
+        cpus = [p.cpu_times() for p in (self.proc, *self.ingest_procs)]
         s["t"] = t
-        s["worker_cpu"] = cpu.user + cpu.system
+        s["worker_cpu"] = sum(cpu.user + cpu.system for cpu in cpus)
         s["worker_rss"] = float(self.proc.memory_info().rss)
+        if self.ingest_procs:
+            s["ingest_rss"] = max(float(p.memory_info().rss) for p in self.ingest_procs)
         if self.broker is not None:
             bcpu = self.broker.cpu_times()
             s["broker_cpu"] = bcpu.user + bcpu.system
@@ -318,11 +329,13 @@ class Bench:
     plan: Plan
     worker: Worker
     monitor: Monitor
+    ingest: list[Worker] = dataclasses.field(default_factory=list)
     seed: int = 1000
 
     @property
     def url(self) -> str:
-        return f"{self.worker.base_url}/v1/batch"
+        """Every worker's edge, comma-separated: the load generator spreads batches over them."""
+        return ",".join(f"{w.base_url}/v1/batch" for w in (self.worker, *self.ingest))
 
     def next_seed(self) -> int:
         self.seed += 1
@@ -462,22 +475,39 @@ def worker_overrides(tenants: list[str]) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def running_worker(broker: Any, work: Path, tenants: list[str], broker_pid: int | None):
+async def running_worker(
+    broker: Any, work: Path, tenants: list[str], broker_pid: int | None, ingest_workers: int
+) -> AsyncIterator[tuple[Worker, list[Worker], Monitor]]:
     worker = Worker(broker=broker, workdir=work, overrides=worker_overrides(tenants))
-    log("starting the worker")
+    ingest = [
+        Worker(
+            broker=broker,
+            workdir=work,
+            overrides={
+                **worker_overrides(tenants),
+                "_topics": worker.name,
+                "TRACKFLOW_SINK_ENABLED": "false",
+            },
+        )
+        for _ in range(ingest_workers)
+    ]
+    log(f"starting the worker{f' and {ingest_workers} ingest-only workers' if ingest else ''}")
     await asyncio.to_thread(worker.start, 180.0)
+    for extra in ingest:
+        await asyncio.to_thread(extra.start, 180.0)
     lag = LagProbe(broker.bootstrap)
     await lag.start()
-    monitor = Monitor(worker, broker_pid, lag)
+    monitor = Monitor(worker, broker_pid, lag, ingest)
     task = asyncio.create_task(monitor.run())
     try:
-        yield worker, monitor
+        yield worker, ingest, monitor
     finally:
         monitor.stop()
         await task
         await lag.stop()
-        if worker.proc is not None and worker.proc.poll() is None:
-            await asyncio.to_thread(worker.stop)
+        for running in (*ingest, worker):
+            if running.proc is not None and running.proc.poll() is None:
+                await asyncio.to_thread(running.stop)
 
 
 async def measure_trackflow(
@@ -491,9 +521,13 @@ async def measure_trackflow(
     tenants = tenant_keys(plan.tenants)
     out: dict[str, Any] = {}
     steps: list[dict[str, Any]] = []
-    async with running_worker(broker, work, tenants, broker_pid) as (worker, monitor):
+    async with running_worker(broker, work, tenants, broker_pid, plan.ingest_workers) as (
+        worker,
+        ingest,
+        monitor,
+    ):
         assert worker.proc is not None
-        bench = Bench(plan, worker, monitor)
+        bench = Bench(plan, worker, monitor, ingest)
         log("probe: saturating the edge")
         probe = await bench.probe()
         out["probe"] = probe
@@ -529,8 +563,11 @@ async def measure_trackflow(
         await asyncio.sleep(2.0)  # Faust commits the raw topic's offsets every second
         out["final"] = await monitor.sample()
         out["worker_peak_rss"] = peak_rss(worker.proc.pid)
+        out["ingest_peak_rss"] = [peak_rss(w.proc.pid) for w in ingest if w.proc is not None]
         out["worker_cpu_total_s"] = out["final"]["worker_cpu"]
         monitor.stop()
+        for extra in ingest:
+            await asyncio.to_thread(extra.stop)
         stop_started = time.time()
         out["worker_exit_code"] = await asyncio.to_thread(worker.stop)
         out["worker_stop_s"] = time.time() - stop_started
@@ -622,6 +659,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile-seconds", type=float, default=20.0)
     p.add_argument("--step-seconds", type=float, help="override the plan's step duration")
     p.add_argument("--at80-seconds", type=float, help="override the 80 %%-step duration")
+    p.add_argument(
+        "--ingest-workers",
+        type=int,
+        default=0,
+        help="extra workers without a sink (TRACKFLOW_SINK_ENABLED=false) next to the one with it",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary work directory")
     p.add_argument("--out", default=str(BENCH_DIR), help="where results.* are written")
     args = p.parse_args(argv)
@@ -634,6 +677,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = dataclasses.replace(plan, step_s=args.step_seconds)
     if args.at80_seconds is not None:
         plan = dataclasses.replace(plan, at80_s=args.at80_seconds)
+    if args.ingest_workers:
+        plan = dataclasses.replace(plan, ingest_workers=args.ingest_workers)
     results = asyncio.run(run_bench(plan, args.max_rate, args.keep))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
