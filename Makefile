@@ -53,7 +53,7 @@ test-faults: deps
 
 # Ingestion benchmark (full run, several minutes): bench/results.md and bench/results.png.
 bench: deps
-	$(BIN)/python -m bench.run --full
+	$(BIN)/python -m bench.run --full --ingest-workers 1
 
 bench-short: deps
 	$(BIN)/python -m bench.run --short --out var/bench-short
