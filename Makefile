@@ -51,7 +51,7 @@ test-integration: deps tracker browser dashboard-e2e
 test-faults: deps
 	TRACKFLOW_FAULTS_FULL=1 $(BIN)/pytest -q -s tests/faults
 
-# Ingestion benchmark (full run, several minutes): bench/results.md and bench/results.png.
+# Ingestion benchmark (full run, about 15 minutes): bench/results.md and bench/results.png.
 bench: deps
 	$(BIN)/python -m bench.run --full --ingest-workers 1
 

@@ -17,6 +17,9 @@ E2E_TARGET = 25_000
 P99_TARGET_MS = 50.0
 FRESHNESS_TARGET_MS = 2000.0
 RSS_TARGET = 300 * 1024 * 1024
+FLAT_WINDOW_S = 600.0  # memory must stay flat over a run this long
+FLAT_SKIP_S = 60.0  # the first minute of the window warms caches and buffers
+FLAT_GROWTH = 0.05  # "flat": the fitted growth over the window is at most 5 % of the start
 
 
 def num(value: Any, digits: int = 0) -> str:
@@ -29,6 +32,21 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def memory_trend(samples: list[dict[str, float]], key: str, t0: float, t1: float) -> dict[str, Any]:
+    """RSS over [t0 + FLAT_SKIP_S, t1]: first and last sample and the linear fit's growth."""
+    points = [(s["t"], s[key]) for s in samples if key in s and t0 + FLAT_SKIP_S <= s["t"] <= t1]
+    if len(points) < 3:
+        return {"start": math.nan, "end": math.nan, "growth": math.nan, "per_min": math.nan}
+    t, v = (np.array(x) for x in zip(*points, strict=True))
+    slope = float(np.polyfit(t, v, 1)[0])
+    return {
+        "start": float(v[0]),
+        "end": float(v[-1]),
+        "growth": slope * float(t[-1] - t[0]),
+        "per_min": slope * 60.0,
+    }
 
 
 def derived(results: dict[str, Any]) -> dict[str, Any]:
@@ -50,7 +68,12 @@ def derived(results: dict[str, Any]) -> dict[str, Any]:
     accepted_metric = final["accepted"]
     at80 = next((s for s in steps if s["label"] == at80_label), None)
     ref = at80 or (kept[-1] if kept else None)
+    samples = tf.get("samples", [])
+    window = (at80["t_start"], at80["t_send_end"]) if at80 else (math.nan, math.nan)
+    memory = {key: memory_trend(samples, key, *window) for key in ("worker_rss", "worker_rss_anon")}
     return {
+        "memory": memory,
+        "memory_window_s": window[1] - window[0],
         "steps": steps,
         "stepped": stepped,
         "sustained": sustained,
@@ -76,6 +99,19 @@ def derived(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def memory_target(d: dict[str, Any]) -> tuple[str, str, bool]:
+    rss = d["memory"]["worker_rss"]
+    label = "memory flat over a 10-minute run (80 % step)"
+    if not d["memory_window_s"] >= 0.99 * FLAT_WINDOW_S:  # the last batch leaves just before
+        return label, "not measured: the 80 % step is shorter than 10 minutes", False
+    growth = rss["growth"] / rss["start"] if rss["start"] else math.nan
+    measured = (
+        f"{num(rss['start'] / 2**20)} → {num(rss['end'] / 2**20)} MB after the first minute; "
+        f"fitted growth {num(rss['per_min'] / 2**20, 1)} MB/min ({num(growth * 100, 1)} %)"
+    )
+    return label, measured, growth <= FLAT_GROWTH
+
+
 def targets(d: dict[str, Any]) -> list[tuple[str, str, bool]]:
     at80 = d["at80"]
     p99 = at80["loadgen"]["latency_ms"]["p99"] if at80 else math.nan
@@ -93,6 +129,7 @@ def targets(d: dict[str, Any]) -> list[tuple[str, str, bool]]:
          fresh99 <= FRESHNESS_TARGET_MS),
         ("worker peak RSS ≤ 300 MB", f"{num(d['peak_rss'] / 2**20)} MB",
          d["peak_rss"] <= RSS_TARGET),
+        memory_target(d),
         ("zero loss, zero visible duplicates",
          f"loss {d['loss']}, duplicates {d['duplicates_visible']}", zero),
     ]  # fmt: skip
@@ -145,6 +182,13 @@ def markdown(results: dict[str, Any], d: dict[str, Any]) -> str:
         ["worker peak RSS", f"{num(d['peak_rss'] / 2**20)} MB",
          f"VmHWM of the worker process with the sink; the B-store process (chDB + its rows) "
          f"peaked at {num(results['b_store'].get('peak_rss', math.nan) / 2**20)} MB"],
+        ["worker RSS over the 80 % step (after its first minute)",
+         f"{num(d['memory']['worker_rss']['start'] / 2**20)} → "
+         f"{num(d['memory']['worker_rss']['end'] / 2**20)} MB",
+         f"of which anonymous (heap, not file-backed pages such as chDB's library): "
+         f"{num(d['memory']['worker_rss_anon']['start'] / 2**20)} → "
+         f"{num(d['memory']['worker_rss_anon']['end'] / 2**20)} MB; fitted growth "
+         f"{num(d['memory']['worker_rss']['per_min'] / 2**20, 1)} MB/min"],
         ["worker CPU-s per million events",
          num(d["ref"]["worker_cpu_s_per_million"] if d["ref"] else math.nan),
          f"at step {d['ref']['label'] if d['ref'] else '-'}"],
