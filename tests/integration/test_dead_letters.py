@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 
-import orjson
-
 from tests.support import events as ev
-from tests.support.stack import ROOT, Worker
-
-
-def cli(worker: Worker, *args: str) -> list[dict[str, object]]:
-    out = subprocess.run(
-        [sys.executable, "-m", "trackflow_app", "dlq", *args],
-        cwd=ROOT,
-        env=worker.env,
-        check=True,
-        capture_output=True,
-    ).stdout
-    return [orjson.loads(line) for line in out.splitlines() if line.strip()]
+from tests.support.stack import Worker
 
 
 def test_dead_letters_show_and_replay_after_fix(worker_factory: type[Worker]) -> None:
@@ -33,7 +18,7 @@ def test_dead_letters_show_and_replay_after_fix(worker_factory: type[Worker]) ->
     assert strict.post({"events": [rich, plain]}).status_code == 202
     strict.wait_for_session(sid, 1)
 
-    letters = cli(strict, "show", "--reason", "too_many_properties")
+    letters = strict.cli("dlq", "show", "--reason", "too_many_properties")
     assert [letter["event"] for letter in letters] == [rich]
     assert letters[0]["tenant_id"] == strict.api_key
     strict.stop()
@@ -43,7 +28,7 @@ def test_dead_letters_show_and_replay_after_fix(worker_factory: type[Worker]) ->
     fixed.name = strict.name
     fixed.port = strict.port
     fixed.start()
-    assert cli(fixed, "replay", "--reason", "too_many_properties") == []
+    assert fixed.cli("dlq", "replay", "--reason", "too_many_properties") == []
     rows = fixed.wait_for_session(sid, 2)
     replayed = next(r for r in rows if r["event_id"] == rich["eventId"])
     assert replayed["properties"] == {"title": "Example Page", "a": 1, "b": 2, "c": 3}

@@ -208,13 +208,18 @@ class Worker:
                 total += float(line.rsplit(" ", 1)[1])
         return total
 
-    # -- store, once the worker has stopped --------------------------------------------------
-    def query_store(self, sql: str) -> list[dict[str, Any]]:
+    # -- the command line, with this worker's settings ---------------------------------------
+    def cli(self, *args: str) -> list[dict[str, Any]]:
+        """``python -m trackflow_app ARGS`` with this worker's environment; its JSON lines."""
         out = subprocess.run(
-            [sys.executable, "-m", "trackflow_app", "query", sql],
+            [sys.executable, "-m", "trackflow_app", *args],
             cwd=ROOT,
             env=self.env,
             check=True,
             capture_output=True,
         ).stdout
         return [orjson.loads(line) for line in out.splitlines() if line.strip()]
+
+    def query_store(self, sql: str) -> list[dict[str, Any]]:
+        """Query the chDB store (once the worker has stopped: chDB allows one process)."""
+        return self.cli("query", sql)
