@@ -7,6 +7,11 @@
 --  * Added columns: client_timestamp (the client's clock as sent; `timestamp` holds the
 --    skew-corrected time), seq (tracker's per-session sequence number, for loss counting),
 --    user_agent (server-side context), inserted_at (when the sink wrote the row).
+--  * Columns the store computes on insert (MATERIALIZED), so that reads skip hashing strings and
+--    parsing JSON: session_key/user_key are the 128-bit SipHash of session_id/user_id, the same
+--    key uniqExact builds from a String (counting them is as exact as counting the strings);
+--    error_fingerprint is the error group's hash of message, source and line (0 for others).
+--    A table made before they existed gets them by ALTER TABLE ... ADD COLUMN (schemas/ddl.py).
 CREATE TABLE IF NOT EXISTS {table} (
     event_id UUID,
     event_type Enum8('page_view' = 1, 'click' = 2, 'error' = 3, 'performance' = 4),
@@ -29,6 +34,9 @@ CREATE TABLE IF NOT EXISTS {table} (
     seq Nullable(UInt32),
     user_agent String,
     inserted_at DateTime64(3, 'UTC') DEFAULT now64(3),
+    session_key UInt128 MATERIALIZED reinterpretAsUInt128(sipHash128(session_id)),
+    user_key Nullable(UInt128) MATERIALIZED if(user_id IS NULL, NULL, reinterpretAsUInt128(sipHash128(assumeNotNull(user_id)))),
+    error_fingerprint UInt64 MATERIALIZED if(event_type = 'error', cityHash64(toString(properties.message), toString(properties.source), toString(properties.line)), 0),
     INDEX idx_tenant_type_time (tenant_id, event_type, timestamp) TYPE minmax,
     INDEX idx_session (session_id) TYPE bloom_filter,
     INDEX idx_user (user_id) TYPE bloom_filter,

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import clickhouse_connect
 
-from schemas.ddl import EVENT_COLUMNS, events_table_ddl
+from schemas.ddl import EVENT_COLUMNS, added_column_ddl, events_table_ddl
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,7 +54,10 @@ class EventStore:
         return self._client
 
     def _ensure_schema(self) -> None:
-        self._connect().command(events_table_ddl(self.table))
+        client = self._connect()
+        client.command(events_table_ddl(self.table))
+        for statement in added_column_ddl(self.table):
+            client.command(statement)
 
     def _check_fault_switch(self) -> None:
         if self._fail_flag is not None and self._fail_flag.exists():

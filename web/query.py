@@ -5,6 +5,11 @@ only fixed identifiers chosen from allowlists (a breakdown column, the configure
 written into the SQL text. The SQL is plain ClickHouse SQL, the same for the embedded chDB store
 and an ``http(s)://`` server.
 
+Distinct sessions and users are counted over ``session_key``/``user_key``, the 128-bit SipHash of
+the ids that the store computes on insert: the same key ``uniqExact`` would build from the strings,
+without hashing them again on every read. Error groups are selected by the stored
+``error_fingerprint``.
+
 Deduplication: one event can be stored twice until the ReplacingMergeTree merges (and a replay
 whose skew correction differs is never merged). Every figure therefore counts distinct
 ``event_id``s (``uniqExact``) or deduplicates by ``event_id`` before aggregating values. On the
@@ -293,28 +298,29 @@ def _settings(grouping: bool = False) -> str:
 def traffic_query(table: str, request: StatsRequest) -> Query:
     """Page views, unique sessions and unique users per bucket, and over the whole range.
 
-    One scan: exact per-bucket sets (uniqExact states) are finalized for the series and merged
-    for the range totals (distinct over the range, not the sum of the buckets).
+    One scan with two grouping sets: per bucket for the series and the whole range for the
+    totals (distinct over the range, not the sum of the buckets). Building the range's sets
+    directly was faster than merging per-bucket uniqExact states.
     """
     where, parameters = _where(request)
     sql = f"""
 SELECT
-  arraySort(point -> point.1, groupArray((bucket, finalizeAggregation(page_view_ids),
-    finalizeAggregation(session_ids), finalizeAggregation(user_ids)))) AS series,
-  uniqExactMerge(page_view_ids) AS page_views,
-  uniqExactMerge(session_ids) AS sessions,
-  uniqExactMerge(user_ids) AS users
+  arraySort(point -> point.1, groupArrayIf((bucket, pv, ss, us), is_total = 0)) AS series,
+  anyIf(pv, is_total = 1) AS page_views,
+  anyIf(ss, is_total = 1) AS sessions,
+  anyIf(us, is_total = 1) AS users
 FROM (
   SELECT
+    grouping(bucket) AS is_total,
     intDiv(toUnixTimestamp64Milli(timestamp), {{step_ms:Int64}}) * {{step_ms:Int64}} AS bucket,
-    uniqExactStateIf(event_id, event_type = 'page_view') AS page_view_ids,
-    uniqExactState(session_id) AS session_ids,
-    uniqExactState(user_id) AS user_ids
+    uniqExactIf(event_id, event_type = 'page_view') AS pv,
+    uniqExact(session_key) AS ss,
+    uniqExact(user_key) AS us
   FROM {check_table(table)}
   WHERE {where}
-  GROUP BY bucket
+  GROUP BY GROUPING SETS ((bucket), ())
 )
-{_settings()}
+{_settings(grouping=True)}
 """
     return Query(sql.strip(), {**parameters, "step_ms": request.range.step_ms})
 
@@ -325,7 +331,7 @@ def pages_query(table: str, request: StatsRequest) -> Query:
 SELECT
   page_url,
   uniqExact(event_id) AS page_views,
-  uniqExact(session_id) AS sessions
+  uniqExact(session_key) AS sessions
 FROM {check_table(table)}
 WHERE {where}
   AND event_type = 'page_view'
@@ -346,7 +352,7 @@ SELECT
   uniqExact(eid) AS page_views,
   uniqExact(sid) AS sessions
 FROM (
-  SELECT event_id AS eid, session_id AS sid, assumeNotNull(referrer) AS ref, page_url AS url
+  SELECT event_id AS eid, session_key AS sid, assumeNotNull(referrer) AS ref, page_url AS url
   FROM {check_table(table)}
   WHERE {where}
     AND event_type = 'page_view'
@@ -371,7 +377,7 @@ def breakdown_query(table: str, request: StatsRequest) -> Query:
     sql = f"""
 SELECT
   {column} AS value,
-  uniqExact(session_id) AS sessions,
+  uniqExact(session_key) AS sessions,
   uniqExactIf(event_id, event_type = 'page_view') AS page_views
 FROM {check_table(table)}
 WHERE {where}
@@ -394,44 +400,41 @@ SELECT
   sum(dur) AS total_duration_ms
 FROM (
   SELECT
-    session_id AS sid,
     uniqExactIf(event_id, event_type = 'page_view') AS pv,
     toUnixTimestamp64Milli(max(timestamp)) - toUnixTimestamp64Milli(min(timestamp)) AS dur
   FROM {check_table(table)}
   WHERE {where}
-  GROUP BY session_id
+  GROUP BY session_key
 )
 {_settings()}
 """
     return Query(sql.strip(), parameters)
 
 
-def _error_rows(table: str, where: str) -> str:
-    """One row per stored error event, fields renamed, with its fingerprint (message+source+line).
+def _error_rows(table: str, where: str, extra: str = "") -> str:
+    """One row per stored error event, fields renamed, with its group fingerprint.
 
     Properties are read with toString(), which never fails whatever a JSON path holds.
     """
     return f"""
   SELECT
-    event_id AS eid, session_id AS sid, timestamp AS ts, user_id AS uid, page_url AS url,
-    device_type AS dev, os AS os_name, browser AS br, country AS ctry,
+    event_id AS eid, session_key AS sid, timestamp AS ts,
     toString(properties.message) AS msg,
     toString(properties.source) AS src,
     toString(properties.line) AS ln,
-    toString(properties.col) AS cl,
     toString(properties.name) AS nm,
     toString(properties.stack) AS stk,
-    lower(leftPad(hex(cityHash64(msg, src, ln)), 16, '0')) AS fp
+    error_fingerprint AS fp_key
   FROM {check_table(table)}
   WHERE {where}
-    AND event_type = 'error'"""
+    AND event_type = 'error'{extra}"""
 
 
 _ERROR_GROUP_COLUMNS = """
-  any(fp) AS fingerprint,
-  msg AS message,
-  nullIf(src, '') AS source,
-  toInt64OrNull(ln) AS line,
+  lower(leftPad(hex(any(fp_key)), 16, '0')) AS fingerprint,
+  any(msg) AS message,
+  nullIf(any(src), '') AS source,
+  toInt64OrNull(any(ln)) AS line,
   nullIf(anyIf(nm, nm != ''), '') AS name,
   uniqExact(eid) AS occurrences,
   uniqExact(sid) AS sessions,
@@ -450,7 +453,7 @@ SELECT
   count() OVER () AS total_groups
 FROM ({_error_rows(table, where)}
 )
-GROUP BY msg, src, ln
+GROUP BY fp_key
 ORDER BY occurrences DESC, last_seen DESC, fingerprint
 LIMIT {{limit:UInt32}}
 {_settings()}
@@ -459,44 +462,66 @@ LIMIT {{limit:UInt32}}
 
 
 def error_detail_query(table: str, request: StatsRequest) -> Query:
-    """One error group in a single scan: its latest occurrences (each event once), every row
-    carrying the group's figures, computed over all its occurrences by window functions."""
+    """One error group: its figures over all its occurrences, on every row of its latest
+    occurrences (each event once, newest first).
+
+    The latest event ids are found from the narrow columns first; only those rows are read in
+    full (reading every occurrence's stack and context cost more than the rest together).
+    """
+    if request.fingerprint is None or not _FINGERPRINT.match(request.fingerprint):
+        raise QueryError("fingerprint must be 16 lowercase hex characters")
     where, parameters = _where(request)
+    table = check_table(table)
+    in_group = f"{where}\n    AND event_type = 'error'\n    AND error_fingerprint = {{fp:UInt64}}"
     sql = f"""
 SELECT
-  fp AS fingerprint,
-  msg AS message,
-  nullIf(src, '') AS source,
-  toInt64OrNull(ln) AS line,
-  nullIf(anyIf(nm, nm != '') OVER (), '') AS name,
-  uniqExact(eid) OVER () AS occurrences,
-  uniqExact(sid) OVER () AS sessions,
-  toUnixTimestamp64Milli(min(ts) OVER ()) AS first_seen,
-  toUnixTimestamp64Milli(max(ts) OVER ()) AS last_seen,
-  nullIf(argMax(stk, (stk != '', ts)) OVER (), '') AS sample_stack,
-  toString(eid) AS event_id,
-  toUnixTimestamp64Milli(ts) AS timestamp,
-  sid AS session_id,
-  uid AS user_id,
-  url AS page_url,
-  dev AS device_type,
-  os_name AS os,
-  br AS browser,
-  ctry AS country,
-  toInt64OrNull(cl) AS col,
-  nullIf(stk, '') AS stack
-FROM ({_error_rows(table, where)}
-)
-WHERE fp = {{fingerprint:String}}
-ORDER BY ts DESC, eid
-LIMIT 1 BY eid
-LIMIT {{limit:UInt32}}
+  fingerprint, message, source, line, name, occurrences, sessions, first_seen, last_seen,
+  sample_stack, event_id, timestamp, session_id, user_id, page_url, device_type, os, browser,
+  country, col, stack
+FROM (
+  SELECT
+{_ERROR_GROUP_COLUMNS.strip()}
+  FROM ({_error_rows(table, where, chr(10) + "    AND error_fingerprint = {fp:UInt64}")}
+  )
+  HAVING count() > 0
+) AS error_group
+CROSS JOIN (
+  SELECT
+    toString(eid) AS event_id,
+    toUnixTimestamp64Milli(ts) AS timestamp,
+    sess AS session_id,
+    uid AS user_id,
+    url AS page_url,
+    dev AS device_type,
+    os_name AS os,
+    br AS browser,
+    ctry AS country,
+    toInt64OrNull(toString(cl)) AS col,
+    nullIf(toString(st), '') AS stack
+  FROM (
+    SELECT
+      event_id AS eid, timestamp AS ts, session_id AS sess, user_id AS uid, page_url AS url,
+      device_type AS dev, os AS os_name, browser AS br, country AS ctry,
+      properties.col AS cl, properties.stack AS st
+    FROM {table}
+    WHERE {in_group}
+      AND (event_id, timestamp) IN (
+        SELECT event_id, max(timestamp) AS latest
+        FROM {table}
+        WHERE {in_group}
+        GROUP BY event_id
+        ORDER BY latest DESC, event_id
+        LIMIT {{limit:UInt32}}
+      )
+  )
+  ORDER BY ts DESC, eid
+  LIMIT 1 BY eid
+) AS latest_occurrences
+ORDER BY timestamp DESC, toUUID(event_id)
 {_settings()}
 """
-    return Query(
-        sql.strip(),
-        {**parameters, "fingerprint": request.fingerprint, "limit": request.limit},
-    )
+    parameters = {**parameters, "fp": int(request.fingerprint, 16), "limit": request.limit}
+    return Query(sql.strip(), parameters)
 
 
 def performance_query(table: str, request: StatsRequest) -> Query:

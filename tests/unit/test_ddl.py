@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from schemas.ddl import EVENT_COLUMNS, events_table_ddl
+from schemas.ddl import EVENT_COLUMNS, added_column_ddl, events_table_ddl
 
 # The seed's columns and types (trackflow-data-types.md, "Event Storage").
 SEED_COLUMNS = {
@@ -90,3 +90,22 @@ def test_table_name_substitution_and_no_comments() -> None:
 def test_invalid_table_name_rejected(name: str) -> None:
     with pytest.raises(ValueError, match="invalid ClickHouse table name"):
         events_table_ddl(name)
+
+
+def test_computed_columns_are_materialized_and_never_inserted() -> None:
+    columns = column_lines(DDL)
+    computed = {name for name, definition in columns.items() if " MATERIALIZED " in definition}
+    assert computed == {"session_key", "user_key", "error_fingerprint"}
+    assert not computed & set(EVENT_COLUMNS)
+
+
+def test_older_tables_get_the_computed_columns_by_alter() -> None:
+    statements = added_column_ddl("analytics.events")
+    assert [s.split()[8] for s in statements] == ["session_key", "user_key", "error_fingerprint"]
+    columns = column_lines(DDL)
+    for statement in statements:
+        assert statement.startswith("ALTER TABLE analytics.events ADD COLUMN IF NOT EXISTS ")
+        name, definition = statement.split()[8], statement.split(maxsplit=9)[9]
+        assert columns[name] == definition
+    with pytest.raises(ValueError, match="invalid ClickHouse table name"):
+        added_column_ddl("events; DROP TABLE x")

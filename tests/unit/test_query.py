@@ -226,12 +226,28 @@ def test_every_figure_counts_distinct_event_ids() -> None:
     for query in all_queries([]):
         assert "FINAL" not in query.sql
         assert any(k in query.sql for k in ("uniqExact", "GROUP BY event_id", "LIMIT 1 BY eid"))
-    assert "uniqExactStateIf(event_id, event_type = 'page_view')" in (
+    assert "uniqExactIf(event_id, event_type = 'page_view')" in (
         q.traffic_query("events", request("traffic")).sql
     )
     assert "GROUP BY event_id" in q.performance_query("events", request("performance")).sql
     detail = request("error_detail")
     assert "LIMIT 1 BY eid" in q.error_detail_query("events", detail).sql
+
+
+def test_sessions_and_users_are_counted_by_their_stored_keys() -> None:
+    for query in all_queries([]):
+        assert "uniqExact(session_id)" not in query.sql
+        assert "uniqExact(user_id)" not in query.sql
+        assert "GROUP BY session_id" not in query.sql
+    traffic = q.traffic_query("events", request("traffic")).sql
+    assert "uniqExact(session_key)" in traffic and "uniqExact(user_key)" in traffic
+    assert "GROUP BY session_key" in q.sessions_query("events", request("sessions")).sql
+
+
+def test_error_detail_binds_the_fingerprint_as_a_number() -> None:
+    detail = q.error_detail_query("events", request("error_detail"))
+    assert detail.parameters["fp"] == 0x0123456789ABCDEF
+    assert detail.sql.count("error_fingerprint = {fp:UInt64}") == 3
 
 
 @pytest.mark.parametrize("by", q.DIMENSIONS)

@@ -1,0 +1,75 @@
+"""A store made before the computed columns existed gets them at start-up, with the same values
+a new table computes on insert. chDB runs in a child process (one store per process)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.stack import ROOT
+
+SCRIPT = r"""
+import json, sys
+from schemas.ddl import events_table_ddl
+from trackflow_app.store import EventStore
+from web import query as q
+
+old_ddl = "\n".join(l for l in events_table_ddl("events").splitlines() if " MATERIALIZED " not in l)
+store = EventStore("chdb://" + sys.argv[1], "events")
+client = store._connect()
+client.command(old_ddl)
+def row(eid, kind, session, user, props):
+    return json.dumps({
+        "event_id": eid, "event_type": kind, "timestamp": "2026-01-01 10:00:00.000",
+        "tenant_id": "t", "session_id": session, "user_id": user, "page_url": "https://a.example/",
+        "referrer": None, "device_type": "desktop", "os": "Linux", "browser": "Firefox",
+        "ip_address": None, "country": None, "region": None, "city": None, "properties": props,
+        "received_at": "2026-01-01 10:00:00.000", "client_timestamp": "2026-01-01 10:00:00.000",
+        "seq": 1, "user_agent": "ua"}).encode()
+store._insert_json([
+    row("00000000-0000-4000-8000-000000000001", "page_view", "s1", "u1", {}),
+    row("00000000-0000-4000-8000-000000000002", "page_view", "s2", None, {}),
+    row("00000000-0000-4000-8000-000000000003", "error", "s2", None,
+        {"message": "boom", "source": "https://a.example/app.js", "line": 7}),
+])
+COLUMNS = ("SELECT name FROM system.columns"
+           " WHERE database = currentDatabase() AND table = 'events' ORDER BY position")
+before = [r[0] for r in client.query(COLUMNS).result_rows]
+store._ensure_schema()
+store._ensure_schema()  # idempotent
+after = [r[0] for r in client.query(COLUMNS).result_rows]
+keys = client.query(
+    "SELECT countIf(session_key = reinterpretAsUInt128(sipHash128(session_id))),"
+    " countIf(user_key IS NULL), uniqExact(session_key), uniqExact(user_key),"
+    " lower(leftPad(hex(maxIf(error_fingerprint, event_type = 'error')), 16, '0')),"
+    " countIf(error_fingerprint = 0),"
+    " lower(leftPad(hex(cityHash64('boom', 'https://a.example/app.js', '7')), 16, '0'))"
+    " FROM events").result_rows[0]
+day = [("from", "2026-01-01T00:00:00Z"), ("to", "2026-01-02T00:00:00Z")]
+request = q.parse_request("errors", "t", day, 0)
+errors = store.query_sync(*q.errors_query("events", request))
+groups = [{k: e[k] for k in ("fingerprint", "occurrences", "sessions")} for e in errors]
+print(json.dumps({"before": before, "after": after, "keys": list(keys), "errors": groups}))
+"""
+
+
+def test_an_older_store_gains_the_computed_columns(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path / "store")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    computed = ["session_key", "user_key", "error_fingerprint"]
+    assert not set(computed) & set(result["before"])
+    assert result["after"] == result["before"] + computed
+    matching, null_users, sessions, users, fingerprint, not_errors, expected = result["keys"]
+    assert (matching, null_users, sessions, users, not_errors) == (3, 2, 2, 1, 2)
+    assert fingerprint == expected
+    assert result["errors"] == [{"fingerprint": expected, "occurrences": 1, "sessions": 1}]
