@@ -349,7 +349,9 @@ def write_report(
         f"Python {platform.python_version()}. The cases run round-robin, so that this load "
         "spreads over all of them.",
         "- Plain `events` table (schemas/events.sql), no projections or rollups: every figure "
-        "counts distinct event ids (`uniqExact`, or `GROUP BY event_id` before percentiles).",
+        "counts distinct event ids (`uniqExact`, or `GROUP BY event_id` before percentiles); "
+        "distinct sessions and users are counted over the 128-bit keys the store computes on "
+        "insert (`session_key`, `user_key`), error groups are selected by `error_fingerprint`.",
         "",
     ]
     for label, _tenant, _span in scenarios:
