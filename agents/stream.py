@@ -15,8 +15,10 @@ from typing import Any, cast
 import backoff
 import faust
 import orjson
+from aiokafka import AIOKafkaProducer
 from faust.types import EventT, StreamT
 
+from agents.fanout import records_by_partition, send_partition
 from agents.geo import open_geo_lookup
 from agents.validate import Outcome, ValidationPolicy, process_batch
 from schemas.records import DeadLetter, RawBatch
@@ -55,35 +57,22 @@ def outcome_of(value: bytes) -> Outcome:
         return Outcome(rejected=[letter])
 
 
+def _partition_of(topic: str, key: bytes) -> int:
+    return app.producer.key_partition(topic, key).partition
+
+
 @backoff.on_exception(backoff.expo, Exception, max_value=10, jitter=backoff.full_jitter, logger=log)
 async def publish(outcomes: list[Outcome]) -> None:
     """Send every record and wait until Kafka acknowledged all of them (retried until it does)."""
+    # Faust's producer wraps an aiokafka producer; its batch API is what this stage needs.
+    kafka: AIOKafkaProducer = cast(Any, app.producer)._ensure_producer()
+    processed, dead_letters = processed_topic.get_topic_name(), dead_letter_topic.get_topic_name()
+    for topic in (processed, dead_letters):
+        await kafka.partitions_for(topic)  # the partitioner needs the topic's metadata
+    grouped = records_by_partition(outcomes, processed, dead_letters, _partition_of)
     deliveries: list[Awaitable[Any]] = []
-    send = app.producer.send
-    for outcome in outcomes:
-        for event in outcome.processed:
-            deliveries.append(
-                await send(
-                    processed_topic.get_topic_name(),
-                    event["session_id"].encode(),
-                    orjson.dumps(event),
-                    None,
-                    None,
-                    None,
-                )
-            )
-        for letter in outcome.rejected:
-            tenant = (letter["tenant_id"] or "").encode()
-            deliveries.append(
-                await send(
-                    dead_letter_topic.get_topic_name(),
-                    tenant,
-                    orjson.dumps(letter),
-                    None,
-                    None,
-                    None,
-                )
-            )
+    for (topic, partition), records in grouped.items():
+        deliveries.extend(await send_partition(kafka, topic, partition, records))
     await asyncio.gather(*deliveries)
 
 
