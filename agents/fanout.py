@@ -47,7 +47,7 @@ async def send_partition(
     kafka: AIOKafkaProducer, topic: str, partition: int, records: list[Record]
 ) -> list[Awaitable[Any]]:
     """Hand one partition's records to the producer as whole batches: one delivery future per
-    batch instead of one per record (per-record sends were most of this stage's Kafka cost)."""
+    batch instead of one per record."""
     deliveries: list[Awaitable[Any]] = []
     batch = kafka.create_batch()
     for key, value in records:

@@ -411,7 +411,7 @@ FROM (
     return Query(sql.strip(), parameters)
 
 
-def _error_rows(table: str, where: str, extra: str = "") -> str:
+def _error_rows(table: str, where: str) -> str:
     """One row per stored error event, fields renamed, with its group fingerprint.
 
     Properties are read with toString(), which never fails whatever a JSON path holds.
@@ -427,7 +427,7 @@ def _error_rows(table: str, where: str, extra: str = "") -> str:
     error_fingerprint AS fp_key
   FROM {check_table(table)}
   WHERE {where}
-    AND event_type = 'error'{extra}"""
+    AND event_type = 'error'"""
 
 
 _ERROR_GROUP_COLUMNS = """
@@ -472,7 +472,7 @@ def error_detail_query(table: str, request: StatsRequest) -> Query:
         raise QueryError("fingerprint must be 16 lowercase hex characters")
     where, parameters = _where(request)
     table = check_table(table)
-    in_group = f"{where}\n    AND event_type = 'error'\n    AND error_fingerprint = {{fp:UInt64}}"
+    in_group = f"{where}\n    AND error_fingerprint = {{fp:UInt64}}"
     sql = f"""
 SELECT
   fingerprint, message, source, line, name, occurrences, sessions, first_seen, last_seen,
@@ -481,9 +481,8 @@ SELECT
 FROM (
   SELECT
 {_ERROR_GROUP_COLUMNS.strip()}
-  FROM ({_error_rows(table, where, chr(10) + "    AND error_fingerprint = {fp:UInt64}")}
+  FROM ({_error_rows(table, in_group)}
   )
-  HAVING count() > 0
 ) AS error_group
 CROSS JOIN (
   SELECT
@@ -505,10 +504,12 @@ CROSS JOIN (
       properties.col AS cl, properties.stack AS st
     FROM {table}
     WHERE {in_group}
+      AND event_type = 'error'
       AND (event_id, timestamp) IN (
         SELECT event_id, max(timestamp) AS latest
         FROM {table}
         WHERE {in_group}
+          AND event_type = 'error'
         GROUP BY event_id
         ORDER BY latest DESC, event_id
         LIMIT {{limit:UInt32}}
