@@ -10,7 +10,10 @@
 --  * Columns the store computes on insert (MATERIALIZED), so that reads skip hashing strings and
 --    parsing JSON: session_key/user_key are the 128-bit SipHash of session_id/user_id, the same
 --    key uniqExact builds from a String (counting them is as exact as counting the strings);
---    error_fingerprint is the error group's hash of message, source and line (0 for others).
+--    error_fingerprint is the error group's hash of message, source and line (0 for others);
+--    referrer_host is the referrer's host (the referrer itself when it has none) and
+--    referrer_internal marks a referrer on the page's own host; load_time/dom_content_loaded are
+--    a performance event's two timings as numbers.
 --    A table made before they existed gets them by ALTER TABLE ... ADD COLUMN (schemas/ddl.py).
 CREATE TABLE IF NOT EXISTS {table} (
     event_id UUID,
@@ -37,6 +40,10 @@ CREATE TABLE IF NOT EXISTS {table} (
     session_key UInt128 MATERIALIZED reinterpretAsUInt128(sipHash128(session_id)),
     user_key Nullable(UInt128) MATERIALIZED if(user_id IS NULL, NULL, reinterpretAsUInt128(sipHash128(assumeNotNull(user_id)))),
     error_fingerprint UInt64 MATERIALIZED if(event_type = 'error', cityHash64(toString(properties.message), toString(properties.source), toString(properties.line)), 0),
+    referrer_host String MATERIALIZED if(domain(ifNull(referrer, '')) = '', ifNull(referrer, ''), domain(ifNull(referrer, ''))),
+    referrer_internal UInt8 MATERIALIZED domain(ifNull(referrer, '')) != '' AND domain(ifNull(referrer, '')) = domain(page_url),
+    load_time Nullable(Float64) MATERIALIZED if(event_type = 'performance', toFloat64OrNull(toString(properties.loadTime)), NULL),
+    dom_content_loaded Nullable(Float64) MATERIALIZED if(event_type = 'performance', toFloat64OrNull(toString(properties.domContentLoaded)), NULL),
     INDEX idx_tenant_type_time (tenant_id, event_type, timestamp) TYPE minmax,
     INDEX idx_session (session_id) TYPE bloom_filter,
     INDEX idx_user (user_id) TYPE bloom_filter,

@@ -344,22 +344,22 @@ LIMIT {{limit:UInt32}}
 
 
 def referrers_query(table: str, request: StatsRequest) -> Query:
-    """Page views by referring host; direct traffic and same-host referrers are left out."""
+    """Page views by referring host; direct traffic and same-host referrers are left out.
+
+    ``referrer_host`` and ``referrer_internal`` are computed on insert from the referrer and the
+    page URL (schemas/events.sql).
+    """
     where, parameters = _where(request)
     sql = f"""
 SELECT
-  if(domain(ref) = '', ref, domain(ref)) AS referrer,
-  uniqExact(eid) AS page_views,
-  uniqExact(sid) AS sessions
-FROM (
-  SELECT event_id AS eid, session_key AS sid, assumeNotNull(referrer) AS ref, page_url AS url
-  FROM {check_table(table)}
-  WHERE {where}
-    AND event_type = 'page_view'
-    AND referrer IS NOT NULL
-    AND referrer != ''
-)
-WHERE domain(ref) = '' OR domain(ref) != domain(url)
+  referrer_host AS referrer,
+  uniqExact(event_id) AS page_views,
+  uniqExact(session_key) AS sessions
+FROM {check_table(table)}
+WHERE {where}
+  AND event_type = 'page_view'
+  AND referrer_host != ''
+  AND referrer_internal = 0
 GROUP BY referrer
 ORDER BY page_views DESC, referrer
 LIMIT {{limit:UInt32}}
@@ -539,8 +539,8 @@ SELECT
 FROM (
   SELECT
     any(page_url) AS url,
-    any(toFloat64OrNull(toString(properties.loadTime))) AS load,
-    any(toFloat64OrNull(toString(properties.domContentLoaded))) AS dcl
+    any(load_time) AS load,
+    any(dom_content_loaded) AS dcl
   FROM {check_table(table)}
   WHERE {where}
     AND event_type = 'performance'

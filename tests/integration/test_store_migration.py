@@ -20,17 +20,21 @@ old_ddl = "\n".join(l for l in events_table_ddl("events").splitlines() if " MATE
 store = EventStore("chdb://" + sys.argv[1], "events")
 client = store._connect()
 client.command(old_ddl)
-def row(eid, kind, session, user, props):
+def row(eid, kind, session, user, props, referrer=None):
     return json.dumps({
         "event_id": eid, "event_type": kind, "timestamp": "2026-01-01 10:00:00.000",
         "tenant_id": "t", "session_id": session, "user_id": user, "page_url": "https://a.example/",
-        "referrer": None, "device_type": "desktop", "os": "Linux", "browser": "Firefox",
+        "referrer": referrer, "device_type": "desktop", "os": "Linux", "browser": "Firefox",
         "ip_address": None, "country": None, "region": None, "city": None, "properties": props,
         "received_at": "2026-01-01 10:00:00.000", "client_timestamp": "2026-01-01 10:00:00.000",
         "seq": 1, "user_agent": "ua"}).encode()
 store._insert_json([
-    row("00000000-0000-4000-8000-000000000001", "page_view", "s1", "u1", {}),
-    row("00000000-0000-4000-8000-000000000002", "page_view", "s2", None, {}),
+    row("00000000-0000-4000-8000-000000000001", "page_view", "s1", "u1", {},
+        "https://www.google.com/search?q=a"),
+    row("00000000-0000-4000-8000-000000000002", "page_view", "s2", None, {},
+        "https://a.example/pricing"),
+    row("00000000-0000-4000-8000-000000000004", "performance", "s2", None,
+        {"loadTime": 1250, "domContentLoaded": 600}),
     row("00000000-0000-4000-8000-000000000003", "error", "s2", None,
         {"message": "boom", "source": "https://a.example/app.js", "line": 7}),
 ])
@@ -47,11 +51,17 @@ keys = client.query(
     " countIf(error_fingerprint = 0),"
     " lower(leftPad(hex(cityHash64('boom', 'https://a.example/app.js', '7')), 16, '0'))"
     " FROM events").result_rows[0]
+other = client.query(
+    "SELECT arrayStringConcat(groupArray(concat(referrer_host, ':', toString(internal))), ','),"
+    " max(load_time), max(dom_content_loaded)"
+    " FROM (SELECT referrer_host, referrer_internal AS internal, load_time, dom_content_loaded"
+    "       FROM events ORDER BY event_id)").result_rows[0]
 day = [("from", "2026-01-01T00:00:00Z"), ("to", "2026-01-02T00:00:00Z")]
 request = q.parse_request("errors", "t", day, 0)
 errors = store.query_sync(*q.errors_query("events", request))
 groups = [{k: e[k] for k in ("fingerprint", "occurrences", "sessions")} for e in errors]
-print(json.dumps({"before": before, "after": after, "keys": list(keys), "errors": groups}))
+print(json.dumps({"before": before, "after": after, "keys": list(keys), "errors": groups,
+                  "other": list(other)}))
 """
 
 
@@ -66,10 +76,21 @@ def test_an_older_store_gains_the_computed_columns(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    computed = ["session_key", "user_key", "error_fingerprint"]
+    computed = [
+        "session_key",
+        "user_key",
+        "error_fingerprint",
+        "referrer_host",
+        "referrer_internal",
+        "load_time",
+        "dom_content_loaded",
+    ]
     assert not set(computed) & set(result["before"])
     assert result["after"] == result["before"] + computed
     matching, null_users, sessions, users, fingerprint, not_errors, expected = result["keys"]
-    assert (matching, null_users, sessions, users, not_errors) == (3, 2, 2, 1, 2)
+    assert (matching, null_users, sessions, users, not_errors) == (4, 3, 2, 1, 3)
     assert fingerprint == expected
     assert result["errors"] == [{"fingerprint": expected, "occurrences": 1, "sessions": 1}]
+    hosts, load_time, dom_content_loaded = result["other"]
+    assert hosts == "www.google.com:0,a.example:1,:0,:0"
+    assert (load_time, dom_content_loaded) == (1250.0, 600.0)

@@ -40,6 +40,15 @@ def column_lines(ddl: str) -> dict[str, str]:
 
 
 DDL = events_table_ddl()
+COMPUTED = (
+    "session_key",
+    "user_key",
+    "error_fingerprint",
+    "referrer_host",
+    "referrer_internal",
+    "load_time",
+    "dom_content_loaded",
+)
 
 
 def test_every_seed_column_has_the_seed_type() -> None:
@@ -95,13 +104,13 @@ def test_invalid_table_name_rejected(name: str) -> None:
 def test_computed_columns_are_materialized_and_never_inserted() -> None:
     columns = column_lines(DDL)
     computed = {name for name, definition in columns.items() if " MATERIALIZED " in definition}
-    assert computed == {"session_key", "user_key", "error_fingerprint"}
+    assert computed == set(COMPUTED)
     assert not computed & set(EVENT_COLUMNS)
 
 
 def test_older_tables_get_the_computed_columns_by_alter() -> None:
     statements = added_column_ddl("analytics.events")
-    assert [s.split()[8] for s in statements] == ["session_key", "user_key", "error_fingerprint"]
+    assert [s.split()[8] for s in statements] == list(COMPUTED)
     columns = column_lines(DDL)
     for statement in statements:
         assert statement.startswith("ALTER TABLE analytics.events ADD COLUMN IF NOT EXISTS ")
