@@ -351,7 +351,9 @@ def write_report(
         "- Plain `events` table (schemas/events.sql), no projections or rollups: every figure "
         "counts distinct event ids (`uniqExact`, or `GROUP BY event_id` before percentiles); "
         "distinct sessions and users are counted over the 128-bit keys the store computes on "
-        "insert (`session_key`, `user_key`), error groups are selected by `error_fingerprint`.",
+        "insert (`session_key`, `user_key`); error groups, referrers and performance timings "
+        "read the columns computed on insert (`error_fingerprint`, `referrer_host`, "
+        "`referrer_internal`, `load_time`, `dom_content_loaded`).",
         "",
     ]
     for label, _tenant, _span in scenarios:
