@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from schemas.ddl import added_column_ddl
 from tests.support.stack import ROOT
 
 SCRIPT = r"""
@@ -76,15 +77,8 @@ def test_an_older_store_gains_the_computed_columns(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    computed = [
-        "session_key",
-        "user_key",
-        "error_fingerprint",
-        "referrer_host",
-        "referrer_internal",
-        "load_time",
-        "dom_content_loaded",
-    ]
+    computed = [statement.split()[8] for statement in added_column_ddl()]  # pinned in test_ddl
+    assert len(computed) == 7
     assert not set(computed) & set(result["before"])
     assert result["after"] == result["before"] + computed
     matching, null_users, sessions, users, fingerprint, not_errors, expected = result["keys"]
