@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from importlib import resources
 
 # Columns the sink writes, in insert order (received_at/inserted_at defaults are not relied on).
@@ -38,9 +39,13 @@ def _checked(table: str) -> str:
     return table
 
 
-def _statement_lines() -> list[str]:
-    sql = resources.files("schemas").joinpath("events.sql").read_text(encoding="utf-8")
+def _sql_lines(name: str) -> list[str]:
+    sql = resources.files("schemas").joinpath(name).read_text(encoding="utf-8")
     return [line for line in sql.splitlines() if not line.startswith("--")]
+
+
+def _statement_lines() -> list[str]:
+    return _sql_lines("events.sql")
 
 
 def events_table_ddl(table: str = "events") -> str:
@@ -59,3 +64,59 @@ def added_column_ddl(table: str = "events") -> list[str]:
         for line in _statement_lines()
         if " MATERIALIZED " in line
     ]
+
+
+def _low_cardinality_columns() -> dict[str, str]:
+    """Column name -> LowCardinality type, as written in events.sql."""
+    found = (_LOW_CARDINALITY.match(line) for line in _statement_lines())
+    return {match.group(1): match.group(2) for match in found if match}
+
+
+_LOW_CARDINALITY = re.compile(r"^\s+([a-z_]+) (LowCardinality\(.+\)),$")
+
+
+def retyped_column_ddl(table: str, existing: Mapping[str, str]) -> list[str]:
+    """ALTERs that give a table made by an earlier TrackFlow the column types of events.sql.
+
+    ``existing`` maps the table's column names to their types (system.columns). Only the
+    conversions events.sql introduced are made: a plain column to its LowCardinality form.
+    """
+    checked = _checked(table)
+    return [
+        f"ALTER TABLE {checked} MODIFY COLUMN {name} {wanted}"
+        for name, wanted in _low_cardinality_columns().items()
+        if existing.get(name) == wanted.removeprefix("LowCardinality(").removesuffix(")")
+    ]
+
+
+def session_hours_table(table: str = "events") -> str:
+    return f"{_checked(table)}_session_hours"
+
+
+def session_hours_select(table: str = "events") -> str:
+    """The rollup's rows for the events of ``table`` (the view's query and the first fill)."""
+    return (
+        "SELECT DISTINCT tenant_id, toStartOfHour(timestamp) AS hour, device_type, os, browser,"
+        f" country, session_key, user_key FROM {_checked(table)}"
+    )
+
+
+def session_hours_ddl(table: str = "events") -> list[str]:
+    """The rollup table, then the materialized view that fills it on every insert."""
+    sql = "\n".join(_sql_lines("session_hours.sql")).replace("{table}", _checked(table))
+    sql = sql.replace("{select}", session_hours_select(table))
+    return [statement.strip() for statement in sql.split(";") if statement.strip()]
+
+
+def session_hours_fill(table: str = "events") -> str:
+    """Fills the rollup from the events already stored (run once, after the view exists)."""
+    return f"INSERT INTO {session_hours_table(table)} {session_hours_select(table)}"
+
+
+def schema_steps_ddl(table: str = "events") -> str:
+    """A table of the one-off schema steps done on ``table`` (a done step is not redone)."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {_checked(table)}_schema_steps"
+        " (step String, done_at DateTime64(3, 'UTC') DEFAULT now64(3))"
+        " ENGINE = MergeTree ORDER BY step"
+    )

@@ -15,6 +15,9 @@
 --    referrer_internal marks a referrer on the page's own host; load_time/dom_content_loaded are
 --    a performance event's two timings as numbers.
 --    A table made before they existed gets them by ALTER TABLE ... ADD COLUMN (schemas/ddl.py).
+--  * page_url, device_type, os, browser and country are stored LowCardinality (a dictionary per
+--    part): the same strings, read and grouped by their dictionary position. A table made with
+--    plain String columns is converted by ALTER TABLE ... MODIFY COLUMN (schemas/ddl.py).
 CREATE TABLE IF NOT EXISTS {table} (
     event_id UUID,
     event_type Enum8('page_view' = 1, 'click' = 2, 'error' = 3, 'performance' = 4),
@@ -22,13 +25,13 @@ CREATE TABLE IF NOT EXISTS {table} (
     tenant_id String,
     session_id String,
     user_id Nullable(String),
-    page_url String,
+    page_url LowCardinality(String),
     referrer Nullable(String),
-    device_type String,
-    os String,
-    browser String,
+    device_type LowCardinality(String),
+    os LowCardinality(String),
+    browser LowCardinality(String),
     ip_address Nullable(String),
-    country Nullable(String),
+    country LowCardinality(Nullable(String)),
     region Nullable(String),
     city Nullable(String),
     properties JSON,

@@ -16,10 +16,19 @@ from urllib.parse import urlsplit
 
 import clickhouse_connect
 
-from schemas.ddl import EVENT_COLUMNS, added_column_ddl, events_table_ddl
+from schemas.ddl import (
+    EVENT_COLUMNS,
+    added_column_ddl,
+    events_table_ddl,
+    retyped_column_ddl,
+    schema_steps_ddl,
+    session_hours_ddl,
+    session_hours_fill,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+FILL_SESSION_HOURS = "fill session_hours"
 
 
 class StoreRefused(Exception):
@@ -54,10 +63,42 @@ class EventStore:
         return self._client
 
     def _ensure_schema(self) -> None:
+        """Make the events table and its rollup, or bring ones made by an earlier TrackFlow up
+        to date. Safe to repeat; each step checks what is already there."""
         client = self._connect()
         client.command(events_table_ddl(self.table))
         for statement in added_column_ddl(self.table):
             client.command(statement)
+        for statement in retyped_column_ddl(self.table, self._column_types()):
+            log.info("clickhouse converting column: %s", statement)
+            client.command(statement)
+        for statement in session_hours_ddl(self.table):
+            client.command(statement)
+        # The view fills the rollup from here on; rows stored before it existed are added once.
+        # A fill that is cut short is redone in full: repeated rollup rows change no figure.
+        client.command(schema_steps_ddl(self.table))
+        if not self._step_done(FILL_SESSION_HOURS):
+            client.command(session_hours_fill(self.table))
+            client.command(
+                f"INSERT INTO {self.table}_schema_steps (step) VALUES ({{step:String}})",
+                parameters={"step": FILL_SESSION_HOURS},
+            )
+
+    def _column_types(self) -> dict[str, str]:
+        database, _, name = self.table.rpartition(".")
+        result = self._connect().query(
+            "SELECT name, type FROM system.columns WHERE table = {name:String} AND database = "
+            + ("{database:String}" if database else "currentDatabase()"),
+            parameters={"name": name, "database": database},
+        )
+        return {str(column): str(kind) for column, kind in result.result_rows}
+
+    def _step_done(self, step: str) -> bool:
+        result = self._connect().query(
+            f"SELECT count() FROM {self.table}_schema_steps WHERE step = {{step:String}}",
+            parameters={"step": step},
+        )
+        return bool(result.result_rows[0][0])
 
     def _check_fault_switch(self) -> None:
         if self._fail_flag is not None and self._fail_flag.exists():

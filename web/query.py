@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
+from schemas.ddl import session_hours_table
+
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
@@ -295,14 +297,64 @@ def _settings(grouping: bool = False) -> str:
     return f"SETTINGS max_execution_time = {MAX_EXECUTION_S}{extra}"
 
 
+def _session_rows(
+    table: str, request: StatsRequest, event_key: str, hour_key: str
+) -> tuple[str, dict[str, Any]]:
+    """A ``SELECT`` of (key, session_key, user_key) that holds every session of the request's
+    range: from the session-hour rollup for the range's whole hours (``hour_key`` over its
+    columns), from the events for the partial hours at its ends (``event_key``). Sessions may
+    repeat; callers count them distinct.
+    """
+    where, parameters = _where(request)
+    first_hour = -(-request.range.from_ms // HOUR_MS) * HOUR_MS
+    last_hour = max(first_hour, request.range.to_ms // HOUR_MS * HOUR_MS)
+    rollup_clauses = [
+        "tenant_id = {tenant:String}",
+        "hour >= fromUnixTimestamp64Milli({first_hour:Int64}, 'UTC')",
+        "hour < fromUnixTimestamp64Milli({last_hour:Int64}, 'UTC')",
+        *(f"{name} = {{f_{name}:String}}" for name, _ in request.filters),
+    ]
+    rollup_where = "\n      AND ".join(rollup_clauses)
+    sql = f"""
+    SELECT {hour_key} AS key, session_key, user_key
+    FROM {session_hours_table(table)}
+    WHERE {rollup_where}
+    UNION ALL
+    SELECT {event_key} AS key, session_key, user_key
+    FROM {check_table(table)}
+    WHERE {where}
+      AND (timestamp < fromUnixTimestamp64Milli({{first_hour:Int64}}, 'UTC')
+           OR timestamp >= fromUnixTimestamp64Milli({{last_hour:Int64}}, 'UTC'))"""
+    return sql, {**parameters, "first_hour": first_hour, "last_hour": last_hour}
+
+
+def uses_session_hours(request: StatsRequest) -> bool:
+    """Whether distinct sessions and users come from the session-hour rollup: it has no page
+    URLs, and its buckets are whole hours."""
+    return request.range.interval != "minute" and all(
+        name != "page_url" for name, _ in request.filters
+    )
+
+
 def traffic_query(table: str, request: StatsRequest) -> Query:
     """Page views, unique sessions and unique users per bucket, and over the whole range.
 
-    One scan with two grouping sets: per bucket for the series and the whole range for the
-    totals (distinct over the range, not the sum of the buckets). Building the range's sets
-    directly was faster than merging per-bucket uniqExact states.
+    Two grouping sets: per bucket for the series and the whole range for the totals (distinct
+    over the range, not the sum of the buckets). Page views (distinct page-view event ids) and
+    sessions and users are aggregated apart, as two smaller sets each; sessions and users come
+    from the session-hour rollup where it applies (uses_session_hours).
     """
     where, parameters = _where(request)
+    bucket = "intDiv({ms}, {{step_ms:Int64}}) * {{step_ms:Int64}}"
+    event_bucket = bucket.format(ms="toUnixTimestamp64Milli(timestamp)")
+    if uses_session_hours(request):
+        hour_bucket = bucket.format(ms="toUnixTimestamp(hour) * 1000")
+        sessions, parameters = _session_rows(table, request, event_bucket, hour_bucket)
+    else:
+        sessions = f"""
+    SELECT {event_bucket} AS key, session_key, user_key
+    FROM {check_table(table)}
+    WHERE {where}"""
     sql = f"""
 SELECT
   arraySort(point -> point.1, groupArrayIf((bucket, pv, ss, us), is_total = 0)) AS series,
@@ -310,15 +362,23 @@ SELECT
   anyIf(ss, is_total = 1) AS sessions,
   anyIf(us, is_total = 1) AS users
 FROM (
-  SELECT
-    grouping(bucket) AS is_total,
-    intDiv(toUnixTimestamp64Milli(timestamp), {{step_ms:Int64}}) * {{step_ms:Int64}} AS bucket,
-    uniqExactIf(event_id, event_type = 'page_view') AS pv,
-    uniqExact(session_key) AS ss,
-    uniqExact(user_key) AS us
-  FROM {check_table(table)}
-  WHERE {where}
-  GROUP BY GROUPING SETS ((bucket), ())
+  SELECT is_total, bucket, sum(pv) AS pv, sum(ss) AS ss, sum(us) AS us
+  FROM (
+    SELECT grouping(key) AS is_total, key AS bucket, uniqExact(event_id) AS pv, 0 AS ss, 0 AS us
+    FROM (
+      SELECT {event_bucket} AS key, event_id
+      FROM {check_table(table)}
+      WHERE {where}
+        AND event_type = 'page_view'
+    )
+    GROUP BY GROUPING SETS ((key), ())
+    UNION ALL
+    SELECT grouping(key), key, 0, uniqExact(session_key), uniqExact(user_key)
+    FROM ({sessions}
+    )
+    GROUP BY GROUPING SETS ((key), ())
+  )
+  GROUP BY is_total, bucket
 )
 {_settings(grouping=True)}
 """
@@ -369,18 +429,35 @@ LIMIT {{limit:UInt32}}
 
 
 def breakdown_query(table: str, request: StatsRequest) -> Query:
-    """Sessions and page views by one device/geo column."""
+    """Sessions and page views by one device/geo column.
+
+    Sessions come from the session-hour rollup unless a page filter rules it out.
+    """
     if request.dimension not in DIMENSIONS:
         raise QueryError(f"by must be one of {', '.join(DIMENSIONS)}")
     column = request.dimension  # from the allowlist: an identifier, never request text
     where, parameters = _where(request)
+    if all(name != "page_url" for name, _ in request.filters):
+        sessions, parameters = _session_rows(table, request, column, column)
+    else:
+        sessions = f"""
+    SELECT {column} AS key, session_key, user_key
+    FROM {check_table(table)}
+    WHERE {where}"""
     sql = f"""
-SELECT
-  {column} AS value,
-  uniqExact(session_key) AS sessions,
-  uniqExactIf(event_id, event_type = 'page_view') AS page_views
-FROM {check_table(table)}
-WHERE {where}
+SELECT key AS value, sum(ss) AS sessions, sum(pv) AS page_views
+FROM (
+  SELECT {column} AS key, 0 AS ss, uniqExact(event_id) AS pv
+  FROM {check_table(table)}
+  WHERE {where}
+    AND event_type = 'page_view'
+  GROUP BY key
+  UNION ALL
+  SELECT key, uniqExact(session_key), 0
+  FROM ({sessions}
+  )
+  GROUP BY key
+)
 GROUP BY value
 ORDER BY sessions DESC, page_views DESC, value
 LIMIT {{limit:UInt32}}
@@ -465,60 +542,64 @@ def error_detail_query(table: str, request: StatsRequest) -> Query:
     """One error group: its figures over all its occurrences, on every row of its latest
     occurrences (each event once, newest first).
 
-    The latest event ids are found from the narrow columns first; only those rows are read in
-    full (reading every occurrence's stack and context cost more than the rest together).
+    The group's figures read narrow columns and one JSON path (the sample stack). Its message,
+    source and line are the same on every occurrence (they make the fingerprint), so they are
+    read, with the error name, from the latest occurrences only; those are found from the
+    narrow columns first and then read in full.
     """
     if request.fingerprint is None or not _FINGERPRINT.match(request.fingerprint):
         raise QueryError("fingerprint must be 16 lowercase hex characters")
     where, parameters = _where(request)
     table = check_table(table)
-    in_group = f"{where}\n    AND error_fingerprint = {{fp:UInt64}}"
+    in_group = f"{where}\n    AND error_fingerprint = {{fp:UInt64}}\n    AND event_type = 'error'"
     sql = f"""
 SELECT
-  fingerprint, message, source, line, name, occurrences, sessions, first_seen, last_seen,
-  sample_stack, event_id, timestamp, session_id, user_id, page_url, device_type, os, browser,
-  country, col, stack
+  fingerprint,
+  any(msg) OVER () AS message,
+  nullIf(any(src) OVER (), '') AS source,
+  toInt64OrNull(any(ln) OVER ()) AS line,
+  nullIf(anyIf(nm, nm != '') OVER (), '') AS name,
+  occurrences, sessions, first_seen, last_seen, sample_stack,
+  id AS event_id, ms AS timestamp,
+  session_id, user_id, page_url, device_type, os, browser, country, col, stack
 FROM (
   SELECT
-{_ERROR_GROUP_COLUMNS.strip()}
-  FROM ({_error_rows(table, in_group)}
-  )
+    lower(leftPad(hex({{fp:UInt64}}), 16, '0')) AS fingerprint,
+    uniqExact(event_id) AS occurrences,
+    uniqExact(session_key) AS sessions,
+    toUnixTimestamp64Milli(min(timestamp)) AS first_seen,
+    toUnixTimestamp64Milli(max(timestamp)) AS last_seen,
+    nullIf(argMax(toString(properties.stack), (toString(properties.stack) != '', timestamp)), '')
+      AS sample_stack
+  FROM {table}
+  WHERE {in_group}
 ) AS error_group
 CROSS JOIN (
+  -- New names for the converted id and time: in ClickHouse an alias shadows the column in WHERE.
   SELECT
-    toString(eid) AS event_id,
-    toUnixTimestamp64Milli(ts) AS timestamp,
-    sess AS session_id,
-    uid AS user_id,
-    url AS page_url,
-    dev AS device_type,
-    os_name AS os,
-    br AS browser,
-    ctry AS country,
-    toInt64OrNull(toString(cl)) AS col,
-    nullIf(toString(st), '') AS stack
-  FROM (
-    SELECT
-      event_id AS eid, timestamp AS ts, session_id AS sess, user_id AS uid, page_url AS url,
-      device_type AS dev, os AS os_name, browser AS br, country AS ctry,
-      properties.col AS cl, properties.stack AS st
-    FROM {table}
-    WHERE {in_group}
-      AND event_type = 'error'
-      AND (event_id, timestamp) IN (
-        SELECT event_id, max(timestamp) AS latest
-        FROM {table}
-        WHERE {in_group}
-          AND event_type = 'error'
-        GROUP BY event_id
-        ORDER BY latest DESC, event_id
-        LIMIT {{limit:UInt32}}
-      )
-  )
-  ORDER BY ts DESC, eid
-  LIMIT 1 BY eid
+    toString(event_id) AS id,
+    toUnixTimestamp64Milli(timestamp) AS ms,
+    session_id, user_id, page_url, device_type, os, browser, country,
+    toString(properties.message) AS msg,
+    toString(properties.source) AS src,
+    toString(properties.line) AS ln,
+    toString(properties.name) AS nm,
+    toInt64OrNull(toString(properties.col)) AS col,
+    nullIf(toString(properties.stack), '') AS stack
+  FROM {table}
+  WHERE {in_group}
+    AND (event_id, timestamp) IN (
+      SELECT event_id, max(timestamp) AS latest
+      FROM {table}
+      WHERE {in_group}
+      GROUP BY event_id
+      ORDER BY latest DESC, event_id
+      LIMIT {{limit:UInt32}}
+    )
+  ORDER BY ms DESC, id
+  LIMIT 1 BY id
 ) AS latest_occurrences
-ORDER BY timestamp DESC, toUUID(event_id)
+ORDER BY ms DESC, toUUID(id)
 {_settings()}
 """
     parameters = {**parameters, "fp": int(request.fingerprint, 16), "limit": request.limit}

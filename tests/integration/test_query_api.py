@@ -97,6 +97,29 @@ def test_range_bounds_are_half_open(worker: Worker, data: Dataset) -> None:
     assert only["totals"] == {"page_views": 1, "sessions": 1, "users": 1}
 
 
+def test_partial_hours_at_the_range_ends(worker: Worker, data: Dataset) -> None:
+    # Per hour from h0+6m to h0+133m: sessions of the whole hour h0+1h come from the
+    # session-hour rollup, those of the partial hours at both ends from the events.
+    h0, m = data.h0, MINUTE
+    bounds = {"from": str(h0 + 6 * m), "to": str(h0 + 133 * m)}
+    body = get(worker, "traffic", interval="hour", **bounds)
+    assert body["totals"] == {"page_views": 3, "sessions": 3, "users": 2}
+    assert body["series"] == [
+        {"t": h0, "page_views": 0, "sessions": 1, "users": 1},
+        {"t": h0 + HOUR, "page_views": 1, "sessions": 1, "users": 0},
+        {"t": h0 + 2 * HOUR, "page_views": 2, "sessions": 1, "users": 1},
+    ]
+    by_minute = get(worker, "traffic", **bounds)  # minutes: every figure from the events
+    assert by_minute["range"]["interval"] == "minute"
+    assert by_minute["totals"] == body["totals"]
+    rows = get(worker, "breakdown", by="os", **bounds)["rows"]
+    assert rows == [
+        {"value": "Mac", "sessions": 1, "page_views": 2},
+        {"value": "Android", "sessions": 1, "page_views": 1},
+        {"value": "Windows", "sessions": 1, "page_views": 0},
+    ]
+
+
 def test_top_pages(worker: Worker, data: Dataset) -> None:
     body = get(worker, "pages", **data.range_params())
     assert body["pages"] == [

@@ -1,5 +1,6 @@
-"""A store made before the computed columns existed gets them at start-up, with the same values
-a new table computes on insert. chDB runs in a child process (one store per process)."""
+"""A store made before the computed columns, the LowCardinality columns and the session-hour
+rollup existed is brought up to date at start-up, with the same values a new table computes on
+insert. chDB runs in a child process (one store per process)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from trackflow_app.store import EventStore
 from web import query as q
 
 old_ddl = "\n".join(l for l in events_table_ddl("events").splitlines() if " MATERIALIZED " not in l)
+old_ddl = old_ddl.replace("LowCardinality(Nullable(String))", "Nullable(String)")
+old_ddl = old_ddl.replace("LowCardinality(String)", "String")
+assert "LowCardinality" not in old_ddl
 store = EventStore("chdb://" + sys.argv[1], "events")
 client = store._connect()
 client.command(old_ddl)
@@ -39,12 +43,18 @@ store._insert_json([
     row("00000000-0000-4000-8000-000000000003", "error", "s2", None,
         {"message": "boom", "source": "https://a.example/app.js", "line": 7}),
 ])
-COLUMNS = ("SELECT name FROM system.columns"
+COLUMNS = ("SELECT name, type FROM system.columns"
            " WHERE database = currentDatabase() AND table = 'events' ORDER BY position")
-before = [r[0] for r in client.query(COLUMNS).result_rows]
+before = client.query(COLUMNS).result_rows
 store._ensure_schema()
 store._ensure_schema()  # idempotent
-after = [r[0] for r in client.query(COLUMNS).result_rows]
+after = client.query(COLUMNS).result_rows
+ROLLUP = ("SELECT arrayStringConcat(arraySort(groupArray(concat(toString(hour), ' ', os, ' ',"
+          " arrayFirst(s -> session_key = reinterpretAsUInt128(sipHash128(s)),"
+          "            ['s1', 's2', 's3', '?'])))), ',')"
+          " FROM (SELECT DISTINCT * FROM events_session_hours)")
+rollup_filled = client.query(ROLLUP).result_rows[0][0]
+steps = client.query("SELECT count() FROM events_schema_steps").result_rows[0][0]
 keys = client.query(
     "SELECT countIf(session_key = reinterpretAsUInt128(sipHash128(session_id))),"
     " countIf(user_key IS NULL), uniqExact(session_key), uniqExact(user_key),"
@@ -61,8 +71,12 @@ day = [("from", "2026-01-01T00:00:00Z"), ("to", "2026-01-02T00:00:00Z")]
 request = q.parse_request("errors", "t", day, 0)
 errors = store.query_sync(*q.errors_query("events", request))
 groups = [{k: e[k] for k in ("fingerprint", "occurrences", "sessions")} for e in errors]
+# After the migration the view keeps the rollup up to date.
+store._insert_json([row("00000000-0000-4000-8000-000000000005", "click", "s3", None, {})])
+rollup_after_insert = client.query(ROLLUP).result_rows[0][0]
 print(json.dumps({"before": before, "after": after, "keys": list(keys), "errors": groups,
-                  "other": list(other)}))
+                  "other": list(other), "rollup": [rollup_filled, rollup_after_insert],
+                  "steps": steps}))
 """
 
 
@@ -79,8 +93,23 @@ def test_an_older_store_gains_the_computed_columns(tmp_path: Path) -> None:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     computed = [statement.split()[8] for statement in added_column_ddl()]  # pinned in test_ddl
     assert len(computed) == 7
-    assert not set(computed) & set(result["before"])
-    assert result["after"] == result["before"] + computed
+    before = dict(result["before"])
+    after = dict(result["after"])
+    assert not set(computed) & set(before)
+    assert list(after) == list(before) + computed
+    converted = {name: kind for name, kind in after.items() if before.get(name, kind) != kind}
+    assert converted == {
+        "page_url": "LowCardinality(String)",
+        "device_type": "LowCardinality(String)",
+        "os": "LowCardinality(String)",
+        "browser": "LowCardinality(String)",
+        "country": "LowCardinality(Nullable(String))",
+    }
+    # The rollup is filled once from the stored events (two sessions), then by the view.
+    filled, after_insert = result["rollup"]
+    assert filled == "2026-01-01 10:00:00 Linux s1,2026-01-01 10:00:00 Linux s2"
+    assert after_insert == filled + ",2026-01-01 10:00:00 Linux s3"
+    assert result["steps"] == 1
     matching, null_users, sessions, users, fingerprint, not_errors, expected = result["keys"]
     assert (matching, null_users, sessions, users, not_errors) == (4, 3, 2, 1, 3)
     assert fingerprint == expected

@@ -6,7 +6,14 @@ import re
 
 import pytest
 
-from schemas.ddl import EVENT_COLUMNS, added_column_ddl, events_table_ddl
+from schemas.ddl import (
+    EVENT_COLUMNS,
+    added_column_ddl,
+    events_table_ddl,
+    retyped_column_ddl,
+    session_hours_ddl,
+    session_hours_fill,
+)
 
 # The seed's columns and types (trackflow-data-types.md, "Event Storage").
 SEED_COLUMNS = {
@@ -51,10 +58,16 @@ COMPUTED = (
 )
 
 
+LOW_CARDINALITY = ("page_url", "device_type", "os", "browser", "country")
+
+
 def test_every_seed_column_has_the_seed_type() -> None:
     columns = column_lines(DDL)
     for name, sql_type in SEED_COLUMNS.items():
         assert name in columns, name
+        # LowCardinality(T) is T stored with a dictionary: the same values in and out.
+        if name in LOW_CARDINALITY:
+            sql_type = f"LowCardinality({sql_type})"
         assert columns[name].startswith(sql_type), (name, columns[name])
 
 
@@ -118,3 +131,39 @@ def test_older_tables_get_the_computed_columns_by_alter() -> None:
         assert columns[name] == definition
     with pytest.raises(ValueError, match="invalid ClickHouse table name"):
         added_column_ddl("events; DROP TABLE x")
+
+
+def test_older_tables_get_low_cardinality_columns_by_alter() -> None:
+    seed_types = {name: SEED_COLUMNS[name] for name in LOW_CARDINALITY}
+    statements = retyped_column_ddl("analytics.events", {**seed_types, "tenant_id": "String"})
+    assert statements == [
+        f"ALTER TABLE analytics.events MODIFY COLUMN {name} LowCardinality({seed_types[name]})"
+        for name in LOW_CARDINALITY
+    ]
+    current = {name: f"LowCardinality({sql_type})" for name, sql_type in seed_types.items()}
+    assert retyped_column_ddl("events", current) == []  # already converted: nothing to do
+    assert retyped_column_ddl("events", {"os": "Nullable(String)"}) == []  # not ours to convert
+    with pytest.raises(ValueError, match="invalid ClickHouse table name"):
+        retyped_column_ddl("events; DROP TABLE x", {})
+
+
+def test_session_hour_rollup_and_its_view() -> None:
+    table, view = session_hours_ddl("analytics.events")
+    assert table.startswith("CREATE TABLE IF NOT EXISTS analytics.events_session_hours (")
+    assert "allow_nullable_key = 1" in table
+    # Every column is in the sorting key, so a merge folds only rows that are equal throughout.
+    key = re.search(r"^ORDER BY \((.+)\)$", table, re.M)
+    assert key is not None
+    columns = column_lines(table)
+    assert key.group(1).split(", ") == list(columns)
+    assert view.startswith(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS analytics.events_session_hours_mv"
+        " TO analytics.events_session_hours AS\nSELECT DISTINCT tenant_id,"
+    )
+    assert view.endswith(" FROM analytics.events")
+    fill = session_hours_fill("analytics.events")
+    assert fill.startswith("INSERT INTO analytics.events_session_hours SELECT DISTINCT tenant_id,")
+    assert fill.split(" SELECT ", 1)[1] == view.split("\nSELECT ", 1)[1]
+    assert "{" not in table + view + fill
+    with pytest.raises(ValueError, match="invalid ClickHouse table name"):
+        session_hours_ddl("events; DROP TABLE x")

@@ -225,13 +225,60 @@ def test_tenant_and_range_restrict_every_query() -> None:
 def test_every_figure_counts_distinct_event_ids() -> None:
     for query in all_queries([]):
         assert "FINAL" not in query.sql
-        assert any(k in query.sql for k in ("uniqExact", "GROUP BY event_id", "LIMIT 1 BY eid"))
-    assert "uniqExactIf(event_id, event_type = 'page_view')" in (
-        q.traffic_query("events", request("traffic")).sql
-    )
+        assert any(k in query.sql for k in ("uniqExact", "GROUP BY event_id", "LIMIT 1 BY id"))
+    for endpoint in ("traffic", "breakdown"):
+        sql = BUILDERS[endpoint]("events", request(endpoint)).sql
+        assert "uniqExact(event_id) AS pv" in sql
+        assert sql.count("AND event_type = 'page_view'") == 1
     assert "GROUP BY event_id" in q.performance_query("events", request("performance")).sql
     detail = request("error_detail")
-    assert "LIMIT 1 BY eid" in q.error_detail_query("events", detail).sql
+    assert "LIMIT 1 BY id" in q.error_detail_query("events", detail).sql
+
+
+ROLLUP = "FROM events_session_hours"
+
+
+def test_sessions_come_from_the_rollup_for_whole_hours_and_from_events_at_the_ends() -> None:
+    pairs = [("from", str(NOW + HOUR // 2 + 1)), ("to", str(NOW + 5 * HOUR + 600_000))]
+    for endpoint, extra in (("traffic", [("interval", "hour")]), ("breakdown", [])):
+        query = BUILDERS[endpoint]("events", request(endpoint, *pairs, *extra))
+        assert query.sql.count(ROLLUP) == 1
+        assert (query.parameters["first_hour"], query.parameters["last_hour"]) == (
+            NOW + HOUR,
+            NOW + 5 * HOUR,
+        )
+        assert "hour >= fromUnixTimestamp64Milli({first_hour:Int64}, 'UTC')" in query.sql
+        assert "hour < fromUnixTimestamp64Milli({last_hour:Int64}, 'UTC')" in query.sql
+        assert (
+            "AND (timestamp < fromUnixTimestamp64Milli({first_hour:Int64}, 'UTC')\n"
+            "           OR timestamp >= fromUnixTimestamp64Milli({last_hour:Int64}, 'UTC'))"
+        ) in query.sql
+    # Within one hour the rollup's part is empty and the events hold the whole range.
+    inside = request("traffic", ("from", str(NOW + 60_000)), ("to", str(NOW + 50 * 60_000)))
+    assert inside.range.interval == "minute"
+    inside_breakdown = q.breakdown_query(
+        "events", request("breakdown", ("from", str(NOW + 60_000)), ("to", str(NOW + 3_000_000)))
+    )
+    assert inside_breakdown.parameters["first_hour"] == NOW + HOUR
+    assert inside_breakdown.parameters["last_hour"] == NOW + HOUR
+
+
+def test_the_rollup_takes_device_filters_but_not_pages_or_minutes() -> None:
+    by_os = q.traffic_query("events", request("traffic", ("os", "Mac"), ("interval", "day")))
+    rollup_part = by_os.sql.split(ROLLUP)[1].split("UNION ALL")[0]
+    assert "os = {f_os:String}" in rollup_part
+    assert "tenant_id = {tenant:String}" in rollup_part
+    for endpoint in ("traffic", "breakdown"):
+        page = BUILDERS[endpoint]("events", request(endpoint, ("page_url", "https://a.example/")))
+        assert ROLLUP not in page.sql
+        assert "first_hour" not in page.parameters
+    short = [("from", str(NOW - 5 * HOUR)), ("to", str(NOW))]
+    minutes = q.traffic_query("events", request("traffic", *short, ("interval", "minute")))
+    assert ROLLUP not in minutes.sql
+    assert q.uses_session_hours(request("traffic", *short, ("interval", "hour")))
+    assert not q.uses_session_hours(request("traffic", *short, ("interval", "minute")))
+    qualified = q.breakdown_query("analytics.events_v2", request("breakdown")).sql
+    assert "FROM analytics.events_v2_session_hours" in qualified
 
 
 def test_sessions_and_users_are_counted_by_their_stored_keys() -> None:
@@ -253,7 +300,9 @@ def test_error_detail_binds_the_fingerprint_as_a_number() -> None:
 @pytest.mark.parametrize("by", q.DIMENSIONS)
 def test_breakdown_groups_by_the_chosen_column_only(by: str) -> None:
     query = q.breakdown_query("events", q.parse_request("breakdown", "acme", [("by", by)], NOW))
-    assert f"  {by} AS value," in query.sql
+    assert query.sql.count(f"SELECT {by} AS key,") == 3  # page views, rollup, range ends
+    others = set(q.DIMENSIONS) - {by}
+    assert not any(f"{other} AS key" in query.sql for other in others)
 
 
 def test_table_names_are_checked() -> None:

@@ -1,0 +1,28 @@
+-- The session-hour rollup: which sessions and users were active in each hour, by device, OS,
+-- browser and country. Distinct session and user counts (traffic, breakdowns) read it for the
+-- whole hours of a range instead of every event of those hours; the partial hours at the range's
+-- ends are read from {table}.
+--  * Filled on insert by the materialized view below, and once from the rows already in {table}
+--    when the rollup is first made (schemas/ddl.py, trackflow_app/store.py).
+--  * A row here records only that a session was seen, so a repeated event or a repeated fill
+--    adds nothing a distinct count could see; the ReplacingMergeTree folds such rows on merge.
+--  * Kept one hour longer than the events, so that an hour is never missing here while some of
+--    its events are still stored.
+CREATE TABLE IF NOT EXISTS {table}_session_hours (
+    tenant_id String,
+    hour DateTime('UTC'),
+    device_type LowCardinality(String),
+    os LowCardinality(String),
+    browser LowCardinality(String),
+    country LowCardinality(Nullable(String)),
+    session_key UInt128,
+    user_key Nullable(UInt128)
+)
+ENGINE = ReplacingMergeTree()
+ORDER BY (tenant_id, hour, device_type, os, browser, country, session_key, user_key)
+PARTITION BY toYYYYMM(hour)
+TTL hour + INTERVAL 1 YEAR + INTERVAL 1 HOUR
+SETTINGS allow_nullable_key = 1;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_session_hours_mv TO {table}_session_hours AS
+{select};
