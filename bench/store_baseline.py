@@ -3,7 +3,8 @@
 ``python -m bench.store_baseline --path DIR --events N --batch-size 5000`` prints one JSON
 document. The rows are the benchmark's events run through the real validate stage
 (agents.validate.process_batch), mapped with agents.rows.to_json_row and inserted into the table
-made by schemas.ddl at the sink's batch size: the ceiling for the sink's store side. Reported both
+made by schemas.ddl (with its session-hour rollup, which the materialized view fills on every
+insert) at the sink's batch size: the ceiling for the sink's store side. Reported both
 as insert-only rows/s (the B-store figure) and including the sink's per-record CPU
 (orjson.loads of the processed record + to_json_row).
 """
@@ -22,7 +23,7 @@ import orjson
 from agents.rows import to_json_row
 from agents.validate import ValidationPolicy, process_batch
 from bench.workload import Workload, stamp, tenant_keys
-from schemas.ddl import EVENT_COLUMNS, events_table_ddl
+from schemas.ddl import EVENT_COLUMNS, events_table_ddl, session_hours_ddl
 
 
 def processed_records(count: int) -> list[bytes]:
@@ -52,6 +53,8 @@ def run(path: Path, count: int, batch_size: int) -> dict[str, Any]:
     path.mkdir(parents=True, exist_ok=True)
     client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
     client.command(events_table_ddl("events"))
+    for statement in session_hours_ddl("events"):  # the worker's store fills its rollup too
+        client.command(statement)
     columns = list(EVENT_COLUMNS)
 
     # The sink's own path: each processed record becomes a JSONEachRow line that ClickHouse parses.
