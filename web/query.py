@@ -298,14 +298,21 @@ def _settings(grouping: bool = False) -> str:
 
 
 def _session_rows(
-    table: str, request: StatsRequest, event_key: str, hour_key: str
+    table: str, request: StatsRequest, event_key: str, hour_key: str, use_rollup: bool
 ) -> tuple[str, dict[str, Any]]:
     """A ``SELECT`` of (key, session_key, user_key) that holds every session of the request's
-    range: from the session-hour rollup for the range's whole hours (``hour_key`` over its
-    columns), from the events for the partial hours at its ends (``event_key``). Sessions may
-    repeat; callers count them distinct.
+    range. With ``use_rollup``: from the session-hour rollup for the range's whole hours
+    (``hour_key`` over its columns), from the events for the partial hours at its ends
+    (``event_key``); otherwise from the events alone. Sessions may repeat; callers count them
+    distinct.
     """
     where, parameters = _where(request)
+    if not use_rollup:
+        sql = f"""
+    SELECT {event_key} AS key, session_key, user_key
+    FROM {check_table(table)}
+    WHERE {where}"""
+        return sql, parameters
     first_hour = -(-request.range.from_ms // HOUR_MS) * HOUR_MS
     last_hour = max(first_hour, request.range.to_ms // HOUR_MS * HOUR_MS)
     rollup_clauses = [
@@ -344,17 +351,13 @@ def traffic_query(table: str, request: StatsRequest) -> Query:
     sessions and users are aggregated apart, as two smaller sets each; sessions and users come
     from the session-hour rollup where it applies (uses_session_hours).
     """
-    where, parameters = _where(request)
+    where, _ = _where(request)
     bucket = "intDiv({ms}, {{step_ms:Int64}}) * {{step_ms:Int64}}"
     event_bucket = bucket.format(ms="toUnixTimestamp64Milli(timestamp)")
-    if uses_session_hours(request):
-        hour_bucket = bucket.format(ms="toUnixTimestamp(hour) * 1000")
-        sessions, parameters = _session_rows(table, request, event_bucket, hour_bucket)
-    else:
-        sessions = f"""
-    SELECT {event_bucket} AS key, session_key, user_key
-    FROM {check_table(table)}
-    WHERE {where}"""
+    hour_bucket = bucket.format(ms="toUnixTimestamp(hour) * 1000")
+    sessions, parameters = _session_rows(
+        table, request, event_bucket, hour_bucket, uses_session_hours(request)
+    )
     sql = f"""
 SELECT
   arraySort(point -> point.1, groupArrayIf((bucket, pv, ss, us), is_total = 0)) AS series,
@@ -436,14 +439,9 @@ def breakdown_query(table: str, request: StatsRequest) -> Query:
     if request.dimension not in DIMENSIONS:
         raise QueryError(f"by must be one of {', '.join(DIMENSIONS)}")
     column = request.dimension  # from the allowlist: an identifier, never request text
-    where, parameters = _where(request)
-    if all(name != "page_url" for name, _ in request.filters):
-        sessions, parameters = _session_rows(table, request, column, column)
-    else:
-        sessions = f"""
-    SELECT {column} AS key, session_key, user_key
-    FROM {check_table(table)}
-    WHERE {where}"""
+    where, _ = _where(request)
+    no_page_filter = all(name != "page_url" for name, _ in request.filters)
+    sessions, parameters = _session_rows(table, request, column, column, no_page_filter)
     sql = f"""
 SELECT key AS value, sum(ss) AS sessions, sum(pv) AS page_views
 FROM (
