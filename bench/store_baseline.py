@@ -48,13 +48,14 @@ def processed_records(count: int) -> list[bytes]:
     return out[:count]
 
 
-def run(path: Path, count: int, batch_size: int) -> dict[str, Any]:
+def run(path: Path, count: int, batch_size: int, rollup: bool = True) -> dict[str, Any]:
     records = processed_records(count)
     path.mkdir(parents=True, exist_ok=True)
     client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
     client.command(events_table_ddl("events"))
-    for statement in session_hours_ddl("events"):  # the worker's store fills its rollup too
-        client.command(statement)
+    if rollup:  # the worker's store fills its session-hour rollup on every insert too
+        for statement in session_hours_ddl("events"):
+            client.command(statement)
     columns = list(EVENT_COLUMNS)
 
     # The sink's own path: each processed record becomes a JSONEachRow line that ClickHouse parses.
@@ -63,12 +64,14 @@ def run(path: Path, count: int, batch_size: int) -> dict[str, Any]:
     map_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    cpu0 = time.process_time()  # this process's threads, chDB's included
     inserts = 0
     for start in range(0, len(rows), batch_size):
         block = b"\n".join(rows[start : start + batch_size])
         client.raw_insert("events", columns, insert_block=block, fmt="JSONEachRow")
         inserts += 1
     insert_s = time.perf_counter() - t0
+    insert_cpu_s = time.process_time() - cpu0
     stored = client.command("SELECT count() FROM events")
     client.close()
     return {
@@ -78,7 +81,9 @@ def run(path: Path, count: int, batch_size: int) -> dict[str, Any]:
         "inserts": inserts,
         "insert_s": insert_s,
         "map_s": map_s,
+        "rollup": rollup,
         "events_per_s": len(rows) / insert_s,
+        "insert_cpu_us_per_event": insert_cpu_s / len(rows) * 1e6,
         "events_per_s_with_mapping": len(rows) / (insert_s + map_s),
         "record_bytes": sum(len(r) for r in records) / max(len(records), 1),
         # This process holds chDB and the rows, like the worker's sink does: a floor for its RSS.
@@ -91,8 +96,10 @@ def main() -> None:
     p.add_argument("--path", required=True)
     p.add_argument("--events", type=int, default=100_000)
     p.add_argument("--batch-size", type=int, default=5000)
+    p.add_argument("--no-rollup", action="store_true", help="the events table alone")
     args = p.parse_args()
-    print(orjson.dumps(run(Path(args.path), args.events, args.batch_size)).decode())
+    result = run(Path(args.path), args.events, args.batch_size, rollup=not args.no_rollup)
+    print(orjson.dumps(result).decode())
 
 
 if __name__ == "__main__":
