@@ -22,28 +22,15 @@ import orjson
 
 from agents.rows import to_json_row
 from agents.validate import ValidationPolicy, process_batch
-from bench.workload import Workload, stamp, tenant_keys
+from bench.workload import raw_batches, tenant_keys
 from schemas.ddl import EVENT_COLUMNS, events_table_ddl, session_hours_ddl
 
 
 def processed_records(count: int) -> list[bytes]:
     tenants = tenant_keys(40)
     policy = ValidationPolicy(tenant_keys=frozenset(tenants))
-    workload = Workload(tenants, 5000, seed=11)
-    now = int(time.time() * 1000)
     out: list[bytes] = []
-    for batch in workload.batches(count):
-        envelope = orjson.loads(stamp(batch.body, now))
-        raw = {
-            "v": 1,
-            "api_key": envelope["events"][0]["tenantId"],
-            "received_at": now,
-            "ip": "127.0.0.1",
-            "user_agent": batch.user_agent,
-            "sent_at": envelope["sentAt"],
-            "dropped": None,
-            "events": envelope["events"],
-        }
+    for raw in raw_batches(tenants, count, int(time.time() * 1000)):
         out.extend(orjson.dumps(e) for e in process_batch(raw, policy).processed)  # type: ignore[arg-type]
     return out[:count]
 

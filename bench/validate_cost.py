@@ -12,41 +12,20 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
 
 import orjson
 
 from agents.validate import ValidationPolicy, process_batch
-from bench.workload import Workload, stamp, tenant_keys
-
-
-def raw_batches(count: int) -> list[Any]:
-    tenants = tenant_keys(40)
-    now = int(time.time() * 1000)
-    batches = []
-    for batch in Workload(tenants, 5000, seed=11).batches(count):
-        envelope = orjson.loads(stamp(batch.body, now))
-        batches.append(
-            {
-                "v": 1,
-                "api_key": envelope["events"][0]["tenantId"],
-                "received_at": now,
-                "ip": "127.0.0.1",
-                "user_agent": batch.user_agent,
-                "sent_at": envelope["sentAt"],
-                "dropped": None,
-                "events": envelope["events"],
-            }
-        )
-    return batches
+from bench.workload import raw_batches, tenant_keys
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.validate_cost")
     parser.add_argument("--events", type=int, default=100_000)
     args = parser.parse_args()
-    batches = raw_batches(args.events)
-    policy = ValidationPolicy(tenant_keys=frozenset(tenant_keys(40)))
+    tenants = tenant_keys(40)
+    batches = list(raw_batches(tenants, args.events, int(time.time() * 1000)))
+    policy = ValidationPolicy(tenant_keys=frozenset(tenants))
     events = sum(len(batch["events"]) for batch in batches)
     started = time.process_time()
     processed = sum(len(process_batch(batch, policy).processed) for batch in batches)

@@ -314,3 +314,20 @@ class Workload:
 
 def stamp(body: bytes, ms: int) -> bytes:
     return body.replace(TS_SENTINEL_BYTES, b"%d" % ms)
+
+
+def raw_batches(tenants: list[str], count: int, now_ms: int) -> Iterator[dict[str, Any]]:
+    """The benchmark's batches as the edge writes them to the raw topic (agents.validate's
+    input), about ``count`` events in all, received at ``now_ms`` from 127.0.0.1."""
+    for batch in Workload(tenants, 5000, seed=11).batches(count):
+        envelope = orjson.loads(stamp(batch.body, now_ms))
+        yield {
+            "v": 1,
+            "api_key": envelope["events"][0]["tenantId"],
+            "received_at": now_ms,
+            "ip": "127.0.0.1",
+            "user_agent": batch.user_agent,
+            "sent_at": envelope["sentAt"],
+            "dropped": None,
+            "events": envelope["events"],
+        }
