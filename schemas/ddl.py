@@ -113,10 +113,14 @@ def session_hours_fill(table: str = "events") -> str:
     return f"INSERT INTO {session_hours_table(table)} {session_hours_select(table)}"
 
 
+def schema_steps_table(table: str = "events") -> str:
+    return f"{_checked(table)}_schema_steps"
+
+
 def schema_steps_ddl(table: str = "events") -> str:
     """A table of the one-off schema steps done on ``table`` (a done step is not redone)."""
     return (
-        f"CREATE TABLE IF NOT EXISTS {_checked(table)}_schema_steps"
+        f"CREATE TABLE IF NOT EXISTS {schema_steps_table(table)}"
         " (step String, done_at DateTime64(3, 'UTC') DEFAULT now64(3))"
         " ENGINE = MergeTree ORDER BY step"
     )

@@ -22,6 +22,7 @@ from schemas.ddl import (
     events_table_ddl,
     retyped_column_ddl,
     schema_steps_ddl,
+    schema_steps_table,
     session_hours_ddl,
     session_hours_fill,
 )
@@ -80,7 +81,7 @@ class EventStore:
         if not self._step_done(FILL_SESSION_HOURS):
             client.command(session_hours_fill(self.table))
             client.command(
-                f"INSERT INTO {self.table}_schema_steps (step) VALUES ({{step:String}})",
+                f"INSERT INTO {schema_steps_table(self.table)} (step) VALUES ({{step:String}})",
                 parameters={"step": FILL_SESSION_HOURS},
             )
 
@@ -95,7 +96,7 @@ class EventStore:
 
     def _step_done(self, step: str) -> bool:
         result = self._connect().query(
-            f"SELECT count() FROM {self.table}_schema_steps WHERE step = {{step:String}}",
+            f"SELECT count() FROM {schema_steps_table(self.table)} WHERE step = {{step:String}}",
             parameters={"step": step},
         )
         return bool(result.result_rows[0][0])

@@ -335,12 +335,14 @@ def _session_rows(
     return sql, {**parameters, "first_hour": first_hour, "last_hour": last_hour}
 
 
+def _page_filtered(request: StatsRequest) -> bool:
+    return any(name == "page_url" for name, _ in request.filters)
+
+
 def uses_session_hours(request: StatsRequest) -> bool:
-    """Whether distinct sessions and users come from the session-hour rollup: it has no page
-    URLs, and its buckets are whole hours."""
-    return request.range.interval != "minute" and all(
-        name != "page_url" for name, _ in request.filters
-    )
+    """Whether traffic's distinct sessions and users come from the session-hour rollup: it has
+    no page URLs, and its buckets are whole hours."""
+    return request.range.interval != "minute" and not _page_filtered(request)
 
 
 def traffic_query(table: str, request: StatsRequest) -> Query:
@@ -440,8 +442,9 @@ def breakdown_query(table: str, request: StatsRequest) -> Query:
         raise QueryError(f"by must be one of {', '.join(DIMENSIONS)}")
     column = request.dimension  # from the allowlist: an identifier, never request text
     where, _ = _where(request)
-    no_page_filter = all(name != "page_url" for name, _ in request.filters)
-    sessions, parameters = _session_rows(table, request, column, column, no_page_filter)
+    sessions, parameters = _session_rows(
+        table, request, column, column, use_rollup=not _page_filtered(request)
+    )
     sql = f"""
 SELECT key AS value, sum(ss) AS sessions, sum(pv) AS page_views
 FROM (
@@ -556,7 +559,9 @@ SELECT
   any(msg) OVER () AS message,
   nullIf(any(src) OVER (), '') AS source,
   toInt64OrNull(any(ln) OVER ()) AS line,
-  nullIf(anyIf(nm, nm != '') OVER (), '') AS name,
+  first_value(nullIf(nm, '')) OVER (
+    ORDER BY ms DESC, toUUID(id) ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+  ) AS name,
   occurrences, sessions, first_seen, last_seen, sample_stack,
   id AS event_id, ms AS timestamp,
   session_id, user_id, page_url, device_type, os, browser, country, col, stack

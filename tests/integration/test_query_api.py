@@ -233,6 +233,10 @@ def test_error_drill_down(worker: Worker, data: Dataset) -> None:
         "Android",
         15,
     )
+    # The second shape's group: its name comes from the occurrence, as in the list.
+    named = get(worker, "errors/detail", **data.range_params(fingerprint=groups[1]["fingerprint"]))
+    assert named["group"] == groups[1]
+    assert named["group"]["name"] == "TypeError"
     missing = get(worker, "errors/detail", **data.range_params(fingerprint="0" * 16))
     assert missing == {"range": missing["range"], "group": None, "occurrences": []}
 
