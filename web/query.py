@@ -7,8 +7,9 @@ and an ``http(s)://`` server.
 
 Distinct sessions and users are counted over ``session_key``/``user_key``, the 128-bit SipHash of
 the ids that the store computes on insert: the same key ``uniqExact`` would build from the strings,
-without hashing them again on every read. Error groups are selected by the stored
-``error_fingerprint``.
+without hashing them again on every read. Traffic and breakdowns read them from the session-hour
+rollup (schemas/session_hours.sql) for the whole hours of a range. Error groups are selected by
+the stored ``error_fingerprint``.
 
 Deduplication: one event can be stored twice until the ReplacingMergeTree merges (and a replay
 whose skew correction differs is never merged). Every figure therefore counts distinct
@@ -489,12 +490,27 @@ FROM (
     return Query(sql.strip(), parameters)
 
 
-def _error_rows(table: str, where: str) -> str:
-    """One row per stored error event, fields renamed, with its group fingerprint.
+def errors_query(table: str, request: StatsRequest) -> Query:
+    """JS errors grouped by fingerprint, most frequent first, with totals over all groups.
 
     Properties are read with toString(), which never fails whatever a JSON path holds.
     """
-    return f"""
+    where, parameters = _where(request)
+    sql = f"""
+SELECT
+  lower(leftPad(hex(any(fp_key)), 16, '0')) AS fingerprint,
+  any(msg) AS message,
+  nullIf(any(src), '') AS source,
+  toInt64OrNull(any(ln)) AS line,
+  nullIf(anyIf(nm, nm != ''), '') AS name,
+  uniqExact(eid) AS occurrences,
+  uniqExact(sid) AS sessions,
+  toUnixTimestamp64Milli(min(ts)) AS first_seen,
+  toUnixTimestamp64Milli(max(ts)) AS last_seen,
+  nullIf(argMax(stk, (stk != '', ts)), '') AS sample_stack,
+  sum(occurrences) OVER () AS total_errors,
+  count() OVER () AS total_groups
+FROM (
   SELECT
     event_id AS eid, session_key AS sid, timestamp AS ts,
     toString(properties.message) AS msg,
@@ -505,31 +521,7 @@ def _error_rows(table: str, where: str) -> str:
     error_fingerprint AS fp_key
   FROM {check_table(table)}
   WHERE {where}
-    AND event_type = 'error'"""
-
-
-_ERROR_GROUP_COLUMNS = """
-  lower(leftPad(hex(any(fp_key)), 16, '0')) AS fingerprint,
-  any(msg) AS message,
-  nullIf(any(src), '') AS source,
-  toInt64OrNull(any(ln)) AS line,
-  nullIf(anyIf(nm, nm != ''), '') AS name,
-  uniqExact(eid) AS occurrences,
-  uniqExact(sid) AS sessions,
-  toUnixTimestamp64Milli(min(ts)) AS first_seen,
-  toUnixTimestamp64Milli(max(ts)) AS last_seen,
-  nullIf(argMax(stk, (stk != '', ts)), '') AS sample_stack"""
-
-
-def errors_query(table: str, request: StatsRequest) -> Query:
-    """JS errors grouped by fingerprint, most frequent first, with totals over all groups."""
-    where, parameters = _where(request)
-    sql = f"""
-SELECT
-{_ERROR_GROUP_COLUMNS.strip()},
-  sum(occurrences) OVER () AS total_errors,
-  count() OVER () AS total_groups
-FROM ({_error_rows(table, where)}
+    AND event_type = 'error'
 )
 GROUP BY fp_key
 ORDER BY occurrences DESC, last_seen DESC, fingerprint
