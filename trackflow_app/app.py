@@ -9,6 +9,7 @@ from pathlib import Path
 import faust
 import mode.loop
 
+from trackflow_app.gc_tuning import settle_after_start
 from trackflow_app.logs import logging_config
 from trackflow_app.settings import Settings, load_settings
 from trackflow_app.store import EventStore
@@ -29,6 +30,15 @@ class TrackFlowApp(faust.App):
         await ensure_topics(settings)
         log.info("event loop %s", type(asyncio.get_running_loop()).__module__)
         await super().on_first_start()
+
+    async def on_started(self) -> None:
+        await super().on_started()
+        state = settle_after_start(settings.gc_gen0_threshold)
+        log.info(
+            "garbage collector thresholds=%s frozen_objects=%d",
+            state.thresholds,
+            state.frozen_objects,
+        )
 
 
 app = TrackFlowApp(

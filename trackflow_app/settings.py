@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     event_loop: str = Field(default="uvloop", pattern="^(uvloop|aio)$")
     log_format: str = Field(default="text", pattern="^(text|json)$")
     log_level: str = Field(default="info", pattern="(?i)^(debug|info|warning|error)$")
+    # Young-generation GC threshold once the worker is up (Python's default is 700); 0 keeps
+    # Python's garbage-collector settings as they are (see trackflow_app/gc_tuning.py).
+    gc_gen0_threshold: int = Field(default=20_000, ge=0)
 
     # Tenants: ingest keys are public (embedded in pages); read keys are secrets.
     api_keys: str = ""

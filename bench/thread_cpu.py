@@ -1,0 +1,136 @@
+"""CPU per event by thread, POST latency and garbage collections of one worker at a fixed rate.
+
+    .venv/bin/python -m bench.thread_cpu --rate 7000 --seconds 20 [--worker-env K=V ...]
+
+Starts a Kafka broker and one worker (with the sink and its chDB store) of its own, warms it up
+for a few seconds, then offers ``--rate`` events/s open loop with the benchmark's generator and
+prints one JSON document: the worker's CPU-µs per event split by thread (the event loop thread
+runs the edge, the validate stage and the sink's mapping; chDB's threads are named by
+ClickHouse), the broker's, POST latency percentiles and the Python collections per generation
+seen in /metrics. ``--worker-env`` sets worker variables for A/B runs, e.g.
+``TRACKFLOW_GC_GEN0_THRESHOLD=0``. Not a test and no thresholds: a figure for bench/tuning.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil
+
+from bench.workload import tenant_keys
+from tests.support.stack import ROOT, Worker, start_broker
+
+PY = sys.executable
+
+
+def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """CPU-seconds per thread id, with the thread's name as the kernel knows it."""
+    out: dict[int, tuple[str, float]] = {}
+    for thread in psutil.Process(pid).threads():
+        with contextlib.suppress(OSError):
+            name = Path(f"/proc/{pid}/task/{thread.id}/comm").read_text().strip()
+            out[thread.id] = (name, thread.user_time + thread.system_time)
+    return out
+
+
+def cpu_by_thread_group(
+    pid: int, before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> dict[str, float]:
+    """CPU-seconds spent between two samples, by thread name (the main thread on its own)."""
+    groups: dict[str, float] = defaultdict(float)
+    for tid, (name, cpu) in after.items():
+        label = "event loop (main thread)" if tid == pid else name
+        groups[label] += cpu - before.get(tid, (name, 0.0))[1]
+    return dict(groups)
+
+
+def gc_collections(worker: Worker) -> list[float]:
+    return [
+        worker.metric(f'python_gc_collections_total{{generation="{generation}"}}')
+        for generation in range(3)
+    ]
+
+
+def loadgen(url: str, rate: float, seconds: float, seed: int) -> dict[str, Any]:
+    args = ["--url", url, "--rate", str(rate), "--duration", str(seconds)]
+    args += ["--connections", "128", "--sessions", "20000", "--seed", str(seed)]
+    proc = subprocess.run(
+        [PY, "-m", "bench.loadgen", *args], cwd=ROOT, check=True, capture_output=True
+    )
+    result: dict[str, Any] = orjson.loads(proc.stdout)
+    return result
+
+
+def measure(rate: float, seconds: float, worker_env: dict[str, str]) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="trackflow-thread-cpu-"))
+    brokers = start_broker(work)
+    broker = next(brokers)
+    tenants = tenant_keys(40)
+    overrides = {
+        "TRACKFLOW_API_KEYS": ",".join(tenants),
+        "TRACKFLOW_SINK_WINDOW_S": "0.5",
+        "TRACKFLOW_TRUSTED_PROXIES": "127.0.0.1",
+        **worker_env,
+    }
+    worker = Worker(broker=broker, workdir=work, overrides=overrides).start(180)
+    assert worker.proc is not None
+    pid = worker.proc.pid
+    pidfile = work / "kafka" / "kafka.pid"
+    broker_proc = psutil.Process(int(pidfile.read_text())) if pidfile.exists() else None
+    try:
+        url = f"{worker.base_url}/v1/batch"
+        loadgen(url, 1000, 3, seed=7)  # warm-up
+        time.sleep(3)
+        threads0, gc0 = thread_cpu(pid), gc_collections(worker)
+        broker0 = sum(broker_proc.cpu_times()[:2]) if broker_proc else 0.0
+        result = loadgen(url, rate, seconds, seed=8)
+        time.sleep(3)  # the sink's last window
+        threads1, gc1 = thread_cpu(pid), gc_collections(worker)
+        broker1 = sum(broker_proc.cpu_times()[:2]) if broker_proc else 0.0
+    finally:
+        worker.stop()
+        with contextlib.suppress(StopIteration):
+            next(brokers)
+    events = max(int(result["events_ok"]), 1)
+    by_thread = cpu_by_thread_group(pid, threads0, threads1)
+    per_event = {
+        name: round(cpu / events * 1e6, 1)
+        for name, cpu in sorted(by_thread.items(), key=lambda kv: -kv[1])
+        if cpu > 0.01
+    }
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "worker_env": worker_env,
+        "events": events,
+        "accepted_events_per_s": result["accepted_events_per_s"],
+        "post_latency_ms": {k: result["latency_ms"][k] for k in ("p50", "p99", "p999", "max")},
+        "generator_cpu_share": result["cpu_share"],
+        "worker_cpu_us_per_event": round(sum(by_thread.values()) / events * 1e6, 1),
+        "worker_cpu_us_per_event_by_thread": per_event,
+        "broker_cpu_us_per_event": round((broker1 - broker0) / events * 1e6, 1),
+        "gc_collections_by_generation": [int(b - a) for a, b in zip(gc0, gc1, strict=True)],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.thread_cpu")
+    parser.add_argument("--rate", type=float, default=7000.0, help="events/s, open loop")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    env = dict(item.split("=", 1) for item in args.worker_env)
+    print(orjson.dumps(measure(args.rate, args.seconds, env)).decode())
+
+
+if __name__ == "__main__":
+    main()
