@@ -87,5 +87,8 @@ dead_letter_topic = app.topic(
 )
 
 event_store = EventStore(
-    settings.clickhouse_url, settings.clickhouse_table, fail_flag=settings.sink_fail_flag
+    settings.clickhouse_url,
+    settings.clickhouse_table,
+    fail_flag=settings.sink_fail_flag,
+    merge_nice=settings.chdb_merge_nice,
 )

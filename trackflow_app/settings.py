@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     broker_url: str = "kafka://127.0.0.1:9092"
     clickhouse_url: str = f"chdb://{DEFAULT_STORE}"
     clickhouse_table: str = "events"
+    # Linux nice value of the embedded chDB engine's merge threads (0: ClickHouse's default).
+    chdb_merge_nice: int = Field(default=10, ge=0, le=19)
     web_bind: str = "127.0.0.1"
     web_port: int = 6066
     datadir: str = "var/faust"

@@ -44,10 +44,22 @@ def describe_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
+def chdb_engine_options(merge_nice: int) -> dict[str, int]:
+    """Start-up options of the embedded engine: its merges run at this Linux nice value.
+
+    Merges are background work that can wait; on a small host they would otherwise take CPU from
+    the edge and the stages at the very moments load peaks. 0 keeps ClickHouse's default.
+    """
+    return {"os_threads_nice_value_merge_mutate": merge_nice} if merge_nice else {}
+
+
 class EventStore:
-    def __init__(self, url: str, table: str = "events", fail_flag: str = "") -> None:
+    def __init__(
+        self, url: str, table: str = "events", fail_flag: str = "", merge_nice: int = 0
+    ) -> None:
         self.url = url
         self.table = table
+        self.merge_nice = merge_nice
         self._fail_flag = Path(fail_flag) if fail_flag else None
         self._client: Any = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
@@ -55,11 +67,13 @@ class EventStore:
     # -- sync side (runs on the store thread) --------------------------------------------
     def _connect(self) -> Any:
         if self._client is None:
+            options: dict[str, Any] = {}
             if self.url.startswith("chdb://"):
                 path = self.url.removeprefix("chdb://")
                 if path.startswith("/"):
                     Path(path).mkdir(parents=True, exist_ok=True)
-            self._client = clickhouse_connect.get_client(dsn=self.url)
+                options["chdb_options"] = chdb_engine_options(self.merge_nice)
+            self._client = clickhouse_connect.get_client(dsn=self.url, **options)
             log.info("clickhouse connected url=%s", describe_url(self.url))
         return self._client
 

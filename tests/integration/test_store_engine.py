@@ -1,0 +1,68 @@
+"""The embedded engine starts with TrackFlow's options: its merges run at the configured nice
+value. chDB runs in a child process (one engine per process), with a real insert and merge."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.stack import ROOT
+
+SCRIPT = r"""
+import glob, json, os, sys, threading, time
+from trackflow_app.store import EventStore
+
+store = EventStore("chdb://" + sys.argv[1], "events", merge_nice=int(sys.argv[2]))
+client = store._connect()
+[[setting]] = client.query(
+    "SELECT value FROM system.server_settings WHERE name = 'os_threads_nice_value_merge_mutate'"
+).result_rows
+client.command("CREATE TABLE t (a UInt64, s String) ENGINE = MergeTree ORDER BY a")
+seen, stop = set(), threading.Event()
+
+def watch_merge_threads():
+    while not stop.is_set():
+        for task in glob.glob(f"/proc/{os.getpid()}/task/*"):
+            try:
+                if open(task + "/comm").read().strip() == "MergeMutate":
+                    seen.add(int(open(task + "/stat").read().rsplit(")", 1)[1].split()[16]))
+            except OSError:
+                pass
+        time.sleep(0.002)
+
+watcher = threading.Thread(target=watch_merge_threads)
+watcher.start()
+for i in range(40):
+    rows = f"numbers({i * 200000}, 200000)"
+    client.command(f"INSERT INTO t SELECT number, toString(number) FROM {rows}")
+client.command("OPTIMIZE TABLE t FINAL")
+stop.set()
+watcher.join()
+print(json.dumps({"setting": str(setting), "merge_nice_values": sorted(seen)}))
+"""
+
+
+def engine_state(tmp_path: Path, merge_nice: int) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path / f"store-{merge_nice}"), str(merge_nice)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    ).stdout
+    state: dict[str, object] = json.loads(out.splitlines()[-1])
+    return state
+
+
+def test_merges_run_at_the_configured_nice_value(tmp_path: Path) -> None:
+    state = engine_state(tmp_path, 10)
+    assert state["setting"] == "10"
+    assert 10 in state["merge_nice_values"]  # type: ignore[operator]
+
+
+def test_zero_leaves_the_engine_default(tmp_path: Path) -> None:
+    state = engine_state(tmp_path, 0)
+    assert state["setting"] == "0"
+    assert state["merge_nice_values"] == [0]
