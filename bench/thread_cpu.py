@@ -45,10 +45,19 @@ def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
 def cpu_by_thread_group(
     pid: int, before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
 ) -> dict[str, float]:
-    """CPU-seconds spent between two samples, by thread name (the main thread on its own)."""
+    """CPU-seconds spent between two samples, by thread name (the main thread on its own).
+
+    Python's own threads keep the process's name; chDB's threads carry ClickHouse's names.
+    """
+    process_name = after[pid][0] if pid in after else ""
     groups: dict[str, float] = defaultdict(float)
     for tid, (name, cpu) in after.items():
-        label = "event loop (main thread)" if tid == pid else name
+        if tid == pid:
+            label = "event loop (main thread)"
+        elif name == process_name:
+            label = "other Python threads (Faust's Kafka consumer, the store thread)"
+        else:
+            label = f"chDB {name}"
         groups[label] += cpu - before.get(tid, (name, 0.0))[1]
     return dict(groups)
 
