@@ -69,6 +69,17 @@ def gc_collections(worker: Worker) -> list[float]:
     ]
 
 
+PRODUCE_BUCKETS = ("0.01", "0.025", "0.05", "0.1")
+
+
+def produce_acks(worker: Worker) -> dict[str, float]:
+    """The edge's Kafka acknowledgements so far: how many, and how many within each bucket."""
+    counts = {"count": worker.metric("trackflow_produce_seconds_count")}
+    for le in PRODUCE_BUCKETS:
+        counts[le] = worker.metric(f'trackflow_produce_seconds_bucket{{le="{le}"}}')
+    return counts
+
+
 def loadgen(url: str, rate: float, seconds: float, seed: int) -> dict[str, Any]:
     args = ["--url", url, "--rate", str(rate), "--duration", str(seconds)]
     args += ["--connections", "128", "--sessions", "20000", "--seed", str(seed)]
@@ -99,11 +110,11 @@ def measure(rate: float, seconds: float, worker_env: dict[str, str]) -> dict[str
         url = f"{worker.base_url}/v1/batch"
         loadgen(url, 1000, 3, seed=7)  # warm-up
         time.sleep(3)
-        threads0, gc0 = thread_cpu(pid), gc_collections(worker)
+        threads0, gc0, acks0 = thread_cpu(pid), gc_collections(worker), produce_acks(worker)
         broker0 = sum(broker_proc.cpu_times()[:2]) if broker_proc else 0.0
         result = loadgen(url, rate, seconds, seed=8)
         time.sleep(3)  # the sink's last window
-        threads1, gc1 = thread_cpu(pid), gc_collections(worker)
+        threads1, gc1, acks1 = thread_cpu(pid), gc_collections(worker), produce_acks(worker)
         broker1 = sum(broker_proc.cpu_times()[:2]) if broker_proc else 0.0
     finally:
         worker.stop()
@@ -128,6 +139,11 @@ def measure(rate: float, seconds: float, worker_env: dict[str, str]) -> dict[str
         "worker_cpu_us_per_event_by_thread": per_event,
         "broker_cpu_us_per_event": round((broker1 - broker0) / events * 1e6, 1),
         "gc_collections_by_generation": [int(b - a) for a, b in zip(gc0, gc1, strict=True)],
+        # Share of the edge's raw-batch writes acknowledged by Kafka later than each bound.
+        "produce_ack_share_slower_than_s": {
+            le: round(1 - (acks1[le] - acks0[le]) / max(acks1["count"] - acks0["count"], 1), 4)
+            for le in PRODUCE_BUCKETS
+        },
     }
 
 
