@@ -7,7 +7,8 @@ for a few seconds, then offers ``--rate`` events/s open loop with the benchmark'
 prints one JSON document: the worker's CPU-µs per event split by thread (the event loop thread
 runs the edge, the validate stage and the sink's mapping; chDB's threads are named by
 ClickHouse), the broker's, POST latency percentiles and the Python collections per generation
-seen in /metrics. ``--worker-env`` sets worker variables for A/B runs, e.g.
+seen in /metrics, and how many of the edge's raw-batch writes Kafka acknowledged later than
+10/25/50/100 ms. ``--worker-env`` sets worker variables for A/B runs, e.g.
 ``TRACKFLOW_GC_GEN0_THRESHOLD=0``. Not a test and no thresholds: a figure for bench/tuning.md.
 """
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 from dataclasses import dataclass
 
-PYTHON_DEFAULT_GEN0 = 700
 OLDER_GENERATIONS = (20, 20)
 
 
