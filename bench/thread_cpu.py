@@ -93,34 +93,30 @@ def loadgen(url: str, rate: float, seconds: float, seed: int) -> dict[str, Any]:
 
 def measure(rate: float, seconds: float, worker_env: dict[str, str]) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="trackflow-thread-cpu-"))
-    brokers = start_broker(work)
-    broker = next(brokers)
-    tenants = tenant_keys(40)
     overrides = {
-        "TRACKFLOW_API_KEYS": ",".join(tenants),
+        "TRACKFLOW_API_KEYS": ",".join(tenant_keys(40)),
         "TRACKFLOW_SINK_WINDOW_S": "0.5",
         "TRACKFLOW_TRUSTED_PROXIES": "127.0.0.1",
         **worker_env,
     }
-    worker = Worker(broker=broker, workdir=work, overrides=overrides).start(180)
-    assert worker.proc is not None
-    pid = worker.proc.pid
-    pidfile = work / "kafka" / "kafka.pid"
-    broker_proc = psutil.Process(int(pidfile.read_text())) if pidfile.exists() else None
-    try:
-        url = f"{worker.base_url}/v1/batch"
-        loadgen(url, 1000, 3, seed=7)  # warm-up
-        time.sleep(3)
-        threads0, gc0, acks0 = thread_cpu(pid), gc_collections(worker), produce_acks(worker)
-        broker0 = sum(broker_proc.cpu_times()[:2]) if broker_proc else 0.0
-        result = loadgen(url, rate, seconds, seed=8)
-        time.sleep(3)  # the sink's last window
-        threads1, gc1, acks1 = thread_cpu(pid), gc_collections(worker), produce_acks(worker)
-        broker1 = sum(broker_proc.cpu_times()[:2]) if broker_proc else 0.0
-    finally:
-        worker.stop()
-        with contextlib.suppress(StopIteration):
-            next(brokers)
+    with contextlib.contextmanager(start_broker)(work) as broker:
+        pidfile = work / "kafka" / "kafka.pid"
+        broker_proc = psutil.Process(int(pidfile.read_text())) if pidfile.exists() else None
+        worker = Worker(broker=broker, workdir=work, overrides=overrides).start(180)
+        assert worker.proc is not None
+        pid = worker.proc.pid
+        try:
+            url = f"{worker.base_url}/v1/batch"
+            loadgen(url, 1000, 3, seed=7)  # warm-up
+            time.sleep(3)
+            threads0, gc0, acks0 = thread_cpu(pid), gc_collections(worker), produce_acks(worker)
+            broker0 = sum(broker_proc.cpu_times()[:2]) if broker_proc else 0.0
+            result = loadgen(url, rate, seconds, seed=8)
+            time.sleep(3)  # the sink's last window
+            threads1, gc1, acks1 = thread_cpu(pid), gc_collections(worker), produce_acks(worker)
+            broker1 = sum(broker_proc.cpu_times()[:2]) if broker_proc else 0.0
+        finally:
+            worker.stop()
     events = max(int(result["events_ok"]), 1)
     by_thread = cpu_by_thread_group(pid, threads0, threads1)
     per_event = {
