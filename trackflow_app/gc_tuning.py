@@ -31,5 +31,4 @@ def settle_after_start(gen0_threshold: int) -> GcState:
         gc.collect()
         gc.freeze()
         gc.set_threshold(gen0_threshold, *OLDER_GENERATIONS)
-    first, second, third = gc.get_threshold()
-    return GcState((first, second, third), gc.get_freeze_count())
+    return GcState(gc.get_threshold(), gc.get_freeze_count())
