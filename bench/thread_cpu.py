@@ -63,22 +63,19 @@ def cpu_by_thread_group(
     return dict(groups)
 
 
-def gc_collections(worker: Worker) -> list[float]:
-    return [
-        worker.metric(f'python_gc_collections_total{{generation="{generation}"}}')
-        for generation in range(3)
-    ]
-
-
 PRODUCE_BUCKETS = ("0.01", "0.025", "0.05", "0.1")
+GC_COLLECTIONS = [f'python_gc_collections_total{{generation="{g}"}}' for g in range(3)]
+PRODUCE_ACKS = [
+    "trackflow_produce_seconds_count",
+    *(f'trackflow_produce_seconds_bucket{{le="{le}"}}' for le in PRODUCE_BUCKETS),
+]
 
 
-def produce_acks(worker: Worker) -> dict[str, float]:
-    """The edge's Kafka acknowledgements so far: how many, and how many within each bucket."""
-    counts = {"count": worker.metric("trackflow_produce_seconds_count")}
-    for le in PRODUCE_BUCKETS:
-        counts[le] = worker.metric(f'trackflow_produce_seconds_bucket{{le="{le}"}}')
-    return counts
+def counters(worker: Worker) -> tuple[list[float], list[float]]:
+    """Python's collections per generation, and the edge's Kafka acknowledgements so far: how
+    many, then how many within each of PRODUCE_BUCKETS."""
+    values = worker.metrics(*GC_COLLECTIONS, *PRODUCE_ACKS)
+    return values[:3], values[3:]
 
 
 def loadgen(url: str, rate: float, seconds: float, seed: int) -> dict[str, Any]:
@@ -109,11 +106,11 @@ def measure(rate: float, seconds: float, worker_env: dict[str, str]) -> dict[str
             url = f"{worker.base_url}/v1/batch"
             loadgen(url, 1000, 3, seed=7)  # warm-up
             time.sleep(3)
-            threads0, gc0, acks0 = thread_cpu(pid), gc_collections(worker), produce_acks(worker)
+            threads0, (gc0, acks0) = thread_cpu(pid), counters(worker)
             broker0 = sum(broker_proc.cpu_times()[:2]) if broker_proc else 0.0
             result = loadgen(url, rate, seconds, seed=8)
             time.sleep(3)  # the sink's last window
-            threads1, gc1, acks1 = thread_cpu(pid), gc_collections(worker), produce_acks(worker)
+            threads1, (gc1, acks1) = thread_cpu(pid), counters(worker)
             broker1 = sum(broker_proc.cpu_times()[:2]) if broker_proc else 0.0
         finally:
             worker.stop()
@@ -138,8 +135,8 @@ def measure(rate: float, seconds: float, worker_env: dict[str, str]) -> dict[str
         "gc_collections_by_generation": [int(b - a) for a, b in zip(gc0, gc1, strict=True)],
         # Share of the edge's raw-batch writes acknowledged by Kafka later than each bound.
         "produce_ack_share_slower_than_s": {
-            le: round(1 - (acks1[le] - acks0[le]) / max(acks1["count"] - acks0["count"], 1), 4)
-            for le in PRODUCE_BUCKETS
+            le: round(1 - (acks1[i] - acks0[i]) / max(acks1[0] - acks0[0], 1), 4)
+            for i, le in enumerate(PRODUCE_BUCKETS, start=1)
         },
     }
 

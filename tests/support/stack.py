@@ -201,12 +201,18 @@ class Worker:
         raise AssertionError(f"expected {count} events of {session_id}, found {len(events)}")
 
     def metric(self, name: str) -> float:
-        text = httpx.get(f"{self.base_url}/metrics", timeout=10).text
-        total = 0.0
-        for line in text.splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
-                total += float(line.rsplit(" ", 1)[1])
+        [total] = self.metrics(name)
         return total
+
+    def metrics(self, *names: str) -> list[float]:
+        """Each name's samples summed (a name may carry labels), from one read of /metrics."""
+        text = httpx.get(f"{self.base_url}/metrics", timeout=10).text
+        totals = [0.0] * len(names)
+        for line in text.splitlines():
+            for i, name in enumerate(names):
+                if line.startswith(name + " ") or line.startswith(name + "{"):
+                    totals[i] += float(line.rsplit(" ", 1)[1])
+        return totals
 
     # -- the command line, with this worker's settings ---------------------------------------
     def cli(self, *args: str) -> list[dict[str, Any]]:
