@@ -1,6 +1,7 @@
 """CPU per event by thread, POST latency and garbage collections of one worker at a fixed rate.
 
     .venv/bin/python -m bench.thread_cpu --rate 7000 --seconds 20 [--worker-env K=V ...]
+        [--ingest-workers N] [--warmup-seconds S]
 
 Starts a Kafka broker and one worker (with the sink and its chDB store) of its own, warms it up
 for a few seconds, then offers ``--rate`` events/s open loop with the benchmark's generator and
@@ -9,7 +10,11 @@ runs the edge, the validate stage and the sink's mapping; chDB's threads are nam
 ClickHouse), the broker's, POST latency percentiles and the Python collections per generation
 seen in /metrics, and how many of the edge's raw-batch writes Kafka acknowledged later than
 10/25/50/100 ms. ``--worker-env`` sets worker variables for A/B runs, e.g.
-``TRACKFLOW_GC_GEN0_THRESHOLD=0``. Not a test and no thresholds: a figure for bench/tuning.md.
+``TRACKFLOW_GC_GEN0_THRESHOLD=0``. ``--ingest-workers 1`` adds an ingest-only worker
+(``TRACKFLOW_SINK_ENABLED=false``, same variables) and spreads the load over both edges, as
+``make bench`` does; the figures by thread stay those of the worker with the sink.
+``--warmup-seconds`` longer than 3 warms up at half the rate, so that the broker's JIT has
+settled. Not a test and no thresholds: a figure for bench/tuning.md.
 """
 
 from __future__ import annotations
@@ -88,7 +93,19 @@ def loadgen(url: str, rate: float, seconds: float, seed: int) -> dict[str, Any]:
     return result
 
 
-def measure(rate: float, seconds: float, worker_env: dict[str, str]) -> dict[str, Any]:
+def process_cpu(pids: list[int]) -> float:
+    return sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids)
+
+
+def measure(
+    rate: float,
+    seconds: float,
+    worker_env: dict[str, str],
+    ingest_workers: int = 0,
+    warmup_seconds: float = 3.0,
+) -> dict[str, Any]:
+    # A longer warm-up runs at half the rate: the broker's JIT settles before the clock starts.
+    warmup_rate = 1000.0 if warmup_seconds <= 3 else rate / 2
     work = Path(tempfile.mkdtemp(prefix="trackflow-thread-cpu-"))
     overrides = {
         "TRACKFLOW_API_KEYS": ",".join(tenant_keys(40)),
@@ -102,18 +119,26 @@ def measure(rate: float, seconds: float, worker_env: dict[str, str]) -> dict[str
         worker = Worker(broker=broker, workdir=work, overrides=overrides).start(180)
         assert worker.proc is not None
         pid = worker.proc.pid
+        ingest: list[Worker] = []
         try:
-            url = f"{worker.base_url}/v1/batch"
-            loadgen(url, 1000, 3, seed=7)  # warm-up
+            for _ in range(ingest_workers):
+                extra = {**overrides, "_topics": worker.name, "TRACKFLOW_SINK_ENABLED": "false"}
+                ingest.append(Worker(broker=broker, workdir=work, overrides=extra).start(180))
+            ingest_pids = [extra.proc.pid for extra in ingest if extra.proc is not None]
+            url = ",".join(f"{w.base_url}/v1/batch" for w in (worker, *ingest))
+            loadgen(url, warmup_rate, warmup_seconds, seed=7)  # warm-up
             time.sleep(3)
             threads0, (gc0, acks0) = thread_cpu(pid), counters(worker)
             broker0 = sum(broker_proc.cpu_times()[:2]) if broker_proc else 0.0
+            ingest0 = process_cpu(ingest_pids)
             result = loadgen(url, rate, seconds, seed=8)
             time.sleep(3)  # the sink's last window
             threads1, (gc1, acks1) = thread_cpu(pid), counters(worker)
             broker1 = sum(broker_proc.cpu_times()[:2]) if broker_proc else 0.0
+            ingest1 = process_cpu(ingest_pids)
         finally:
-            worker.stop()
+            for running in (*ingest, worker):
+                running.stop()
     events = max(int(result["events_ok"]), 1)
     by_thread = cpu_by_thread_group(pid, threads0, threads1)
     per_event = {
@@ -131,6 +156,7 @@ def measure(rate: float, seconds: float, worker_env: dict[str, str]) -> dict[str
         "generator_cpu_share": result["cpu_share"],
         "worker_cpu_us_per_event": round(sum(by_thread.values()) / events * 1e6, 1),
         "worker_cpu_us_per_event_by_thread": per_event,
+        "ingest_workers_cpu_us_per_event": round((ingest1 - ingest0) / events * 1e6, 1),
         "broker_cpu_us_per_event": round((broker1 - broker0) / events * 1e6, 1),
         "gc_collections_by_generation": [int(b - a) for a, b in zip(gc0, gc1, strict=True)],
         # Share of the edge's raw-batch writes acknowledged by Kafka later than each bound.
@@ -146,9 +172,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=7000.0, help="events/s, open loop")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--ingest-workers", type=int, default=0)
+    parser.add_argument("--warmup-seconds", type=float, default=3.0)
     args = parser.parse_args()
     env = dict(item.split("=", 1) for item in args.worker_env)
-    print(orjson.dumps(measure(args.rate, args.seconds, env)).decode())
+    result = measure(args.rate, args.seconds, env, args.ingest_workers, args.warmup_seconds)
+    print(orjson.dumps(result).decode())
 
 
 if __name__ == "__main__":

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import faust
 import mode.loop
+from faust.types import TransportT
 
 from trackflow_app.gc_tuning import settle_after_start
+from trackflow_app.kafka import fetch_tuned_transport
 from trackflow_app.logs import logging_config
 from trackflow_app.settings import Settings, load_settings
 from trackflow_app.store import EventStore
@@ -24,6 +26,12 @@ if settings.event_loop != "aio":
 
 
 class TrackFlowApp(faust.App):
+    def _new_transport(self) -> TransportT:
+        transport = fetch_tuned_transport(
+            settings.raw_fetch_min_bytes, settings.raw_fetch_max_wait_ms
+        )
+        return transport(self.conf.broker_consumer, self)
+
     async def on_first_start(self) -> None:
         # Topics must exist with their partition counts before Faust's consumer subscribes;
         # the broker does not auto-create them.

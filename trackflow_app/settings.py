@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # Validate stage batching (raw batches per fan-out round)
     validate_batch_max: int = Field(default=200, ge=1)
     validate_batch_within_s: float = Field(default=0.02, gt=0)
+    # The raw topic's consumer: each fetch waits for this much data, or at most this long.
+    raw_fetch_min_bytes: int = Field(default=32_768, ge=1)
+    raw_fetch_max_wait_ms: int = Field(default=20, ge=0)
 
     # Sink. A worker with sink_enabled=false runs the edge and the validate stage only and never
     # opens the store: the way to add ingest capacity next to the one worker that owns a chDB store.

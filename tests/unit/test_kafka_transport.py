@@ -1,0 +1,38 @@
+"""trackflow_app.kafka: the worker consumer's fetch size and wait reach aiokafka."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from faust.types import TransportT
+
+from trackflow_app.kafka import fetch_tuned_transport
+
+
+class FetchTunedApp(faust.App):
+    def _new_transport(self) -> TransportT:
+        return fetch_tuned_transport(4096, 7)(self.conf.broker_consumer, self)
+
+
+async def test_the_worker_consumer_is_built_with_the_fetch_settings() -> None:
+    app = FetchTunedApp("fetch-tuned", broker="kafka://127.0.0.1:9", autodiscover=False)
+    thread: Any = app.consumer._thread  # type: ignore[attr-defined]
+    consumer = thread._create_worker_consumer(app.transport)
+    try:
+        # aiokafka hands these to its fetcher when the consumer starts.
+        assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == (4096, 7)
+        # Faust's own settings are kept.
+        assert consumer._enable_auto_commit is False
+        assert consumer._group_id == "fetch-tuned"
+    finally:
+        await consumer.stop()
+
+
+def test_the_worker_app_uses_the_tuned_transport() -> None:
+    from trackflow_app.app import app, settings
+
+    consumer: Any = app.consumer
+    assert type(app.transport).__name__ == "FetchTunedTransport"
+    assert type(consumer._thread).__name__ == "FetchTunedConsumerThread"
+    assert settings.raw_fetch_min_bytes == 32_768
