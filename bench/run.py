@@ -24,7 +24,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import numpy as np
@@ -64,6 +64,7 @@ class Plan:
     thresholds: bool
     budget_s: float  # no new step starts once the run is this old (keeps CI's short run bounded)
     ingest_workers: int = 0  # extra workers with TRACKFLOW_SINK_ENABLED=false
+    worker_env: tuple[tuple[str, str], ...] = ()  # extra variables for every worker (A/B runs)
 
 
 FULL = Plan(
@@ -468,27 +469,33 @@ def store_sql(steps: list[dict[str, Any]]) -> str:
     return " UNION ALL ".join(parts)
 
 
-def worker_overrides(tenants: list[str]) -> dict[str, str]:
+def worker_overrides(tenants: list[str], extra: tuple[tuple[str, str], ...] = ()) -> dict[str, str]:
     return {
         "TRACKFLOW_API_KEYS": ",".join(tenants),
         "TRACKFLOW_SINK_WINDOW_S": SINK_WINDOW_S,
         # Clients reach the edge through a proxy on 127.0.0.1 that sets X-Forwarded-For, so the
         # per-IP rate limit sees thousands of client addresses, as in production.
         "TRACKFLOW_TRUSTED_PROXIES": "127.0.0.1",
+        **dict(extra),
     }
 
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    broker: Any, work: Path, tenants: list[str], broker_pid: int | None, ingest_workers: int
+    broker: Any,
+    work: Path,
+    tenants: list[str],
+    broker_pid: int | None,
+    ingest_workers: int,
+    worker_env: tuple[tuple[str, str], ...] = (),
 ) -> AsyncIterator[tuple[Worker, list[Worker], Monitor]]:
-    worker = Worker(broker=broker, workdir=work, overrides=worker_overrides(tenants))
+    worker = Worker(broker=broker, workdir=work, overrides=worker_overrides(tenants, worker_env))
     ingest = [
         Worker(
             broker=broker,
             workdir=work,
             overrides={
-                **worker_overrides(tenants),
+                **worker_overrides(tenants, worker_env),
                 "_topics": worker.name,
                 "TRACKFLOW_SINK_ENABLED": "false",
             },
@@ -525,7 +532,9 @@ async def measure_trackflow(
     tenants = tenant_keys(plan.tenants)
     out: dict[str, Any] = {}
     steps: list[dict[str, Any]] = []
-    async with running_worker(broker, work, tenants, broker_pid, plan.ingest_workers) as (
+    async with running_worker(
+        broker, work, tenants, broker_pid, plan.ingest_workers, plan.worker_env
+    ) as (
         worker,
         ingest,
         monitor,
@@ -669,6 +678,13 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="extra workers without a sink (TRACKFLOW_SINK_ENABLED=false) next to the one with it",
     )
+    p.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a variable for every worker, e.g. to A/B a setting (repeatable)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary work directory")
     p.add_argument("--out", default=str(BENCH_DIR), help="where results.* are written")
     args = p.parse_args(argv)
@@ -683,6 +699,9 @@ def main(argv: list[str] | None = None) -> int:
         plan = dataclasses.replace(plan, at80_s=args.at80_seconds)
     if args.ingest_workers:
         plan = dataclasses.replace(plan, ingest_workers=args.ingest_workers)
+    if args.worker_env:
+        pairs = tuple(tuple(item.split("=", 1)) for item in args.worker_env)
+        plan = dataclasses.replace(plan, worker_env=cast(tuple[tuple[str, str], ...], pairs))
     results = asyncio.run(run_bench(plan, args.max_rate, args.keep))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

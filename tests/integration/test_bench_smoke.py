@@ -12,7 +12,10 @@ from tests.support.stack import ROOT
 
 def test_short_benchmark_runs_and_loses_nothing(tmp_path: Path) -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--short", "--out", str(tmp_path)],
+        [
+            *(sys.executable, "-m", "bench.run", "--short", "--out", str(tmp_path)),
+            *("--worker-env", "TRACKFLOW_RAW_FETCH_MAX_WAIT_MS=15"),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -29,3 +32,5 @@ def test_short_benchmark_runs_and_loses_nothing(tmp_path: Path) -> None:
     # Zero loss and zero visible duplicates, even in the smoke run.
     assert totals["n"] == totals["uniq"] == totals["n_final"] == accepted, totals
     assert run_totals["worker_exit_code"] == 0
+    # --worker-env reaches the workers (and the results say so).
+    assert run_totals["worker_env"]["TRACKFLOW_RAW_FETCH_MAX_WAIT_MS"] == "15"
