@@ -42,3 +42,8 @@ class SinkBuffer:
         if self.opened_at is None:
             return self.window_s
         return max(self.window_s - (now - self.opened_at), 0.0)
+
+    def clear(self) -> None:
+        self.rows = []
+        self.next_offsets = {}
+        self.opened_at = None

@@ -3,9 +3,7 @@
 A mode Service inside the Faust worker, reading the processed topic with aiokafka's batched
 ``getmany`` (Faust's per-message dispatch would cap the sink near 4k records/s). Offsets are
 committed only after ClickHouse accepted the rows; a crash between insert and commit re-reads
-records, and the table's ReplacingMergeTree collapses those repeats. While one buffer is being
-inserted the next one fills; at most one insert is in flight, so offsets are committed in order,
-and once an insert has given up nothing after it is committed. Scaling: every worker's sink
+records, and the table's ReplacingMergeTree collapses those repeats. Scaling: every worker's sink
 joins the same consumer group and takes its share of partitions.
 """
 
@@ -57,12 +55,9 @@ def rows_of(record: ConsumerRecord[bytes, bytes]) -> tuple[list[bytes], DeadLett
 class EventSink(mode.Service):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.buffer = self._new_buffer()
+        self.buffer = SinkBuffer(settings.sink_batch_size, settings.sink_window_s)
         self.consumer: AIOKafkaConsumer | None = None
         self._loop_task: asyncio.Task[None] | None = None
-        # The buffer being inserted, while self.buffer fills (at most one at a time).
-        self._storing: asyncio.Task[None] | None = None
-        self._storing_rows = 0
         self._closing = False
         self._deadline: float | None = None
 
@@ -98,7 +93,7 @@ class EventSink(mode.Service):
             log.error(
                 "sink stopped with %d rows not stored: their offsets are not committed, so "
                 "the next worker to own the partitions re-reads them",
-                len(self.buffer) + self._storing_rows,
+                len(self.buffer),
             )
         if self.consumer is not None:
             await self.consumer.stop()
@@ -126,30 +121,11 @@ class EventSink(mode.Service):
                     self.buffer.add(tp, record.offset, rows, now)
                     if letter is not None:
                         letters.append(letter)
-            metrics.SINK_BUFFERED_ROWS.set(len(self.buffer) + self._storing_rows)
+            metrics.SINK_BUFFERED_ROWS.set(len(self.buffer))
             if letters:
                 await self._dead_letter(letters)
             if self.buffer.has_offsets and self.buffer.due(now):
-                await self._hand_off()
-
-    @staticmethod
-    def _new_buffer() -> SinkBuffer:
-        return SinkBuffer(settings.sink_batch_size, settings.sink_window_s)
-
-    async def _hand_off(self) -> None:
-        """Start inserting the buffer and give the consumer a fresh one to fill meanwhile."""
-        await self._finish_storing()  # one insert at a time keeps commits in order
-        full, self.buffer = self.buffer, self._new_buffer()
-        self._storing_rows = len(full)
-        self._storing = asyncio.create_task(self._store(full))
-
-    async def _finish_storing(self) -> None:
-        """Wait for the insert in flight. If it gave up, this raises again every time it is
-        called: later buffers must then never be committed past its offsets."""
-        if self._storing is not None:
-            await self._storing
-            self._storing = None
-            self._storing_rows = 0
+                await self.flush()
 
     async def _dead_letter(self, letters: list[DeadLetter]) -> None:
         deliveries = [
@@ -166,19 +142,14 @@ class EventSink(mode.Service):
         return self._deadline is not None and time.monotonic() >= self._deadline
 
     async def flush(self) -> None:
-        """Store and commit everything read so far: the insert in flight, then the buffer."""
-        await self._finish_storing()
         if not self.buffer.has_offsets:
             return
-        await self._store(self.buffer)
-        self.buffer = self._new_buffer()
+        if self.buffer.rows:
+            await self._insert_with_retry(self.buffer.rows)
+            metrics.ROWS_INSERTED.inc(len(self.buffer.rows))
+        await self._commit(dict(self.buffer.next_offsets))
+        self.buffer.clear()
         metrics.SINK_BUFFERED_ROWS.set(0)
-
-    async def _store(self, buffer: SinkBuffer) -> None:
-        if buffer.rows:
-            await self._insert_with_retry(buffer.rows)
-            metrics.ROWS_INSERTED.inc(len(buffer.rows))
-        await self._commit(dict(buffer.next_offsets))
 
     async def _insert_with_retry(self, rows: list[bytes]) -> None:
         @backoff.on_exception(

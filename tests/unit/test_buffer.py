@@ -75,3 +75,18 @@ def test_rows_keep_insertion_order() -> None:
     buffer.add(P0, 0, [["a"], ["b"]], now=0.0)
     buffer.add(P1, 0, [["c"]], now=0.0)
     assert buffer.rows == [["a"], ["b"], ["c"]]
+
+
+def test_clear_resets_everything() -> None:
+    buffer = SinkBuffer(max_records=2, window_s=1.0)
+    buffer.add(P0, 4, rows(3), now=5.0)
+    assert buffer.due(now=5.0)
+    buffer.clear()
+    assert len(buffer) == 0
+    assert buffer.next_offsets == {}
+    assert buffer.opened_at is None
+    assert not buffer.due(now=100.0)
+    assert buffer.time_left(now=100.0) == 1.0
+    buffer.add(P0, 1, rows(1), now=200.0)
+    assert buffer.next_offsets == {P0: 2}  # the old max is forgotten
+    assert buffer.time_left(now=200.25) == 0.75
