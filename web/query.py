@@ -631,19 +631,33 @@ LIMIT {{limit_rows:UInt32}}
 
 
 def health_query(table: str, request: StatsRequest) -> Query:
-    """Events stored per minute (by inserted_at) over the window, with ingestion lag."""
+    """Events stored per minute (by inserted_at) over the window, with ingestion lag.
+
+    An event counts once, in the minute it was first stored: a copy that a re-delivery stored in
+    a later minute is a stored row (and its lag counts), not a second event.
+    """
     sql = f"""
 SELECT
-  intDiv(toUnixTimestamp64Milli(inserted_at), 60000) * 60000 AS minute,
-  uniqExact(event_id) AS events,
-  count() AS stored_rows,
-  sum(toUnixTimestamp64Milli(inserted_at) - toUnixTimestamp64Milli(received_at)) AS lag_sum_ms,
-  max(toUnixTimestamp64Milli(inserted_at) - toUnixTimestamp64Milli(received_at)) AS lag_max_ms,
-  toUnixTimestamp64Milli(max(inserted_at)) AS last_inserted_at
-FROM {check_table(table)}
-WHERE tenant_id = {{tenant:String}}
-  AND inserted_at >= fromUnixTimestamp64Milli({{from_ms:Int64}}, 'UTC')
-  AND inserted_at < fromUnixTimestamp64Milli({{to_ms:Int64}}, 'UTC')
+  intDiv(toUnixTimestamp64Milli(first_inserted_at), 60000) * 60000 AS minute,
+  count() AS events,
+  sum(rows) AS stored_rows,
+  sum(lag_sum) AS lag_sum_ms,
+  max(lag_max) AS lag_max_ms,
+  toUnixTimestamp64Milli(max(last_inserted_at)) AS last_inserted_at
+FROM (
+  SELECT
+    event_id,
+    min(inserted_at) AS first_inserted_at,
+    max(inserted_at) AS last_inserted_at,
+    count() AS rows,
+    sum(toUnixTimestamp64Milli(inserted_at) - toUnixTimestamp64Milli(received_at)) AS lag_sum,
+    max(toUnixTimestamp64Milli(inserted_at) - toUnixTimestamp64Milli(received_at)) AS lag_max
+  FROM {check_table(table)}
+  WHERE tenant_id = {{tenant:String}}
+    AND inserted_at >= fromUnixTimestamp64Milli({{from_ms:Int64}}, 'UTC')
+    AND inserted_at < fromUnixTimestamp64Milli({{to_ms:Int64}}, 'UTC')
+  GROUP BY event_id
+)
 GROUP BY minute
 ORDER BY minute
 {_settings()}
