@@ -3,12 +3,9 @@ minutes (a re-delivery), is one event. chDB runs in a child process (one store p
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.support.stack import ROOT
+from tests.support.chdb_child import run_chdb_script
 
 SCRIPT = r"""
 import json, sys
@@ -41,15 +38,7 @@ print(json.dumps({"rows": rows, "body": body}, default=str))
 
 
 def test_an_event_stored_in_two_minutes_counts_once(tmp_path: Path) -> None:
-    run = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path / "store")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    result = run_chdb_script(SCRIPT, str(tmp_path / "store"))
     tenant = result["body"]["tenant"]
     # Two events, three stored rows: the repeat counts in the minute of its first insert.
     assert tenant["events"] == 2

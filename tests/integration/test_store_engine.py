@@ -3,12 +3,9 @@ value. chDB runs in a child process (one engine per process), with a real insert
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.support.stack import ROOT
+from tests.support.chdb_child import run_chdb_script
 
 SCRIPT = r"""
 import glob, json, os, sys, threading, time
@@ -45,14 +42,9 @@ print(json.dumps({"setting": str(setting), "merge_nice_values": sorted(seen)}))
 
 
 def engine_state(tmp_path: Path, merge_nice: int) -> dict[str, object]:
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path / f"store-{merge_nice}"), str(merge_nice)],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    ).stdout
-    state: dict[str, object] = json.loads(out.splitlines()[-1])
+    state: dict[str, object] = run_chdb_script(
+        SCRIPT, str(tmp_path / f"store-{merge_nice}"), str(merge_nice)
+    )
     return state
 
 

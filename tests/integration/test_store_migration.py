@@ -4,13 +4,10 @@ insert. chDB runs in a child process (one store per process)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 from schemas.ddl import added_column_ddl
-from tests.support.stack import ROOT
+from tests.support.chdb_child import run_chdb_script
 
 SCRIPT = r"""
 import json, sys
@@ -81,16 +78,7 @@ print(json.dumps({"before": before, "after": after, "keys": list(keys), "errors"
 
 
 def test_an_older_store_gains_the_computed_columns(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path / "store")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_chdb_script(SCRIPT, str(tmp_path / "store"))
     computed = [statement.split()[8] for statement in added_column_ddl()]  # pinned in test_ddl
     assert len(computed) == 7
     before = dict(result["before"])
