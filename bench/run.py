@@ -480,6 +480,11 @@ def worker_overrides(tenants: list[str], extra: tuple[tuple[str, str], ...] = ()
     }
 
 
+def ingest_overrides(worker: Worker, base: dict[str, str]) -> dict[str, str]:
+    """An ingest-only worker beside ``worker``: its topics and groups, no sink."""
+    return {**base, "_topics": worker.name, "TRACKFLOW_SINK_ENABLED": "false"}
+
+
 @contextlib.asynccontextmanager
 async def running_worker(
     broker: Any,
@@ -494,11 +499,7 @@ async def running_worker(
         Worker(
             broker=broker,
             workdir=work,
-            overrides={
-                **worker_overrides(tenants, worker_env),
-                "_topics": worker.name,
-                "TRACKFLOW_SINK_ENABLED": "false",
-            },
+            overrides=ingest_overrides(worker, worker_overrides(tenants, worker_env)),
         )
         for _ in range(ingest_workers)
     ]

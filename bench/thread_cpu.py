@@ -32,6 +32,7 @@ from typing import Any
 import orjson
 import psutil
 
+from bench.run import ingest_overrides, worker_overrides
 from bench.workload import tenant_keys
 from tests.support.stack import ROOT, Worker, start_broker
 
@@ -107,34 +108,29 @@ def measure(
     # A longer warm-up runs at half the rate: the broker's JIT settles before the clock starts.
     warmup_rate = 1000.0 if warmup_seconds <= 3 else rate / 2
     work = Path(tempfile.mkdtemp(prefix="trackflow-thread-cpu-"))
-    overrides = {
-        "TRACKFLOW_API_KEYS": ",".join(tenant_keys(40)),
-        "TRACKFLOW_SINK_WINDOW_S": "0.5",
-        "TRACKFLOW_TRUSTED_PROXIES": "127.0.0.1",
-        **worker_env,
-    }
+    overrides = worker_overrides(tenant_keys(40), tuple(worker_env.items()))
     with contextlib.contextmanager(start_broker)(work) as broker:
         pidfile = work / "kafka" / "kafka.pid"
-        broker_proc = psutil.Process(int(pidfile.read_text())) if pidfile.exists() else None
+        broker_pids = [int(pidfile.read_text())] if pidfile.exists() else []
         worker = Worker(broker=broker, workdir=work, overrides=overrides).start(180)
         assert worker.proc is not None
         pid = worker.proc.pid
         ingest: list[Worker] = []
         try:
             for _ in range(ingest_workers):
-                extra = {**overrides, "_topics": worker.name, "TRACKFLOW_SINK_ENABLED": "false"}
+                extra = ingest_overrides(worker, overrides)
                 ingest.append(Worker(broker=broker, workdir=work, overrides=extra).start(180))
             ingest_pids = [extra.proc.pid for extra in ingest if extra.proc is not None]
             url = ",".join(f"{w.base_url}/v1/batch" for w in (worker, *ingest))
             loadgen(url, warmup_rate, warmup_seconds, seed=7)  # warm-up
             time.sleep(3)
             threads0, (gc0, acks0) = thread_cpu(pid), counters(worker)
-            broker0 = sum(broker_proc.cpu_times()[:2]) if broker_proc else 0.0
+            broker0 = process_cpu(broker_pids)
             ingest0 = process_cpu(ingest_pids)
             result = loadgen(url, rate, seconds, seed=8)
             time.sleep(3)  # the sink's last window
             threads1, (gc1, acks1) = thread_cpu(pid), counters(worker)
-            broker1 = sum(broker_proc.cpu_times()[:2]) if broker_proc else 0.0
+            broker1 = process_cpu(broker_pids)
             ingest1 = process_cpu(ingest_pids)
         finally:
             for running in (*ingest, worker):
