@@ -61,7 +61,7 @@ app = TrackFlowApp(
     # acks=all: a 202 is only answered once every in-sync replica holds the batch.
     producer_acks=-1,
     # Fewer, larger produce requests; a few ms on a POST is cheap next to many tiny requests.
-    producer_linger_ms=5,
+    producer_linger=settings.producer_linger_ms / 1000,
     producer_max_batch_size=256 * 1024,
     producer_max_request_size=settings.max_decompressed_bytes + 1024 * 1024,
     consumer_auto_offset_reset="earliest",

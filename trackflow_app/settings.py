@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     # The raw topic's consumer: each fetch waits for this much data, or at most this long.
     raw_fetch_min_bytes: int = Field(default=32_768, ge=1)
     raw_fetch_max_wait_ms: int = Field(default=20, ge=0)
+    # How long the producer holds a partition's records to send more of them per request.
+    producer_linger_ms: int = Field(default=5, ge=0)
 
     # Sink. A worker with sink_enabled=false runs the edge and the validate stage only and never
     # opens the store: the way to add ingest capacity next to the one worker that owns a chDB store.

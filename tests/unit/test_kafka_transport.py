@@ -1,4 +1,5 @@
-"""trackflow_app.kafka: the worker consumer's fetch size and wait reach aiokafka."""
+"""trackflow_app.kafka and the app's producer: the worker's fetch and linger settings reach
+aiokafka."""
 
 from __future__ import annotations
 
@@ -36,3 +37,12 @@ def test_the_worker_app_uses_the_tuned_transport() -> None:
     assert type(app.transport).__name__ == "FetchTunedTransport"
     assert type(consumer._thread).__name__ == "FetchTunedConsumerThread"
     assert settings.raw_fetch_min_bytes == 32_768
+
+
+def test_the_producer_lingers_as_configured() -> None:
+    from trackflow_app.app import app, settings
+
+    producer: Any = app.producer
+    assert settings.producer_linger_ms == 5
+    # Faust hands this to aiokafka's producer as its linger_ms.
+    assert producer.linger_ms == settings.producer_linger_ms

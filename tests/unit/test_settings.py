@@ -89,12 +89,14 @@ def test_numbers_parsed_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRACKFLOW_MAX_EVENTS_PER_BATCH", "25")
     monkeypatch.setenv("TRACKFLOW_SINK_WINDOW_S", "1.5")
     monkeypatch.setenv("TRACKFLOW_RETENTION_DAYS", "30")
+    monkeypatch.setenv("TRACKFLOW_PRODUCER_LINGER_MS", "20")
     settings = Settings()
-    assert (settings.max_events_per_batch, settings.sink_window_s, settings.retention_days) == (
-        25,
-        1.5,
-        30,
-    )
+    assert (
+        settings.max_events_per_batch,
+        settings.sink_window_s,
+        settings.retention_days,
+        settings.producer_linger_ms,
+    ) == (25, 1.5, 30, 20)
 
 
 @pytest.mark.parametrize(
@@ -105,6 +107,7 @@ def test_numbers_parsed_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
         ("TRACKFLOW_MAX_BODY_BYTES", "100"),
         ("TRACKFLOW_SINK_WINDOW_S", "0"),
         ("TRACKFLOW_RAW_PARTITIONS", "-1"),
+        ("TRACKFLOW_PRODUCER_LINGER_MS", "-5"),
     ],
 )
 def test_invalid_numbers_rejected(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
