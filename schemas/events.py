@@ -6,6 +6,7 @@ Only shapes live here; sanitizing and enrichment live in ``agents.validate``.
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -18,6 +19,9 @@ MAX_DURATION_MS = 86_400_000.0
 MAX_LINE = 2**31 - 1
 
 
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _finite(value: int | float) -> int | float:
     if not math.isfinite(value):
         raise ValueError("must be a finite number")
@@ -25,6 +29,8 @@ def _finite(value: int | float) -> int | float:
 
 
 def _uuid_text(value: str) -> str:
+    if CANONICAL_UUID.fullmatch(value):  # the tracker's own form: nothing to normalize
+        return value
     try:
         parsed = UUID(value)
     except ValueError as exc:

@@ -55,13 +55,33 @@ def test_error_top_level_optional_fields_default_to_none() -> None:
     assert (top.stack, top.source, top.line, top.col) == (None, None, None, None)
 
 
-def test_event_id_is_canonicalized() -> None:
+@pytest.mark.parametrize(
+    "sent",
+    [
+        "550E8400-E29B-41D4-A716-446655440000",
+        "{550e8400-e29b-41d4-a716-446655440000}",
+        "urn:uuid:550e8400-e29b-41d4-a716-446655440000",
+        "550e8400e29b41d4a716446655440000",
+        "550e8400-e29b-41d4-a716-446655440000",
+    ],
+)
+def test_event_id_is_canonicalized(sent: str) -> None:
     event = build("page_view", ts=1625539200000)
-    event["eventId"] = "550E8400-E29B-41D4-A716-446655440000"
+    event["eventId"] = sent
     assert BaseEvent.model_validate(event).eventId == "550e8400-e29b-41d4-a716-446655440000"
 
 
-@pytest.mark.parametrize("bad", ["", "not-a-uuid", "550e8400-e29b-41d4-a716-44665544000", "g" * 32])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "not-a-uuid",
+        "550e8400-e29b-41d4-a716-44665544000",
+        "g" * 32,
+        "550e8400-e29b-41d4-a716-446655440000\n",
+        "550e8400-e29b-41d4-a716-4466554400000",
+    ],
+)
 def test_non_uuid_event_id_rejected(bad: str) -> None:
     event = build("page_view")
     event["eventId"] = bad
