@@ -16,6 +16,9 @@ MAX_KEY_LENGTH = 128
 
 
 def clean_text(value: str, max_length: int) -> str:
+    # Most values are short and clean; every character _CONTROL removes is non-printable.
+    if len(value) <= max_length and value.isprintable():
+        return value
     return _CONTROL.sub("", value[: max_length * 2])[:max_length]
 
 
