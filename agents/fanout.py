@@ -11,8 +11,37 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from agents.validate import Outcome
+from schemas.records import DeadLetter, ProcessedEvent, dead_letter
 
 Record = tuple[bytes, bytes]  # key, value
+
+
+def encode_letter(letter: DeadLetter) -> bytes:
+    """A dead letter as JSON; an event that cannot be written as JSON is kept as its repr."""
+    try:
+        return orjson.dumps(letter)
+    except (TypeError, orjson.JSONEncodeError):
+        return orjson.dumps({**letter, "event": repr(letter["event"])[:65_536]})
+
+
+def encode_event(event: ProcessedEvent) -> tuple[bytes | None, DeadLetter | None]:
+    """A processed event as JSON, or the dead letter saying why it cannot be written.
+
+    Validation keeps every value encodable; this is the containment for anything it missed, so
+    that one event can never stop the stage by failing its publish again and again.
+    """
+    try:
+        return orjson.dumps(event), None
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        letter = dead_letter(
+            "unencodable_event",
+            f"processed event cannot be written as JSON: {exc}",
+            repr(event)[:65_536],
+            tenant_id=event.get("tenant_id"),
+            received_at=event.get("received_at") or 0,
+            ip=event.get("ip_address"),
+        )
+        return None, letter
 
 
 def records_by_partition(
@@ -35,11 +64,20 @@ def records_by_partition(
             partition = partitions[(topic, key)] = partition_of(topic, key)
         grouped[(topic, partition)].append((key, value))
 
+    def add_letter(letter: DeadLetter) -> None:
+        add(dead_letters, (letter["tenant_id"] or "").encode(), encode_letter(letter))
+
     for outcome in outcomes:
+        outcome.unencodable.clear()  # filled again below: publishing may be retried
         for event in outcome.processed:
-            add(processed, event["session_id"].encode(), orjson.dumps(event))
+            value, letter = encode_event(event)
+            if value is not None:
+                add(processed, event["session_id"].encode(), value)
+            elif letter is not None:
+                outcome.unencodable.append(letter)
+                add_letter(letter)
         for letter in outcome.rejected:
-            add(dead_letters, (letter["tenant_id"] or "").encode(), orjson.dumps(letter))
+            add_letter(letter)
     return grouped
 
 

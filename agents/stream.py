@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, cast
 
@@ -21,8 +22,8 @@ from faust.types import EventT, StreamT
 from agents.fanout import records_by_partition, send_partition
 from agents.geo import open_geo_lookup
 from agents.validate import Outcome, ValidationPolicy, process_batch
-from schemas.records import DeadLetter, RawBatch
-from trackflow_app import metrics
+from schemas.records import RawBatch, dead_letter
+from trackflow_app import health, metrics
 from trackflow_app.app import app, dead_letter_topic, processed_topic, raw_topic, settings
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ policy = ValidationPolicy(
     max_string_length=settings.max_string_length,
     max_stack_length=settings.max_stack_length,
     max_properties=settings.max_properties,
+    max_property_keys=settings.max_property_keys,
+    max_property_chars=settings.max_property_chars,
     retention_days=settings.retention_days,
     max_future_skew_s=settings.max_future_skew_s,
     skew_tolerance_ms=settings.skew_tolerance_ms,
@@ -45,15 +48,11 @@ def outcome_of(value: bytes) -> Outcome:
         batch: RawBatch = orjson.loads(value)
         return process_batch(batch, policy, geo_lookup)
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-        letter: DeadLetter = {
-            "reason": "malformed_raw_record",
-            "field": None,
-            "detail": f"raw record cannot be read: {exc!r}",
-            "tenant_id": None,
-            "received_at": 0,
-            "ip": None,
-            "event": value[:65_536].decode("utf-8", "replace"),
-        }
+        letter = dead_letter(
+            "malformed_raw_record",
+            f"raw record cannot be read: {exc!r}",
+            value[:65_536].decode("utf-8", "replace"),
+        )
         return Outcome(rejected=[letter])
 
 
@@ -61,9 +60,33 @@ def _partition_of(topic: str, key: bytes) -> int:
     return app.producer.key_partition(topic, key).partition
 
 
-@backoff.on_exception(backoff.expo, Exception, max_value=10, jitter=backoff.full_jitter, logger=log)
+stage_health = health.stage("validate", settings.ready_stall_s)
+
+
+def _stopping(_exc: Exception) -> bool:
+    return bool(app.should_stop)
+
+
+def _publish_failed(details: Any) -> None:
+    error = details.get("exception")
+    if isinstance(error, BaseException):
+        stage_health.failed(time.monotonic(), error)
+
+
+# Only Kafka's own trouble is retried here: every record was encoded (or dead-lettered) before
+# the first attempt. A stopping worker gives up; its raw records stay unacked and are re-read.
+@backoff.on_exception(
+    backoff.expo,
+    Exception,
+    max_value=10,
+    jitter=backoff.full_jitter,
+    giveup=_stopping,
+    on_backoff=_publish_failed,
+    logger=log,
+)
 async def publish(outcomes: list[Outcome]) -> None:
-    """Send every record and wait until Kafka acknowledged all of them (retried until it does)."""
+    """Send every record and wait until Kafka acknowledged all of them (retried until it does,
+    or until the worker stops)."""
     # Faust's producer wraps an aiokafka producer; its batch API is what this stage needs.
     kafka: AIOKafkaProducer = cast(Any, app.producer)._ensure_producer()
     processed, dead_letters = processed_topic.get_topic_name(), dead_letter_topic.get_topic_name()
@@ -88,6 +111,7 @@ async def _batches(stream: StreamT[bytes]) -> AsyncIterator[list[EventT[bytes]]]
 @app.agent(raw_topic, concurrency=1)
 async def validate_and_enrich(stream: StreamT[bytes]) -> None:
     async for events in _batches(stream):
+        stage_health.holding(time.monotonic())
         outcomes = []
         for event in events:
             outcomes.append(outcome_of(event.value))
@@ -95,6 +119,7 @@ async def validate_and_enrich(stream: StreamT[bytes]) -> None:
             await asyncio.sleep(0)
         await publish(outcomes)
         for outcome in outcomes:
-            metrics.record_outcome(outcome.processed, outcome.rejected)
+            metrics.record_outcome(outcome.processed, [*outcome.rejected, *outcome.unencodable])
         for event in events:
             await stream.ack(event)
+        stage_health.committed(time.monotonic())

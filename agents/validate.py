@@ -11,7 +11,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from agents.sanitize import clean_json, clean_multiline, clean_optional, clean_text
+from agents.sanitize import (
+    JsonBudget,
+    PropertyBudgetExceeded,
+    clean_json,
+    clean_multiline,
+    clean_optional,
+    clean_text,
+)
 from schemas.events import (
     EVENT_TYPES,
     PROPERTY_MODELS,
@@ -19,9 +26,12 @@ from schemas.events import (
     ErrorProperties,
     ErrorTopLevel,
 )
-from schemas.records import DeadLetter, ProcessedEvent, RawBatch
+from schemas.records import DeadLetter, ProcessedEvent, RawBatch, dead_letter
 
 DAY_MS = 86_400_000
+# The range of the store's DateTime64(3) columns: 1900-01-01 to 2299-12-31 23:59:59.999 UTC.
+STORABLE_MIN_MS = -2_208_988_800_000
+STORABLE_MAX_MS = 10_413_791_999_999
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,8 @@ class ValidationPolicy:
     max_string_length: int = 2048
     max_stack_length: int = 16384
     max_properties: int = 64
+    max_property_keys: int = 256
+    max_property_chars: int = 32_768
     retention_days: int = 365
     max_future_skew_s: int = 86_400
     skew_tolerance_ms: int = 60_000
@@ -49,6 +61,8 @@ class ValidationPolicy:
 class Outcome:
     processed: list[ProcessedEvent] = field(default_factory=list)
     rejected: list[DeadLetter] = field(default_factory=list)
+    # Validated events that could not be written to the processed topic (dead-lettered instead).
+    unencodable: list[DeadLetter] = field(default_factory=list)
 
 
 class Rejection(Exception):
@@ -147,7 +161,13 @@ def _extra_properties(
             f"properties has {len(props)} keys; the limit is {policy.max_properties}",
         )
     extra = {k: v for k, v in props.items() if k not in known}
-    cleaned = clean_json(extra, policy.max_string_length)
+    if not extra:
+        return {}
+    budget = JsonBudget(policy.max_property_keys, policy.max_property_chars)
+    try:
+        cleaned = clean_json(extra, policy.max_string_length, budget=budget)
+    except PropertyBudgetExceeded as exceeded:
+        raise Rejection(exceeded.reason, "properties", exceeded.detail) from None
     return cleaned if isinstance(cleaned, dict) else {}
 
 
@@ -166,9 +186,21 @@ def _typed_properties(event: dict[str, Any], event_type: str, policy: Validation
     return {**_extra_properties(props, typed, policy), **typed}
 
 
+def _client_timestamp(value: float) -> int:
+    """The client's clock as sent, within what the store's DateTime64 column holds."""
+    if not STORABLE_MIN_MS <= value <= STORABLE_MAX_MS:
+        raise Rejection(
+            "client_timestamp_out_of_range",
+            "timestamp",
+            f"timestamp {value} ms is outside the storable range {STORABLE_MIN_MS}.."
+            f"{STORABLE_MAX_MS} (years 1900-2299)",
+        )
+    return int(value)
+
+
 def _check_time_window(timestamp_ms: int, received_at: int, policy: ValidationPolicy) -> None:
-    oldest = received_at - policy.retention_days * DAY_MS
-    newest = received_at + policy.max_future_skew_s * 1000
+    oldest = max(received_at - policy.retention_days * DAY_MS, STORABLE_MIN_MS)
+    newest = min(received_at + policy.max_future_skew_s * 1000, STORABLE_MAX_MS)
     if not oldest <= timestamp_ms <= newest:
         raise Rejection(
             "timestamp_out_of_range",
@@ -197,7 +229,7 @@ def validate_event(
         )
     properties = _typed_properties(event, base.eventType, policy)
     received_at = batch["received_at"]
-    client_ts = int(base.timestamp)
+    client_ts = _client_timestamp(base.timestamp)
     corrected = client_ts + clock_offset_ms(received_at, batch["sent_at"], policy.skew_tolerance_ms)
     _check_time_window(corrected, received_at, policy)
     ip = batch["ip"]
@@ -228,17 +260,18 @@ def validate_event(
     }
 
 
-def dead_letter(event: Any, batch: RawBatch, rejection: Rejection) -> DeadLetter:
+def rejected_event(event: Any, batch: RawBatch, rejection: Rejection) -> DeadLetter:
     tenant = event.get("tenantId") if isinstance(event, dict) else None
-    return {
-        "reason": rejection.reason,
-        "field": rejection.field,
-        "detail": rejection.detail,
-        "tenant_id": tenant if isinstance(tenant, str) else None,
-        "received_at": batch["received_at"],
-        "ip": batch["ip"],
-        "event": event,
-    }
+    return dead_letter(
+        rejection.reason,
+        rejection.detail,
+        event,
+        field=rejection.field,
+        tenant_id=tenant if isinstance(tenant, str) else None,
+        api_key=batch["api_key"],
+        received_at=batch["received_at"],
+        ip=batch["ip"],
+    )
 
 
 def process_batch(
@@ -250,5 +283,5 @@ def process_batch(
         try:
             outcome.processed.append(validate_event(event, batch, policy, geo_lookup))
         except Rejection as rejection:
-            outcome.rejected.append(dead_letter(event, batch, rejection))
+            outcome.rejected.append(rejected_event(event, batch, rejection))
     return outcome

@@ -48,7 +48,32 @@ class DeadLetter(TypedDict):
     reason: str  # machine-readable, e.g. "missing_field"
     field: str | None  # dotted path of the offending field, when there is one
     detail: str  # human-readable explanation
-    tenant_id: str | None
+    tenant_id: str | None  # the tenant the event claims (its tenantId)
+    api_key: str | None  # the key the request was authenticated with, when known
     received_at: int
     ip: str | None
     event: Any  # the original event, untouched
+
+
+def dead_letter(
+    reason: str,
+    detail: str,
+    event: Any,
+    *,
+    field: str | None = None,
+    tenant_id: str | None = None,
+    api_key: str | None = None,
+    received_at: int = 0,
+    ip: str | None = None,
+) -> DeadLetter:
+    """The one way every stage builds a dead-letter record."""
+    return {
+        "reason": reason,
+        "field": field,
+        "detail": detail,
+        "tenant_id": tenant_id,
+        "api_key": api_key,
+        "received_at": received_at,
+        "ip": ip,
+        "event": event,
+    }

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     allowed_origins: dict[str, list[str]] = Field(default_factory=dict)  # JSON: tenant -> origins
     anonymize_ip: bool = False
     body_timeout_s: float = Field(default=30.0, gt=0)
+    # A connection is closed when a request's headers have not arrived this long after it
+    # opened, or when it sat idle this long between requests (slow-header clients).
+    http_idle_timeout_s: float = Field(default=15.0, gt=0)
     produce_timeout_s: float = Field(default=10.0, gt=0)
     retry_after_s: int = Field(default=5, ge=1)
 
@@ -71,6 +74,10 @@ class Settings(BaseSettings):
     max_string_length: int = Field(default=2048, ge=16)
     max_stack_length: int = Field(default=16384, ge=16)
     max_properties: int = Field(default=64, ge=1)
+    # Free-form properties, counted across nesting: keys (each becomes a path in the store's
+    # JSON column) and characters of keys and strings.
+    max_property_keys: int = Field(default=256, ge=1)
+    max_property_chars: int = Field(default=32_768, ge=256)
     retention_days: int = Field(default=365, ge=1)
     max_future_skew_s: int = Field(default=86_400, ge=0)
     skew_tolerance_ms: int = Field(default=60_000, ge=0)
@@ -93,6 +100,8 @@ class Settings(BaseSettings):
     sink_window_s: float = Field(default=0.5, gt=0)
     sink_retry_max_s: float = Field(default=30.0, gt=0)
     sink_shutdown_flush_s: float = Field(default=20.0, ge=0)
+    # /readyz answers 503 once a stage has held records uncommitted, or failed to write, this long.
+    ready_stall_s: float = Field(default=60.0, gt=0)
     # Test-only: refuse inserts while this file exists (fault-injection seam, off by default).
     sink_fail_flag: str = ""
 
