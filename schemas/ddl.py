@@ -89,6 +89,29 @@ def retyped_column_ddl(table: str, existing: Mapping[str, str]) -> list[str]:
     ]
 
 
+_PROPERTIES = re.compile(r"^\s+properties (JSON\(.+\)),$")
+DEDUP_WINDOW = re.compile(r"non_replicated_deduplication_window = (\d+)")
+
+
+def storage_bound_ddl(table: str, existing: Mapping[str, str]) -> list[str]:
+    """ALTERs that give a table made by an earlier TrackFlow the bounded layout of events.sql:
+    the properties column's path limit and the insert deduplication window."""
+    checked = _checked(table)
+    lines = _statement_lines()
+    statements = [
+        f"ALTER TABLE {checked} MODIFY COLUMN properties {match.group(1)}"
+        for match in (_PROPERTIES.match(line) for line in lines)
+        if match and existing.get("properties") == "JSON"
+    ]
+    window = DEDUP_WINDOW.search("\n".join(lines))
+    if window:
+        statements.append(
+            f"ALTER TABLE {checked} MODIFY SETTING "
+            f"non_replicated_deduplication_window = {window.group(1)}"
+        )
+    return statements
+
+
 def session_hours_table(table: str = "events") -> str:
     return f"{_checked(table)}_session_hours"
 

@@ -18,6 +18,13 @@
 --  * page_url, device_type, os, browser and country are stored LowCardinality (a dictionary per
 --    part): the same strings, read and grouped by their dictionary position. A table made with
 --    plain String columns is converted by ALTER TABLE ... MODIFY COLUMN (schemas/ddl.py).
+--  * properties holds at most 64 JSON paths as their own columns per part (the rest share one
+--    structure): the files a part opens no longer grow with the number of distinct keys, which
+--    let one batch of many keys fail with "Too many open files". A table made with the plain
+--    JSON type is converted by ALTER TABLE ... MODIFY COLUMN (schemas/ddl.py).
+--  * non_replicated_deduplication_window: an insert repeated with the same deduplication token
+--    (the sink derives it from the Kafka offsets of the rows) is dropped, so a batch inserted
+--    again after a crash or a retry is not stored twice.
 CREATE TABLE IF NOT EXISTS {table} (
     event_id UUID,
     event_type Enum8('page_view' = 1, 'click' = 2, 'error' = 3, 'performance' = 4),
@@ -34,7 +41,7 @@ CREATE TABLE IF NOT EXISTS {table} (
     country LowCardinality(Nullable(String)),
     region Nullable(String),
     city Nullable(String),
-    properties JSON,
+    properties JSON(max_dynamic_paths=64, max_dynamic_types=8),
     received_at DateTime64(3, 'UTC') DEFAULT now(),
     client_timestamp DateTime64(3, 'UTC'),
     seq Nullable(UInt32),
@@ -56,4 +63,4 @@ ENGINE = ReplacingMergeTree()
 ORDER BY (tenant_id, toStartOfHour(timestamp), event_type, event_id)
 PARTITION BY toYYYYMM(timestamp)
 TTL timestamp + INTERVAL 1 YEAR
-SETTINGS index_granularity = 8192
+SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 1000

@@ -3,9 +3,12 @@
     python -m trackflow_app dlq show [--reason R] [--limit N]
     python -m trackflow_app dlq replay [--reason R] [--dry-run]
 
-``replay`` sends each dead-lettered event back to the raw topic as a one-event batch (same
-tenant, receive time and client IP), so it is validated again by the current code and settings:
-fix the cause (a missing API key, a too-tight limit), then replay. It reads with its own
+``replay`` sends each dead-lettered event back to the raw topic as a one-event batch under the
+API key its request was authenticated with (same receive time and client IP), so it is
+validated again by the current code and settings: fix the cause (a missing API key, a too-tight
+limit), then replay. A ``tenant_mismatch`` letter is never replayed: its event claims a tenant
+its request could not speak for, and replaying it under the claimed tenant would store a
+spoofed event there. It reads with its own
 consumer group, so a second replay only sees letters written after the first one.
 """
 
@@ -25,15 +28,22 @@ from trackflow_app.settings import Settings
 REPLAY_GROUP_SUFFIX = "-dlq-replay"
 
 
+NEVER_REPLAYED = frozenset({"tenant_mismatch"})
+
+
 def replay_batch(letter: DeadLetter) -> RawBatch | None:
-    """The raw batch that re-submits a dead-lettered event, or None if it cannot be re-sent."""
+    """The raw batch that re-submits a dead-lettered event, or None if it cannot be re-sent.
+
+    The batch carries the key that authenticated the original request, never the tenant the
+    event names: validation then applies the same tenant check as on first arrival.
+    """
     event = letter.get("event")
-    tenant = letter.get("tenant_id")
-    if not isinstance(event, dict) or not tenant:
+    api_key = letter.get("api_key")
+    if letter.get("reason") in NEVER_REPLAYED or not isinstance(event, dict) or not api_key:
         return None
     return {
         "v": 1,
-        "api_key": tenant,
+        "api_key": api_key,
         "received_at": letter["received_at"],
         "ip": letter.get("ip"),
         "user_agent": "",

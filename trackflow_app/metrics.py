@@ -25,6 +25,14 @@ EVENTS_DROPPED_BY_CLIENT = Counter(
 ROWS_INSERTED = Counter("trackflow_rows_inserted_total", "Rows the sink inserted into ClickHouse")
 INSERT_FAILURES = Counter("trackflow_insert_failures_total", "Failed ClickHouse insert attempts")
 SINK_BUFFERED_ROWS = Gauge("trackflow_sink_buffered_rows", "Rows waiting in the sink buffer")
+OLDEST_UNCOMMITTED_SECONDS = Gauge(
+    "trackflow_oldest_uncommitted_seconds",
+    "Age of the oldest record a stage holds without having committed it",
+    ["stage"],
+)
+ROWS_REJECTED_BY_STORE = Counter(
+    "trackflow_rows_rejected_by_store_total", "Rows the store refused, sent to the dead letters"
+)
 INSERT_SECONDS = Histogram("trackflow_insert_seconds", "Duration of successful inserts")
 PRODUCE_SECONDS = Histogram(
     "trackflow_produce_seconds", "Time for Kafka to acknowledge a raw batch"

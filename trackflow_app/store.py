@@ -25,7 +25,9 @@ from schemas.ddl import (
     schema_steps_table,
     session_hours_ddl,
     session_hours_fill,
+    storage_bound_ddl,
 )
+from trackflow_app.limits import raise_open_files_limit
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,6 +71,8 @@ class EventStore:
         if self._client is None:
             options: dict[str, Any] = {}
             if self.url.startswith("chdb://"):
+                soft, _ = raise_open_files_limit()  # the engine's parts and merges open files
+                log.info("open-files limit %d", soft)
                 path = self.url.removeprefix("chdb://")
                 if path.startswith("/"):
                     Path(path).mkdir(parents=True, exist_ok=True)
@@ -86,6 +90,8 @@ class EventStore:
             client.command(statement)
         for statement in retyped_column_ddl(self.table, self._column_types()):
             log.info("clickhouse converting column: %s", statement)
+            client.command(statement)
+        for statement in storage_bound_ddl(self.table, self._column_types()):
             client.command(statement)
         for statement in session_hours_ddl(self.table):
             client.command(statement)
@@ -119,10 +125,17 @@ class EventStore:
         if self._fail_flag is not None and self._fail_flag.exists():
             raise StoreRefused(f"inserts refused while {self._fail_flag} exists")
 
-    def _insert_json(self, lines: Sequence[bytes]) -> None:
+    def _insert_json(self, lines: Sequence[bytes], token: str = "") -> None:
         self._check_fault_switch()
+        # The token makes a repeated insert of the same Kafka records a no-op in the store
+        # (non_replicated_deduplication_window here, Replicated tables' deduplication on a server).
+        settings = {"insert_deduplication_token": token} if token else None
         self._connect().raw_insert(
-            self.table, list(EVENT_COLUMNS), insert_block=b"\n".join(lines), fmt="JSONEachRow"
+            self.table,
+            list(EVENT_COLUMNS),
+            insert_block=b"\n".join(lines),
+            fmt="JSONEachRow",
+            settings=settings,
         )
 
     def _query(self, sql: str, parameters: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -145,9 +158,9 @@ class EventStore:
     async def ensure_schema(self) -> None:
         await self._run(self._ensure_schema)
 
-    async def insert_json(self, lines: Sequence[bytes]) -> None:
-        """Insert JSONEachRow lines (see agents.rows.to_json_row)."""
-        await self._run(self._insert_json, lines)
+    async def insert_json(self, lines: Sequence[bytes], token: str = "") -> None:
+        """Insert JSONEachRow lines (see agents.rows.to_json_row), deduplicated by ``token``."""
+        await self._run(self._insert_json, lines, token)
 
     async def query(
         self, sql: str, parameters: dict[str, Any] | None = None

@@ -18,7 +18,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.events import with_typed_keys
-from trackflow_app import metrics
+from trackflow_app import health, metrics
 from trackflow_app.app import app, event_store, raw_topic, settings
 from web.edge import (
     EdgeError,
@@ -54,6 +54,9 @@ def disable_auto_decompress() -> None:
     if runner is None or not isinstance(getattr(runner, "_kwargs", None), dict):
         raise RuntimeError("cannot configure the aiohttp runner: unexpected Faust web driver")
     runner._kwargs["auto_decompress"] = False
+    # aiohttp arms this timer when a connection opens and again after each response: a client
+    # that has not sent a whole request's headers by then, or sits idle, is disconnected.
+    runner._kwargs["keepalive_timeout"] = settings.http_idle_timeout_s
 
 
 disable_auto_decompress()
@@ -235,11 +238,14 @@ class ReadyView(JsonView):
             except Exception:
                 store_state = False
             ready = kafka_ok and store_state is True
+        stalled = health.problems()
+        ready = ready and not stalled
         return self.json_response(
             {
                 "status": "ready" if ready else "unavailable",
                 "kafka": kafka_ok,
                 "clickhouse": store_state,
+                "stalled": stalled,
             },
             status=200 if ready else 503,
         )

@@ -131,6 +131,7 @@ class Worker:
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=self.overrides.get("_preexec"),  # type: ignore[arg-type]
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
