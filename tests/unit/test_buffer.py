@@ -90,3 +90,32 @@ def test_clear_resets_everything() -> None:
     buffer.add(P0, 1, rows(1), now=200.0)
     assert buffer.next_offsets == {P0: 2}  # the old max is forgotten
     assert buffer.time_left(now=200.25) == 0.75
+
+
+def test_dedup_token_names_the_kafka_records() -> None:
+    buffer = SinkBuffer(max_records=100, window_s=1)
+    buffer.add(P1, 7, rows(1), now=1.0, timestamp_ms=111)
+    buffer.add(P0, 40, rows(1), now=1.0, timestamp_ms=222)
+    buffer.add(P0, 41, rows(1), now=1.0, timestamp_ms=333)
+    token = buffer.dedup_token()
+    assert token == "trackflow-processed/0:40-41@222,trackflow-processed/1:7-7@111"
+    again = SinkBuffer(max_records=100, window_s=1)
+    again.add(P0, 40, rows(1), now=2.0, timestamp_ms=222)
+    again.add(P0, 41, rows(1), now=2.0, timestamp_ms=333)
+    again.add(P1, 7, rows(1), now=2.0, timestamp_ms=111)
+    assert again.dedup_token() == token
+    recreated = SinkBuffer(max_records=100, window_s=1)
+    recreated.add(P0, 40, rows(1), now=2.0, timestamp_ms=999)
+    assert recreated.dedup_token() != again.dedup_token()
+
+
+def test_drop_partitions_keeps_the_others() -> None:
+    buffer = SinkBuffer(max_records=100, window_s=1)
+    buffer.add(P0, 0, [["a"], ["b"]], now=1.0)
+    buffer.add(P1, 5, [["c"]], now=1.0)
+    assert buffer.drop_partitions({P0}) == 2
+    assert buffer.rows == [["c"]]
+    assert buffer.next_offsets == {P1: 6}
+    assert buffer.drop_partitions({P1}) == 1
+    assert not buffer.has_offsets
+    assert buffer.opened_at is None

@@ -6,9 +6,11 @@ from typing import Any, cast
 
 import orjson
 
-from agents.fanout import records_by_partition
-from agents.validate import Outcome
+from agents.fanout import encode_event, records_by_partition
+from agents.validate import Outcome, process_batch
 from schemas.records import DeadLetter, ProcessedEvent
+from tests.support import events as ev
+from tests.unit.factories import SESSION, TENANT, make_batch, policy
 
 
 def processed(event_id: str, session: str) -> ProcessedEvent:
@@ -52,3 +54,20 @@ def test_records_are_grouped_by_partition_keeping_order_and_counting_each_once()
 
 def test_nothing_to_send() -> None:
     assert records_by_partition([Outcome()], "p", "d", lambda topic, key: 0) == {}
+
+
+def test_unencodable_event_is_dead_lettered_not_published() -> None:
+    good = process_batch(make_batch([ev.click(TENANT, SESSION)]), policy()).processed[0]
+    bad = {**good, "seq": 2**70}  # beyond what orjson writes
+    value, letter = encode_event(bad)  # type: ignore[arg-type]
+    assert value is None and letter is not None
+    assert letter["reason"] == "unencodable_event"
+    assert "64-bit" in letter["detail"]
+    outcome = Outcome(processed=[good, bad])  # type: ignore[list-item]
+    grouped = records_by_partition([outcome], "p", "d", lambda topic, key: 0)
+    assert len(grouped[("p", 0)]) == 1
+    assert len(grouped[("d", 0)]) == 1
+    assert [letter["reason"] for letter in outcome.unencodable] == ["unencodable_event"]
+    # Publishing may be retried: grouping again does not double the letters.
+    records_by_partition([outcome], "p", "d", lambda topic, key: 0)
+    assert len(outcome.unencodable) == 1

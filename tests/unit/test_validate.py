@@ -629,3 +629,65 @@ def test_user_agent_is_capped_and_cleaned() -> None:
 def test_ip_is_copied_from_the_batch() -> None:
     assert accept(build("page_view"), ip=None)["ip_address"] is None
     assert accept(build("page_view"), ip="2001:db8::1")["ip_address"] == "2001:db8::1"
+
+
+# -- validated means storable ---------------------------------------------------------------
+
+
+def test_client_clock_near_1970_is_accepted_with_its_own_time() -> None:
+    now = ev.now_ms()
+    event = ev.page_view(TENANT, SESSION, ts=5000)
+    processed = accept(event, received_at=now, sent_at=5000)
+    assert processed["client_timestamp"] == 5000
+    assert processed["timestamp"] == now  # skew-corrected
+
+
+@pytest.mark.parametrize("timestamp", [2e19, 2.0**64, 1e300, 10_413_792_000_000])
+def test_client_timestamp_beyond_the_store_is_rejected(timestamp: float) -> None:
+    event = ev.page_view(TENANT, SESSION)
+    event["timestamp"] = timestamp
+    rejection = reject(event, sent_at=timestamp)
+    assert (rejection.reason, rejection.field) == ("client_timestamp_out_of_range", "timestamp")
+
+
+def test_latest_storable_client_timestamp_is_accepted() -> None:
+    event = ev.page_view(TENANT, SESSION)
+    event["timestamp"] = 10_413_791_999_999
+    now = ev.now_ms()
+    assert accept(event, received_at=now, sent_at=10_413_791_999_999)["timestamp"] == now
+
+
+def test_nested_property_keys_are_counted() -> None:
+    event = ev.click(TENANT, SESSION)
+    event["properties"]["experiments"] = {f"k{i}": i for i in range(300)}
+    rejection = reject(event)
+    assert (rejection.reason, rejection.field) == ("too_many_property_keys", "properties")
+    event["properties"]["experiments"] = {f"k{i}": i for i in range(200)}
+    assert len(accept(event)["properties"]["experiments"]) == 200
+
+
+def test_property_characters_are_bounded() -> None:
+    event = ev.click(TENANT, SESSION)
+    event["properties"]["notes"] = ["x" * 2000] * 20
+    rejection = reject(event)
+    assert (rejection.reason, rejection.field) == ("properties_too_large", "properties")
+
+
+def test_property_integer_beyond_64_bits_is_rejected() -> None:
+    event = ev.click(TENANT, SESSION)
+    event["properties"]["big"] = {"n": 2**64}
+    rejection = reject(event)
+    assert (rejection.reason, rejection.field) == ("integer_out_of_range", "properties")
+    event["properties"]["big"] = {"n": 2**64 - 1, "m": -(2**63)}
+    assert accept(event)["properties"]["big"] == {"n": 2**64 - 1, "m": -(2**63)}
+
+
+def test_dead_letter_carries_the_authenticated_key() -> None:
+    event = ev.page_view(TENANT, SESSION)
+    outcome = process_batch(make_batch([event], api_key=OTHER_TENANT), POLICY)
+    [letter] = outcome.rejected
+    assert (letter["reason"], letter["tenant_id"], letter["api_key"]) == (
+        "tenant_mismatch",
+        TENANT,
+        OTHER_TENANT,
+    )
