@@ -29,6 +29,12 @@ from tests.support.stack import Worker
 EVENT_KINDS = (ev.page_view, ev.click, ev.error_in_properties, ev.performance, ev.error_top_level)
 
 
+class Batch(list[dict[str, Any]]):
+    """A batch of events, sent with the client clock ``sent_at`` (now, when None)."""
+
+    sent_at: float | None = None
+
+
 def make_batches(tenant: str, total: int, batch_size: int) -> list[list[dict[str, Any]]]:
     sessions = [f"fault-{uuid.uuid4().hex[:10]}" for _ in range(max(total // 200, 1))]
     kinds = itertools.cycle(EVENT_KINDS)
@@ -59,7 +65,8 @@ async def _send_batch(
     stats: LoadStats,
     deadline: float,
 ) -> None:
-    body = orjson.dumps({"events": batch, "sentAt": ev.now_ms()})
+    sent_at = getattr(batch, "sent_at", None) or ev.now_ms()
+    body = orjson.dumps({"events": batch, "sentAt": sent_at})
     stats.sent_ids.update(e["eventId"] for e in batch)
     delay = 0.1
     while time.monotonic() < deadline:

@@ -20,8 +20,16 @@ import httpx
 import orjson
 import pytest
 
-from tests.faults.harness import LoadStats, count_stores, make_batches, run_load, wait_drained
+from tests.faults.harness import (
+    Batch,
+    LoadStats,
+    count_stores,
+    make_batches,
+    run_load,
+    wait_drained,
+)
 from tests.support import events as ev
+from tests.support.kafka import read_topic
 from tests.support.stack import ROOT, Broker, Worker, start_broker
 
 FULL = os.environ.get("TRACKFLOW_FAULTS_FULL") == "1"
@@ -103,20 +111,28 @@ def probe(workers: Sequence[Worker], stats: LoadStats, timeout: float = 120.0) -
     raise AssertionError(f"probe event not visible after {timeout}s")
 
 
-def finish(name: str, load: Load, workers: Sequence[Worker], recover_s: float) -> None:
+def finish(
+    name: str,
+    load: Load,
+    workers: Sequence[Worker],
+    recover_s: float,
+    dead_lettered: frozenset[str] = frozenset(),
+) -> None:
+    """Counts and checks; ``dead_lettered`` are accepted ids that must not be stored."""
     load.join()
     live = [w for w in workers if w.proc is not None and w.proc.poll() is None]
     drain_s = wait_drained(live[0])
     for worker in live:
         assert worker.stop() == 0, worker.log_tail()
-    counts = count_stores(workers, load.stats.accepted_ids, load.stats.sent_ids)
+    counts = count_stores(workers, load.stats.accepted_ids - dead_lettered, load.stats.sent_ids)
     row = {
         "scenario": name,
         "accepted_events": load.stats.accepted_events,
         "unique_accepted": len(load.stats.accepted_ids),
         "unique_stored": counts.unique,
         # Stored although the client never saw a 202 (it was told 503 or timed out); not a loss.
-        "stored_not_acked": counts.unique - (len(load.stats.accepted_ids) - counts.missing),
+        "stored_not_acked": counts.unique
+        - (len(load.stats.accepted_ids - dead_lettered) - counts.missing),
         "physical_rows": counts.rows,
         "visible_duplicates": counts.visible_duplicates,
         "cross_store_repeats": counts.cross_store_repeats,
@@ -137,7 +153,7 @@ def finish(name: str, load: Load, workers: Sequence[Worker], recover_s: float) -
     assert counts.missing == 0, row
     assert counts.visible_duplicates == 0, row
     assert counts.unsent == 0, row
-    assert counts.unique >= len(load.stats.accepted_ids), row
+    assert counts.unique >= len(load.stats.accepted_ids - dead_lettered), row
 
 
 def test_worker_killed_and_restarted(fault_broker: Broker, tmp_path: Path) -> None:
@@ -229,6 +245,74 @@ def test_sigterm_with_buffer_and_while_inserts_fail(fault_broker: Broker, tmp_pa
     worker.start()
     recover = time.monotonic() - started + probe([worker], load.stats)
     finish("SIGTERM with a buffer, and while inserts fail", load, [worker], recover)
+
+
+def poisoned_batches(
+    tenants: Sequence[str], total: int
+) -> tuple[list[list[dict[str, Any]]], set[str], set[str]]:
+    """Valid batches of several tenants, every 10th carrying one event of a kind that once
+    stopped storage for everyone: a client clock near 1970 (now stored, with its client time),
+    a timestamp beyond 64 bits and 300 nested property keys (both dead-lettered).
+    Returns the batches, the ids of the 1970-clock events and the ids that must be
+    dead-lettered."""
+    per_tenant = [make_batches(t, total // len(tenants), BATCH) for t in tenants]
+    batches: list[list[dict[str, Any]]] = []
+    early: set[str] = set()
+    dead: set[str] = set()
+    for n, batch in enumerate(b for group in zip(*per_tenant, strict=False) for b in group):
+        mixed = Batch(batch)
+        if n % 10 == 0:
+            tenant, session = batch[0]["tenantId"], batch[0]["sessionId"]
+            kind = (n // 10) % 3
+            if kind == 0:  # the whole device's clock reset: events and sentAt near 1970
+                mixed = Batch(ev.page_view(tenant, session, ts=5000 + i) for i in range(3))
+                mixed.sent_at = 5000
+                early.update(e["eventId"] for e in mixed)
+            elif kind == 1:
+                poison = ev.click(tenant, session)
+                poison["timestamp"] = 2e19
+                mixed.append(poison)
+                dead.add(poison["eventId"])
+            else:
+                poison = ev.click(tenant, session)
+                poison["properties"]["experiments"] = {f"x{n}_{i}": i for i in range(300)}
+                mixed.append(poison)
+                dead.add(poison["eventId"])
+        batches.append(mixed)
+    return batches, early, dead
+
+
+def test_poison_events_across_tenants(fault_broker: Broker, tmp_path: Path) -> None:
+    worker = new_worker(fault_broker, tmp_path, TRACKFLOW_READY_STALL_S="10").start()
+    load = Load(lambda: [worker.base_url], worker.api_key)
+    load.batches, early, dead = poisoned_batches([worker.api_key, "other-key"], EVENTS)
+    load.start()
+    freshness: list[float] = []
+    not_ready = 0
+    started = time.monotonic()
+    while time.monotonic() - started < load.duration:
+        freshness.append(probe([worker], load.stats, timeout=60))
+        not_ready += 0 if worker.ready() else 1
+        time.sleep(2.0)
+    load.join()
+    letters = read_topic(
+        worker.broker.bootstrap, worker.env["TRACKFLOW_DEAD_LETTER_TOPIC"], len(dead), 60
+    )
+    reasons = {letter["event"]["eventId"]: letter["reason"] for letter in letters}
+    assert set(reasons) == dead
+    assert set(reasons.values()) == {"client_timestamp_out_of_range", "too_many_property_keys"}
+    finish(
+        f"poison events ({len(dead)} dead-lettered, {len(early)} with 1970 clocks stored)",
+        load,
+        [worker],
+        max(freshness),
+        dead_lettered=frozenset(dead),
+    )
+    stored = {r["id"] for r in worker.query_store("SELECT toString(event_id) AS id FROM events")}
+    assert early <= stored
+    assert not dead & stored
+    assert max(freshness) < 15, freshness  # storage never stalled behind a poison event
+    assert not_ready == 0
 
 
 def test_write_results() -> None:
