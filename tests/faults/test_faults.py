@@ -247,6 +247,26 @@ def test_sigterm_with_buffer_and_while_inserts_fail(fault_broker: Broker, tmp_pa
     finish("SIGTERM with a buffer, and while inserts fail", load, [worker], recover)
 
 
+def test_worker_joins_and_leaves_under_load(fault_broker: Broker, tmp_path: Path) -> None:
+    """Two rebalances under load: a second worker joins, later stops. Each sink stores and
+    commits what it buffered for partitions it gives up, so the next owner does not store the
+    same rows again (re-stored rows show as physical rows beyond unique ids over the stores)."""
+    topics = uuid.uuid4().hex[:8]
+    window = {"TRACKFLOW_SINK_WINDOW_S": "2"}  # a large buffer at each rebalance
+    a = new_worker(fault_broker, tmp_path, _topics=topics, **window).start()
+    b = new_worker(fault_broker, tmp_path, _topics=topics, **window)
+    alive = [a]
+    load = Load(lambda: [w.base_url for w in alive], a.api_key).start()
+    time.sleep(load.duration / 3)
+    b.start()
+    alive.append(b)
+    time.sleep(load.duration / 3)
+    alive.remove(b)
+    assert b.stop() == 0
+    recover = probe([a], load.stats)
+    finish("2nd worker joins, later stops (2 rebalances)", load, [a, b], recover)
+
+
 def poisoned_batches(
     tenants: Sequence[str], total: int
 ) -> tuple[list[list[dict[str, Any]]], set[str], set[str]]:

@@ -19,6 +19,9 @@ old_ddl = "\n".join(l for l in events_table_ddl("events").splitlines() if " MATE
 old_ddl = old_ddl.replace("LowCardinality(Nullable(String))", "Nullable(String)")
 old_ddl = old_ddl.replace("LowCardinality(String)", "String")
 assert "LowCardinality" not in old_ddl
+old_ddl = old_ddl.replace("JSON(max_dynamic_paths=64, max_dynamic_types=8)", "JSON")
+old_ddl = old_ddl.replace(", non_replicated_deduplication_window = 1000", "")
+assert "max_dynamic_paths" not in old_ddl and "deduplication" not in old_ddl
 store = EventStore("chdb://" + sys.argv[1], "events")
 client = store._connect()
 client.command(old_ddl)
@@ -71,7 +74,12 @@ groups = [{k: e[k] for k in ("fingerprint", "occurrences", "sessions")} for e in
 # After the migration the view keeps the rollup up to date.
 store._insert_json([row("00000000-0000-4000-8000-000000000005", "click", "s3", None, {})])
 rollup_after_insert = client.query(ROLLUP).result_rows[0][0]
-print(json.dumps({"before": before, "after": after, "keys": list(keys), "errors": groups,
+window = client.command(
+    "SELECT value FROM system.merge_tree_settings WHERE name = 'non_replicated_deduplication_window'")
+create = client.command("SELECT create_table_query FROM system.tables WHERE name = 'events'"
+                        " AND database = currentDatabase()")
+print(json.dumps({"dedup_window_set": "non_replicated_deduplication_window = 1000" in create,
+                  "before": before, "after": after, "keys": list(keys), "errors": groups,
                   "other": list(other), "rollup": [rollup_filled, rollup_after_insert],
                   "steps": steps}))
 """
@@ -92,7 +100,9 @@ def test_an_older_store_gains_the_computed_columns(tmp_path: Path) -> None:
         "os": "LowCardinality(String)",
         "browser": "LowCardinality(String)",
         "country": "LowCardinality(Nullable(String))",
+        "properties": "JSON(max_dynamic_types=8, max_dynamic_paths=64)",
     }
+    assert result["dedup_window_set"]
     # The rollup is filled once from the stored events (two sessions), then by the view.
     filled, after_insert = result["rollup"]
     assert filled == "2026-01-01 10:00:00 Linux s1,2026-01-01 10:00:00 Linux s2"
