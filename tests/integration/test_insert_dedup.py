@@ -22,7 +22,8 @@ client = store._connect()
 policy = ValidationPolicy(tenant_keys=frozenset({"t"}))
 def rows(n):
     events = [ev.click("t", "s") for _ in range(n)]
-    return [to_json_row(e) for e in process_batch(make_batch(events, api_key="t"), policy).processed]
+    outcome = process_batch(make_batch(events, api_key="t"), policy)
+    return [to_json_row(e) for e in outcome.processed]
 batch = rows(50)
 store._insert_json(batch, "processed/0:0-49@1")
 store._insert_json(batch, "processed/0:0-49@1")          # the same records again

@@ -74,8 +74,6 @@ groups = [{k: e[k] for k in ("fingerprint", "occurrences", "sessions")} for e in
 # After the migration the view keeps the rollup up to date.
 store._insert_json([row("00000000-0000-4000-8000-000000000005", "click", "s3", None, {})])
 rollup_after_insert = client.query(ROLLUP).result_rows[0][0]
-window = client.command(
-    "SELECT value FROM system.merge_tree_settings WHERE name = 'non_replicated_deduplication_window'")
 create = client.command("SELECT create_table_query FROM system.tables WHERE name = 'events'"
                         " AND database = currentDatabase()")
 print(json.dumps({"dedup_window_set": "non_replicated_deduplication_window = 1000" in create,
