@@ -117,7 +117,7 @@ def finish(
     workers: Sequence[Worker],
     recover_s: float,
     dead_lettered: frozenset[str] = frozenset(),
-) -> None:
+) -> dict[str, Any]:
     """Counts and checks; ``dead_lettered`` are accepted ids that must not be stored."""
     load.join()
     live = [w for w in workers if w.proc is not None and w.proc.poll() is None]
@@ -154,6 +154,7 @@ def finish(
     assert counts.visible_duplicates == 0, row
     assert counts.unsent == 0, row
     assert counts.unique >= len(load.stats.accepted_ids - dead_lettered), row
+    return row
 
 
 def test_worker_killed_and_restarted(fault_broker: Broker, tmp_path: Path) -> None:
@@ -256,15 +257,21 @@ def test_worker_joins_and_leaves_under_load(fault_broker: Broker, tmp_path: Path
     a = new_worker(fault_broker, tmp_path, _topics=topics, **window).start()
     b = new_worker(fault_broker, tmp_path, _topics=topics, **window)
     alive = [a]
-    load = Load(lambda: [w.base_url for w in alive], a.api_key).start()
-    time.sleep(load.duration / 3)
+    # Long enough for the second worker to start, share the load and stop while it runs.
+    total = max(EVENTS, int(40 * RATE * BATCH))
+    load = Load(lambda: [w.base_url for w in alive], a.api_key, total=total).start()
+    time.sleep(3)
     b.start()
     alive.append(b)
-    time.sleep(load.duration / 3)
+    time.sleep(8)
     alive.remove(b)
     assert b.stop() == 0
+    b_rows = b.query_store("SELECT count() AS n FROM events")[0]["n"]
+    assert b_rows > 0, "the second worker's sink never stored a share"
     recover = probe([a], load.stats)
-    finish("2nd worker joins, later stops (2 rebalances)", load, [a, b], recover)
+    row = finish("2nd worker joins, later stops (2 rebalances)", load, [a, b], recover)
+    # Without the flush on revoke, 2,084 of 54,001 rows (3.9 %) were stored twice here.
+    assert row["physical_rows"] - row["unique_stored"] <= row["accepted_events"] // 200, row
 
 
 def poisoned_batches(
