@@ -33,10 +33,14 @@ EVENT_COLUMNS: tuple[str, ...] = (
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 
 
-def _checked(table: str) -> str:
+def checked_table(table: str) -> str:
+    """The table name, if it is a plain (optionally database-qualified) identifier."""
     if not _IDENTIFIER.match(table):
         raise ValueError(f"invalid ClickHouse table name {table!r}: use letters, digits, _")
     return table
+
+
+_checked = checked_table
 
 
 def _sql_lines(name: str) -> list[str]:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 EventType = Literal["page_view", "click", "error", "performance"]
-EVENT_TYPES: tuple[str, ...] = ("page_view", "click", "error", "performance")
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 
 MAX_DURATION_MS = 86_400_000.0
 MAX_LINE = 2**31 - 1
@@ -117,11 +117,16 @@ PROPERTY_MODELS: dict[str, type[_Strict]] = {
 
 
 # ClickHouse's JSON column does not keep null-valued keys; readers put the typed keys back.
+# An error's typed keys are the union of both shapes (the validate stage normalizes to it).
 TYPED_PROPERTY_KEYS: dict[str, tuple[str, ...]] = {
-    "page_view": ("title",),
-    "click": ("tag", "id"),
-    "error": ("name", "message", "source", "line", "col", "stack"),
-    "performance": ("loadTime", "domContentLoaded"),
+    event_type: tuple(
+        dict.fromkeys(
+            [*ErrorTopLevel.model_fields, *model.model_fields]
+            if event_type == "error"
+            else model.model_fields
+        )
+    )
+    for event_type, model in PROPERTY_MODELS.items()
 }
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from schemas.ddl import session_hours_table
+from schemas.ddl import checked_table, session_hours_table
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -69,7 +69,6 @@ ENDPOINT_PARAMS: dict[str, frozenset[str]] = {
     "health": frozenset({"minutes"}),
 }
 
-_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 _EPOCH_MS = re.compile(r"^-?\d{1,16}$")
 # "2024-05-01T10:00:00+02:00" sent unencoded in a query string arrives with a space for "+".
 _DECODED_PLUS = re.compile(r"^(.*T\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d(?::?\d\d)?)$")
@@ -269,10 +268,7 @@ def parse_request(
 
 
 # -- SQL -----------------------------------------------------------------------------------------
-def check_table(table: str) -> str:
-    if not _TABLE.match(table):
-        raise ValueError(f"invalid ClickHouse table name {table!r}")
-    return table
+check_table = checked_table
 
 
 def _where(request: StatsRequest) -> tuple[str, dict[str, Any]]:
