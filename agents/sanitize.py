@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.records import DeadLetterReason
+
 # C0/C1 control characters and DEL; stacks keep their newlines and tabs.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_KEEP_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -44,7 +46,7 @@ UINT_MAX = 2**64 - 1
 class PropertyBudgetExceeded(ValueError):
     """Free-form properties larger than the store may be asked to hold for one event."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: DeadLetterReason, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail

@@ -26,7 +26,7 @@ from schemas.events import (
     ErrorProperties,
     ErrorTopLevel,
 )
-from schemas.records import DeadLetter, ProcessedEvent, RawBatch, dead_letter
+from schemas.records import DeadLetter, DeadLetterReason, ProcessedEvent, RawBatch, dead_letter
 
 DAY_MS = 86_400_000
 # The range of the store's DateTime64(3) columns: 1900-01-01 to 2299-12-31 23:59:59.999 UTC.
@@ -66,7 +66,7 @@ class Outcome:
 
 
 class Rejection(Exception):
-    def __init__(self, reason: str, field: str | None, detail: str) -> None:
+    def __init__(self, reason: DeadLetterReason, field: str | None, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
         self.field = field

@@ -7,7 +7,29 @@ dead-letter      one DeadLetter per rejected event, with a machine-readable reas
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict, get_args
+
+# Every reason a record can be dead-lettered for: the validate stage's rejections, the
+# containment of what it could not encode, and what the sink could not map or store.
+DeadLetterReason = Literal[
+    "not_an_object",
+    "missing_field",
+    "invalid_field",
+    "unknown_event_type",
+    "unknown_tenant",
+    "tenant_mismatch",
+    "too_many_properties",
+    "too_many_property_keys",
+    "properties_too_large",
+    "integer_out_of_range",
+    "client_timestamp_out_of_range",
+    "timestamp_out_of_range",
+    "malformed_raw_record",
+    "unencodable_event",
+    "unmappable_processed_record",
+    "store_rejected_row",
+]
+DEAD_LETTER_REASONS: tuple[str, ...] = get_args(DeadLetterReason)
 
 
 class RawBatch(TypedDict):
@@ -45,7 +67,7 @@ class ProcessedEvent(TypedDict):
 
 
 class DeadLetter(TypedDict):
-    reason: str  # machine-readable, e.g. "missing_field"
+    reason: DeadLetterReason  # machine-readable
     field: str | None  # dotted path of the offending field, when there is one
     detail: str  # human-readable explanation
     tenant_id: str | None  # the tenant the event claims (its tenantId)
@@ -55,8 +77,31 @@ class DeadLetter(TypedDict):
     event: Any  # the original event, untouched
 
 
+def raw_batch(
+    events: list[Any],
+    *,
+    api_key: str,
+    received_at: int,
+    ip: str | None,
+    user_agent: str,
+    sent_at: float | None = None,
+    dropped: int | None = None,
+) -> RawBatch:
+    """The one way a raw-topic record is built (the edge, and the dead-letter replay)."""
+    return {
+        "v": 1,
+        "api_key": api_key,
+        "received_at": received_at,
+        "ip": ip,
+        "user_agent": user_agent[:1024],
+        "sent_at": sent_at,
+        "dropped": dropped,
+        "events": events,
+    }
+
+
 def dead_letter(
-    reason: str,
+    reason: DeadLetterReason,
     detail: str,
     event: Any,
     *,

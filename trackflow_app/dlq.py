@@ -22,7 +22,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from schemas.records import DeadLetter, RawBatch
+from schemas.records import DeadLetter, RawBatch, raw_batch
 from trackflow_app.settings import Settings
 
 REPLAY_GROUP_SUFFIX = "-dlq-replay"
@@ -41,16 +41,13 @@ def replay_batch(letter: DeadLetter) -> RawBatch | None:
     api_key = letter.get("api_key")
     if letter.get("reason") in NEVER_REPLAYED or not isinstance(event, dict) or not api_key:
         return None
-    return {
-        "v": 1,
-        "api_key": api_key,
-        "received_at": letter["received_at"],
-        "ip": letter.get("ip"),
-        "user_agent": "",
-        "sent_at": None,
-        "dropped": None,
-        "events": [event],
-    }
+    return raw_batch(
+        [event],
+        api_key=api_key,
+        received_at=letter["received_at"],
+        ip=letter.get("ip"),
+        user_agent="",
+    )
 
 
 async def _letters(

@@ -16,7 +16,7 @@ import orjson
 from pydantic import ValidationError
 
 from schemas.events import Envelope
-from schemas.records import RawBatch
+from schemas.records import RawBatch, raw_batch
 
 ACCEPTED_CONTENT_TYPES = frozenset({"application/json", "text/plain", ""})
 ACCEPTED_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip"})
@@ -184,23 +184,22 @@ def check_origin(origin: str | None, api_key: str, allowed: Mapping[str, Sequenc
         )
 
 
-def raw_batch(
+def batch_record(
     envelope: Envelope,
     api_key: str,
     received_at: int,
     ip: str | None,
     user_agent: str,
 ) -> RawBatch:
-    return {
-        "v": 1,
-        "api_key": api_key,
-        "received_at": received_at,
-        "ip": ip,
-        "user_agent": user_agent[:1024],
-        "sent_at": envelope.sentAt,
-        "dropped": envelope.dropped,
-        "events": envelope.events,
-    }
+    return raw_batch(
+        envelope.events,
+        api_key=api_key,
+        received_at=received_at,
+        ip=ip,
+        user_agent=user_agent,
+        sent_at=envelope.sentAt,
+        dropped=envelope.dropped,
+    )
 
 
 def decode_request(

@@ -25,10 +25,10 @@ from web.edge import (
     EdgeLimits,
     anonymize_ip,
     authenticate,
+    batch_record,
     check_origin,
     client_ip,
     decode_request,
-    raw_batch,
 )
 from web.query import epoch_ms
 from web.ratelimit import Limited, RateLimits
@@ -174,7 +174,7 @@ class BatchView(JsonView):
             return self.edge_error(error, CORS_HEADERS)
         if settings.anonymize_ip:
             ip = anonymize_ip(ip)
-        record = raw_batch(
+        record = batch_record(
             envelope, api_key, received_at, ip, request.headers.get("User-Agent", "")
         )
         try:

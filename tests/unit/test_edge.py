@@ -19,11 +19,11 @@ from web.edge import (
     EdgeError,
     EdgeLimits,
     authenticate,
+    batch_record,
     client_ip,
     decode_request,
     gunzip_bounded,
     parse_envelope,
-    raw_batch,
 )
 
 LIMITS = EdgeLimits(
@@ -347,10 +347,10 @@ def test_unparseable_peer_is_not_trusted() -> None:
 # --- raw batch ---------------------------------------------------------------------------------
 
 
-def test_raw_batch() -> None:
+def test_batch_record() -> None:
     events = [ev.page_view(TENANT, SESSION)]
     envelope = Envelope.model_validate({"events": events, "sentAt": 123.5, "dropped": 4})
-    batch = raw_batch(envelope, TENANT, 1_700_000_000_000, "203.0.113.1", "UA" * 1000)
+    batch = batch_record(envelope, TENANT, 1_700_000_000_000, "203.0.113.1", "UA" * 1000)
     assert batch == {
         "v": 1,
         "api_key": TENANT,

@@ -152,3 +152,21 @@ def test_models_are_frozen() -> None:
     base = BaseEvent.model_validate(build("page_view"))
     with pytest.raises(ValidationError):
         base.tenantId = "other"  # type: ignore[misc]
+
+
+def test_every_dead_letter_reason_in_the_code_is_in_the_closed_set() -> None:
+    import re
+    from pathlib import Path
+
+    from schemas.records import DEAD_LETTER_REASONS
+
+    root = Path(__file__).resolve().parents[2]
+    used: set[str] = set()
+    for folder in ("agents", "web", "trackflow_app"):
+        for path in (root / folder).glob("*.py"):
+            text = path.read_text()
+            used |= set(
+                re.findall(r'(?:Rejection|dead_letter|BudgetExceeded)\(\s*"([a-z_]+)"', text)
+            )
+    assert used, "no dead-letter reasons found in the code"
+    assert used <= set(DEAD_LETTER_REASONS), used - set(DEAD_LETTER_REASONS)
