@@ -145,10 +145,8 @@ try {
   await page.click('p.plain');
   await page.click('p.plain');
   await sleep(1500); // flush attempt fails -> backoff; events persist in localStorage
-  const queued = await page.evaluate((k) => {
-    const keys = Object.keys(localStorage).filter((x) => x.startsWith(`tf:${k}:q:`));
-    return keys.reduce((n, x) => n + JSON.parse(localStorage.getItem(x)).e.length, 0);
-  }, KEY);
+  // one localStorage key per queued event: tf:<apiKey>:e:<tabId>:<eventId>
+  const queued = await page.evaluate((k) => Object.keys(localStorage).filter((x) => x.startsWith(`tf:${k}:e:`)).length, KEY);
   check('while offline the clicks wait in localStorage', queued == 2, `${queued} queued`);
 
   log('6. back online, read session id, close page (runBeforeUnload)');
