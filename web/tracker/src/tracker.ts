@@ -191,6 +191,8 @@ export class Tracker {
   private _waiting = new Set<TrackEvent>();
   /** ids handed to sendBeacon since the page was last visible (one exit attempt per hide) */
   private _beaconed: Record<string, 1> = {};
+  /** true while the exit attempt is being made (its fetches use keepalive) */
+  private _exit = false;
   private _dev: DeviceInfo;
 
   constructor(cfg: TrackFlowConfig, env: TrackerEnv = {}) {
@@ -237,7 +239,7 @@ export class Tracker {
     try {
       fn.apply(this, a);
     } catch (e) {
-      this._log('internal error', e);
+      this._log('internal', e);
     }
   }
 
@@ -250,8 +252,7 @@ export class Tracker {
     let r = jget(this._ss, this._P + 's');
     let tab: string | null = r && r.t;
     if (tab) {
-      const hb = +(sget(this._ls, this._P + 'hb:' + tab) || 0);
-      if (hb > 0 && this._now() - hb < this._staleMs) {
+      if (this._alive(tab)) {
         // The previous owner of this tab id is still alive: this is a duplicated tab
         // (sessionStorage was copied). Start a fresh session and tab.
         r = tab = null;
@@ -634,7 +635,8 @@ export class Tracker {
     this._waiting.add(ev);
     const go = () => this._safe(this._titled, ev);
     setTimeout(go, 100);
-    if (typeof requestAnimationFrame == 'function') requestAnimationFrame(go);
+    const w: any = window;
+    if (w.requestAnimationFrame) w.requestAnimationFrame(go);
   }
 
   private _add(ev: TrackEvent) {
@@ -663,7 +665,7 @@ export class Tracker {
     clearTimeout(this._timer);
     this._timer = 0;
     return (this._sending = this._drain()
-      .catch((e) => this._log('internal error', e))
+      .catch((e) => this._log('internal', e))
       .then(() => {
         this._sending = null;
         this._schedule();
@@ -681,32 +683,35 @@ export class Tracker {
   }
 
   private _body(events: TrackEvent[], dropped: number): string {
-    const env: Record<string, unknown> = { events, sentAt: this._now() };
-    if (dropped) env.dropped = dropped;
-    return JSON.stringify(env);
+    return JSON.stringify({ events, sentAt: this._now(), dropped: dropped || undefined }); // no key when 0
   }
 
   /** POST one batch. Resolves true if the batch is settled (2xx or permanently rejected), false if a retry was scheduled. */
   private async _send(batch: TrackEvent[], dropped: number, body?: string): Promise<boolean> {
     const ids: Record<string, 1> = {};
-    for (const e of batch) ids[e.eventId] = this._fly[e.eventId] = 1;
+    for (const e of batch) {
+      ids[e.eventId] = this._fly[e.eventId] = 1;
+      if (this._exit) this._beaconed[e.eventId] = 1; // this is its exit attempt
+    }
     let status = 0;
     let ra: string | null | undefined = null;
     let timer: any;
     try {
       if (offline()) throw 0;
       body = body || this._body(batch, dropped);
-      const ac = typeof AbortController == 'function' ? new AbortController() : null;
+      const ac = window.AbortController && new AbortController();
       // a request that hangs must not stop sending for the life of the page: abort it after timeoutMs
       timer = setTimeout(() => ac && ac.abort(), this._timeoutMs);
       const res = await this._fx(this._url, {
         method: 'POST',
         body,
         headers: { 'Content-Type': CT },
-        keepalive: bytes(body) < MAX_KEEPALIVE,
+        // Only exit sends must outlive the page. Chromium does not cancel an aborted keepalive request, so a
+        // hanging endpoint would keep the connections busy.
+        keepalive: this._exit && bytes(body) < MAX_KEEPALIVE,
         credentials: 'omit',
         mode: 'cors',
-        signal: ac && ac.signal,
+        signal: ac ? ac.signal : null,
       });
       status = res.status;
       ra = res.headers && res.headers.get('Retry-After');
@@ -744,23 +749,25 @@ export class Tracker {
   }
 
   /**
-   * Page is being hidden/unloaded: one extra attempt for everything queued. The first batch goes by fetch
-   * (keepalive), whose answer is seen if the page lives on; the rest goes to sendBeacon. Nothing is removed
-   * here: `true` from sendBeacon only means "queued by the browser", so events stay persisted until a 2xx the
-   * tracker saw, and the next page load sends them again (the store keeps one row per eventId).
+   * Page is being hidden/unloaded: one exit attempt for everything queued. If no send is running or backing off,
+   * the first batch goes by fetch with keepalive, whose answer is seen if the page lives on; the rest, including
+   * the events of a running (non-keepalive) request that dies with the page, goes to sendBeacon. Nothing is
+   * removed here: `true` from sendBeacon only means "queued by the browser", so events stay persisted until a 2xx
+   * the tracker saw, and the next page load sends them again (the store keeps one row per eventId).
    */
   _beaconFlush() {
     if (!this._active()) return;
     this._waiting.forEach((e) => this._titled(e));
     if (!this._q.length || offline()) return; // kept for the next load
+    this._exit = true;
     this._flush();
-    const rest = this._q.filter((e) => !this._fly[e.eventId] && !this._beaconed[e.eventId]);
-    let dropped = this._sending ? 0 : this._dropped; // a fetch in flight already reports it
+    const rest = this._q.filter((e) => !this._beaconed[e.eventId]);
+    // Beacons never report `dropped`: their answer is not seen, so the count is reported (and cleared) by a fetch.
     while (rest.length) {
       // chunk to stay under the keepalive/beacon body limit
       let n = rest.length;
-      let body = this._body(rest.slice(0, n), dropped);
-      while (n > 1 && bytes(body) >= MAX_KEEPALIVE) body = this._body(rest.slice(0, (n = Math.ceil(n / 2))), dropped);
+      let body = this._body(rest.slice(0, n), 0);
+      while (n > 1 && bytes(body) >= MAX_KEEPALIVE) body = this._body(rest.slice(0, (n = Math.ceil(n / 2))), 0);
       const chunk = rest.splice(0, n);
       let ok = false;
       try {
@@ -769,9 +776,9 @@ export class Tracker {
         /* fall back to fetch */
       }
       if (ok) for (const e of chunk) this._beaconed[e.eventId] = 1;
-      else this._send(chunk, dropped, body);
-      dropped = 0;
+      else this._send(chunk, 0, body);
     }
+    this._exit = false;
   }
 
   _destroy() {

@@ -1,11 +1,7 @@
 /** UUID v4: crypto.randomUUID when available (secure contexts only), else getRandomValues (else Math.random). */
 export function uuid(): string {
   const c: Crypto | undefined = typeof crypto != 'undefined' ? crypto : undefined;
-  try {
-    if (c && c.randomUUID) return c.randomUUID();
-  } catch (e) {
-    /* fall through */
-  }
+  if (c && c.randomUUID) return c.randomUUID();
   // one random byte per hex digit: 30 × 4 bits + 2 bits of the variant digit = 122 random bits
   const b = new Uint8Array(31);
   let i = 0;

@@ -56,7 +56,7 @@ describe('batching', () => {
     expect(f.calls[0].body.events).toHaveLength(2);
   });
 
-  it('posts a text/plain envelope with keepalive, credentials omit and sentAt', async () => {
+  it('posts a text/plain envelope with credentials omit and sentAt, without keepalive (only exit sends use it)', async () => {
     const f = mockFetch(200);
     const { t } = mk(new MemStorage(), { batchSize: 1 }, { fetch: f.fn });
     t._track('click', { tag: 'A', id: null });
@@ -65,7 +65,8 @@ describe('batching', () => {
     expect(c.url).toBe('https://collect.example.com/v1/batch');
     expect(c.init.method).toBe('POST');
     expect(c.init.headers).toEqual({ 'Content-Type': 'text/plain;charset=UTF-8' });
-    expect(c.init.keepalive).toBe(true);
+    expect(c.init.keepalive).toBe(false); // an aborted keepalive request is not cancelled by Chromium
+    expect(c.init.signal).toBeInstanceOf(AbortSignal);
     expect(c.init.credentials).toBe('omit');
     expect(c.body.sentAt).toBe(T0);
     expect('dropped' in c.body).toBe(false);
@@ -74,12 +75,16 @@ describe('batching', () => {
     );
   });
 
-  it('does not use keepalive for bodies of 60 KB or more', async () => {
+  it('exit sends use keepalive, except for bodies of 60 KB or more', async () => {
     const f = mockFetch(200);
-    const { t } = mk(new MemStorage(), { batchSize: 1 }, { fetch: f.fn });
-    t._track('error', { message: 'x'.repeat(70000) });
+    const { t } = mk(new MemStorage(), {}, { fetch: f.fn, sendBeacon: () => false });
+    t._track('click', { tag: 'A', id: null });
+    t._beaconFlush();
+    expect(f.calls[0].init.keepalive).toBe(true);
     await vi.advanceTimersByTimeAsync(0);
-    expect(f.calls[0].init.keepalive).toBe(false);
+    t._track('error', { message: 'x'.repeat(70000) });
+    t._beaconFlush();
+    expect(f.calls[1].init.keepalive).toBe(false);
   });
 });
 
@@ -306,7 +311,7 @@ describe('page hide: fetch keepalive, then sendBeacon, never a deletion without 
     expect(t._q).toHaveLength(0);
   });
 
-  it('does not send twice what is already in flight', async () => {
+  it('beacons the events of a running request too (it dies with the page), but an exit send only once', async () => {
     let release!: (v: any) => void;
     const fetchFn = vi.fn(() => new Promise<any>((r) => (release = r)));
     const beacons: Blob[] = [];
@@ -314,9 +319,12 @@ describe('page hide: fetch keepalive, then sendBeacon, never a deletion without 
     t._track('click', { tag: 'A', id: null }); // in flight
     t._track('click', { tag: 'B', id: null });
     t._beaconFlush();
+    expect(fetchFn).toHaveBeenCalledTimes(1); // A's request is running: no second fetch
     const body = JSON.parse(await beacons[0].text());
-    expect(body.events.map((e: any) => e.properties.tag)).toEqual(['B']);
-    release({ status: 200 });
+    expect(body.events.map((e: any) => e.properties.tag)).toEqual(['A', 'B']);
+    t._beaconFlush();
+    expect(beacons).toHaveLength(1);
+    release({ status: 200 }); // the page lived on: A's answer arrives
     await vi.advanceTimersByTimeAsync(0);
     expect(t._q.map((e: any) => e.properties.tag)).toEqual(['B']); // beaconed, not yet acknowledged
     release({ status: 200 }); // B's own fetch
