@@ -166,7 +166,7 @@ try {
 }
 
 // Unload scenario: nothing is flushed by timer (flushIntervalMs 60 s), so the events can only
-// reach the worker through the pagehide/visibilitychange sendBeacon path.
+// reach the worker through the pagehide/visibilitychange exit path (keepalive fetch, then sendBeacon).
 let beaconSession = null;
 try {
   const context = await browser.newContext();
@@ -294,7 +294,7 @@ check('seq values are 1..N without gaps', sorted.every((s, i) => s == i + 1), JS
 
 const bTypes = beaconRows.map((r) => r.event_type).sort();
 check(
-  'unload scenario: page_view, performance and click delivered once via sendBeacon',
+  'unload scenario: page_view, performance and click delivered once by the page-hide exit path',
   JSON.stringify(bTypes) == JSON.stringify(['click', 'page_view', 'performance']) && new Set(beaconRows.map((r) => r.event_id)).size == 3,
   bTypes.join(','),
 );
