@@ -282,6 +282,24 @@ describe('page hide: fetch keepalive, then sendBeacon, never a deletion without 
     expect(queueKeys(ls)).toHaveLength(0);
   });
 
+  it('beacons carry no dropped count: it stays until a fetch reports it with a 2xx', async () => {
+    const f = mockFetch(503, 200);
+    const beacons: Blob[] = [];
+    const ls = new MemStorage();
+    const { t } = mk(ls, { maxQueue: 2, batchSize: 100, flushIntervalMs: 1000 }, { fetch: f.fn, random: () => 0.5, sendBeacon: (_u, b) => (beacons.push(b), true) });
+    for (const tag of ['A', 'B', 'C']) t._track('click', { tag, id: null }); // A dropped
+    await vi.advanceTimersByTimeAsync(1000); // 503 -> backoff
+    t._beaconFlush();
+    const body = JSON.parse(await beacons[0].text());
+    expect(body.events.map((e: any) => e.properties.tag)).toEqual(['B', 'C']);
+    expect('dropped' in body).toBe(false);
+    expect(t._dropped).toBe(1);
+    await vi.advanceTimersByTimeAsync(500); // retry by fetch
+    expect(f.calls[1].body.dropped).toBe(1);
+    expect(t._dropped).toBe(0);
+    expect(queueKeys(ls)).toHaveLength(0);
+  });
+
   it('beacons again after the page was visible again', async () => {
     const f = mockFetch(503);
     const beacons: Blob[] = [];
