@@ -6,6 +6,12 @@
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
 
+// The seed's second error shape keeps its fields at the top level; the worker stores them as properties.
+const errorProperties = (e) =>
+  e.eventType == 'error' && ('message' in e || 'name' in e)
+    ? { ...e.properties, name: e.name, message: e.message, source: e.source ?? null, line: e.line ?? null, col: e.col ?? null, stack: e.stack ?? null }
+    : e.properties;
+
 export function startMockWorker({ apiKey, readSecret, port = 0 } = {}) {
   const rows = new Map();
   const batches = [];
@@ -58,7 +64,7 @@ export function startMockWorker({ apiKey, readSecret, port = 0 } = {}) {
             country: null,
             region: null,
             city: null,
-            properties: e.properties,
+            properties: errorProperties(e),
             received_at: now,
             seq: e.seq ?? null,
           });

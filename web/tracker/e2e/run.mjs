@@ -145,10 +145,8 @@ try {
   await page.click('p.plain');
   await page.click('p.plain');
   await sleep(1500); // flush attempt fails -> backoff; events persist in localStorage
-  const queued = await page.evaluate((k) => {
-    const keys = Object.keys(localStorage).filter((x) => x.startsWith(`tf:${k}:q:`));
-    return keys.reduce((n, x) => n + JSON.parse(localStorage.getItem(x)).e.length, 0);
-  }, KEY);
+  // one localStorage key per queued event: tf:<apiKey>:e:<tabId>:<eventId>
+  const queued = await page.evaluate((k) => Object.keys(localStorage).filter((x) => x.startsWith(`tf:${k}:e:`)).length, KEY);
   check('while offline the clicks wait in localStorage', queued == 2, `${queued} queued`);
 
   log('6. back online, read session id, close page (runBeforeUnload)');
@@ -168,7 +166,7 @@ try {
 }
 
 // Unload scenario: nothing is flushed by timer (flushIntervalMs 60 s), so the events can only
-// reach the worker through the pagehide/visibilitychange sendBeacon path.
+// reach the worker through the pagehide/visibilitychange exit path (keepalive fetch, then sendBeacon).
 let beaconSession = null;
 try {
   const context = await browser.newContext();
@@ -296,7 +294,7 @@ check('seq values are 1..N without gaps', sorted.every((s, i) => s == i + 1), JS
 
 const bTypes = beaconRows.map((r) => r.event_type).sort();
 check(
-  'unload scenario: page_view, performance and click delivered once via sendBeacon',
+  'unload scenario: page_view, performance and click delivered once by the page-hide exit path',
   JSON.stringify(bTypes) == JSON.stringify(['click', 'page_view', 'performance']) && new Set(beaconRows.map((r) => r.event_id)).size == 3,
   bTypes.join(','),
 );

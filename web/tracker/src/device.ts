@@ -9,37 +9,32 @@ export interface UAData {
   platform?: string;
 }
 
-const PLATFORMS: Record<string, string> = {
-  Windows: 'Windows',
-  macOS: 'Mac',
-  iOS: 'iOS',
-  Android: 'Android',
-  Linux: 'Linux',
-  'Chrome OS': 'ChromeOS',
-  ChromeOS: 'ChromeOS',
-  'Chromium OS': 'ChromeOS',
-};
-
 /**
- * Classify a user agent. Order matters: iOS before Mac (iOS UAs say "like Mac OS X"),
- * Android/ChromeOS before Linux, Edge/Opera/Samsung before Chrome, Chrome/Firefox before Safari.
+ * The OS named in a user agent or a userAgentData platform ("macOS", "Chrome OS", ...). Order matters: iOS
+ * before Mac (iOS UAs say "like Mac OS X"), Android/ChromeOS before Linux.
  */
-export function detectDevice(ua: string, uaData?: UAData | null, maxTouchPoints?: number): DeviceInfo {
-  ua = ua || '';
-  const t = (r: RegExp) => r.test(ua);
-  let os = t(/Windows/)
+const osOf = (s: string): string => {
+  const t = (r: RegExp) => r.test(s);
+  return t(/Windows/)
     ? 'Windows'
-    : t(/CrOS/)
+    : t(/CrOS|Chrom(e|ium) OS/)
       ? 'ChromeOS'
-      : t(/iPhone|iPad|iPod/)
+      : t(/iPhone|iPad|iPod|iOS/)
         ? 'iOS'
         : t(/Android/)
           ? 'Android'
-          : t(/Macintosh|Mac OS X/)
+          : t(/Mac|macOS/)
             ? 'Mac'
             : t(/Linux|X11/)
               ? 'Linux'
               : 'Other';
+};
+
+/** Classify a user agent. Edge/Opera/Samsung are tested before Chrome, Chrome/Firefox before Safari. */
+export function detectDevice(ua: string, uaData?: UAData | null, maxTouchPoints?: number): DeviceInfo {
+  ua = ua || '';
+  const t = (r: RegExp) => r.test(ua);
+  let os = osOf(ua);
   let mobile = t(/Mobi|Android|iPhone|iPad|iPod/);
   // iPadOS 13+ Safari pretends to be a Mac; only touch support gives it away.
   if (os == 'Mac' && (maxTouchPoints || 0) > 1) {
@@ -47,8 +42,8 @@ export function detectDevice(ua: string, uaData?: UAData | null, maxTouchPoints?
     mobile = true;
   }
   if (uaData) {
-    const p = uaData.platform && PLATFORMS[uaData.platform];
-    if (p) os = p;
+    const p = osOf(uaData.platform || '');
+    if (p != 'Other') os = p;
     if (uaData.mobile) mobile = true;
   }
   const browser = t(/Edg(e|A|iOS)?\//)

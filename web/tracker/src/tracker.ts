@@ -9,6 +9,8 @@ export interface TrackFlowConfig {
   batchSize?: number;
   flushIntervalMs?: number;
   maxQueue?: number;
+  /** A request that has not answered after this many ms is aborted and retried with backoff. */
+  timeoutMs?: number;
   respectDoNotTrack?: boolean;
   respectGlobalPrivacyControl?: boolean;
   debug?: boolean;
@@ -56,6 +58,8 @@ const BASE_MS = 1000;
 const CAP_MS = 60000;
 const MAX_RETRY_AFTER_MS = 3600000;
 const MAX_ERRORS = 100;
+/** A click reports the nearest of these around its target (like PostHog's autocapture). */
+const INTERACTIVE = 'button,a,input,select,textarea,label,[role=button],[onclick]';
 
 let optOutMem = false;
 
@@ -93,22 +97,19 @@ const jget = (s: Store, k: string): any => {
     return null;
   }
 };
-const skeys = (s: Store): string[] => {
+/** The keys that start with prefix `p`, without it. */
+const skeys = (s: Store, p: string): string[] => {
   const out: string[] = [];
   try {
-    if (s) for (let i = 0; i < s.length; i++) out.push(s.key(i)!);
+    if (s)
+      for (let i = 0, k; i < s.length; i++) if (!(k = s.key(i)!).indexOf(p)) out.push(k.slice(p.length));
   } catch (e) {
     /* ignore */
   }
   return out;
 };
-const bytes = (s: string): number => {
-  try {
-    return new TextEncoder().encode(s).length;
-  } catch (e) {
-    return s.length * 3;
-  }
-};
+const bytes = (s: string): number => new Blob([s]).size;
+const offline = () => navigator.onLine === false;
 const pos = (v: unknown, d: number): number => (typeof v == 'number' && v >= 1 && v < 1 / 0 ? Math.floor(v) : d);
 
 export function browserStore(name: 'localStorage' | 'sessionStorage'): Storage | null {
@@ -130,7 +131,8 @@ export function setOptOut(v: boolean, ls: Store) {
 /** Parse Retry-After (delta-seconds or HTTP-date) into ms, or null. */
 export function retryAfterMs(v: string | null | undefined, now: number): number | null {
   if (!v) return null;
-  let ms = /^\s*\d+(\.\d+)?\s*$/.test(v) ? parseFloat(v) * 1000 : Date.parse(v) - now;
+  let ms = +v * 1000; // delta-seconds (Number() trims whitespace)
+  if (ms !== ms) ms = Date.parse(v) - now;
   if (ms !== ms) return null;
   return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
 }
@@ -141,9 +143,9 @@ export function backoffMs(attempt: number, random: () => number): number {
 }
 
 export function isPrivacyBlocked(cfg: TrackFlowConfig): boolean {
-  const n: any = typeof navigator != 'undefined' ? navigator : {};
-  const w: any = typeof window != 'undefined' ? window : {};
-  const dnt = n.doNotTrack == '1' || n.doNotTrack == 'yes' || w.doNotTrack == '1' || n.msDoNotTrack == '1';
+  // only ever called in a browser (init() checks)
+  const n: any = navigator;
+  const dnt = n.doNotTrack == '1' || (window as any).doNotTrack == '1';
   return !!((cfg.respectDoNotTrack && dnt) || (cfg.respectGlobalPrivacyControl && n.globalPrivacyControl === true));
 }
 
@@ -151,6 +153,7 @@ export class Tracker {
   readonly _batchSize: number;
   readonly _flushIntervalMs: number;
   readonly _maxQueue: number;
+  readonly _timeoutMs: number;
   readonly _url: string;
   /** localStorage key prefix, namespaced by apiKey */
   readonly _P: string;
@@ -184,6 +187,12 @@ export class Tracker {
   private _lastUrl = '';
   private _claiming = false;
   private _offs: Array<() => void> = [];
+  /** page_views of SPA navigations waiting for the app to set document.title */
+  private _waiting = new Set<TrackEvent>();
+  /** ids handed to sendBeacon since the page was last visible (one exit attempt per hide) */
+  private _beaconed: Record<string, 1> = {};
+  /** true while the exit attempt is being made (its fetches use keepalive) */
+  private _exit = false;
   private _dev: DeviceInfo;
 
   constructor(cfg: TrackFlowConfig, env: TrackerEnv = {}) {
@@ -191,6 +200,7 @@ export class Tracker {
     this._batchSize = pos(cfg.batchSize, 20);
     this._flushIntervalMs = pos(cfg.flushIntervalMs, 5000);
     this._maxQueue = pos(cfg.maxQueue, 1000);
+    this._timeoutMs = pos(cfg.timeoutMs, 10000);
     this._url = String(cfg.endpoint).replace(/\/+$/, '') + '/v1/batch';
     this._P = 'tf:' + cfg.apiKey + ':';
     this._ls = 'localStorage' in env ? env.localStorage : browserStore('localStorage');
@@ -207,7 +217,7 @@ export class Tracker {
     this._dev = detectDevice(n.userAgent, n.userAgentData, n.maxTouchPoints);
 
     if (isPrivacyBlocked(cfg)) {
-      this._log('disabled by Do-Not-Track / Global Privacy Control');
+      this._log('off: DNT/GPC');
       this._disabled = true;
       this._clearAll();
       return;
@@ -229,7 +239,7 @@ export class Tracker {
     try {
       fn.apply(this, a);
     } catch (e) {
-      this._log('internal error', e);
+      this._log('internal', e);
     }
   }
 
@@ -242,8 +252,7 @@ export class Tracker {
     let r = jget(this._ss, this._P + 's');
     let tab: string | null = r && r.t;
     if (tab) {
-      const hb = +(sget(this._ls, this._P + 'hb:' + tab) || 0);
-      if (hb > 0 && this._now() - hb < this._staleMs) {
+      if (this._alive(tab)) {
         // The previous owner of this tab id is still alive: this is a duplicated tab
         // (sessionStorage was copied). Start a fresh session and tab.
         r = tab = null;
@@ -258,9 +267,37 @@ export class Tracker {
   }
 
   private _load() {
-    const d: Persisted | null = jget(this._ls, this._P + 'q:' + this._tab);
-    this._q = (d && d.e) || [];
-    this._dropped = (d && d.d) || 0;
+    const d = this._read(this._tab);
+    this._q = d.e;
+    this._dropped = d.d;
+    this._saveDropped();
+  }
+
+  /**
+   * Everything persisted for `tab`, oldest first: the events (one key `e:<tab>:<eventId>` each) and the dropped
+   * count (`d:<tab>`). The whole-queue key `q:<tab>` of earlier versions is read too and deleted; for our own tab
+   * its events move to per-event keys. `take` (adopting another tab's queue) deletes every key read.
+   */
+  private _read(tab: string, take?: boolean): Persisted {
+    const P = this._P;
+    const ek = 'e:' + tab + ':';
+    const dk = P + 'd:' + tab;
+    const e: TrackEvent[] = [];
+    for (const k of skeys(this._ls, P))
+      if (!k.indexOf(ek)) {
+        const v = jget(this._ls, P + k);
+        if (v) e.push(v);
+        if (take) sdel(this._ls, P + k);
+      }
+    const old: Persisted | null = jget(this._ls, P + 'q:' + tab);
+    for (const v of (old && old.e) || []) {
+      e.push(v);
+      if (!take) this._put(v);
+    }
+    sdel(this._ls, P + 'q:' + tab);
+    const d = ((old && old.d) || 0) + (+(sget(this._ls, dk) as any) || 0);
+    if (take) sdel(this._ls, dk);
+    return { e: e.sort((a, b) => a.timestamp - b.timestamp), d };
   }
 
   private _sess() {
@@ -284,16 +321,16 @@ export class Tracker {
     return hb > 0 && this._now() - hb < this._staleMs;
   }
 
-  /** True if another tab holds a valid lease on `tab` and has already taken its queue. */
+  /** True if another tab holds a valid lease on `tab` and has already taken its queue (it deletes the heartbeat). */
   private _lost(tab: string): boolean {
     const l = jget(this._ls, this._P + 'l:' + tab);
-    return !!(l && l.b != tab && l.u > this._now() && sget(this._ls, this._P + 'q:' + tab) == null);
+    return !!(l && l.b != tab && l.u > this._now() && sget(this._ls, this._P + 'hb:' + tab) == null);
   }
 
   /** If another tab adopted our queue (e.g. we were frozen), give it up and continue under a new tab id. */
   private _own() {
     if (this._lost(this._tab)) {
-      this._log('queue adopted by another tab; rotating tab id');
+      this._log('queue adopted elsewhere');
       this._q = [];
       this._dropped = 0;
       this._tab = uuid();
@@ -302,26 +339,35 @@ export class Tracker {
     }
   }
 
-  _save() {
-    const k = this._P + 'q:' + this._tab;
-    if (!this._q.length && !this._dropped) return sdel(this._ls, k);
-    // On quota errors persist the newest part that fits; memory keeps everything.
-    for (let e = this._q; ; e = e.slice(Math.ceil(e.length / 2))) {
-      if (sset(this._ls, k, JSON.stringify({ d: this._dropped, e }))) return;
-      if (!e.length) return sdel(this._ls, k);
-    }
+  /** Storage key of one queued event of this tab. */
+  private _key(id: string): string {
+    return this._P + 'e:' + this._tab + ':' + id;
+  }
+
+  /** Persist one event: a write of constant size, whatever the queue length. On quota errors it stays in memory only. */
+  private _put(e: TrackEvent) {
+    sset(this._ls, this._key(e.eventId), JSON.stringify(e));
+  }
+
+  /** Persist the dropped count (`d:<tab>`, absent when 0). */
+  _saveDropped() {
+    const k = 'd:' + this._tab;
+    if (this._dropped) sset(this._ls, this._P + k, String(this._dropped));
+    else sdel(this._ls, this._P + k);
   }
 
   private _bound() {
     const n = this._q.length - this._maxQueue;
     if (n > 0) {
-      this._q.splice(0, n);
+      for (const e of this._q.splice(0, n)) sdel(this._ls, this._key(e.eventId));
       this._dropped += n;
+      this._saveDropped();
     }
   }
 
   private _remove(ids: Record<string, 1>) {
     this._q = this._q.filter((e) => !ids[e.eventId]);
+    for (const id in ids) sdel(this._ls, this._key(id));
   }
 
   /** Clear every persisted queue of this apiKey (opt-out / privacy). */
@@ -331,7 +377,7 @@ export class Tracker {
     clearTimeout(this._timer);
     clearTimeout(this._retry);
     this._timer = this._retry = 0;
-    for (const k of skeys(this._ls)) if (k.indexOf(this._P + 'q:') == 0) sdel(this._ls, k);
+    for (const k of skeys(this._ls, this._P)) if (/^[qed]:/.test(k)) sdel(this._ls, this._P + k);
   }
 
   _optOut() {
@@ -361,24 +407,28 @@ export class Tracker {
     this._claiming = true;
     const me = this._tab;
     const now = this._now();
-    const pq = this._P + 'q:';
     const mine: string[] = [];
-    for (const k of skeys(this._ls)) {
-      const m = k.slice(this._P.length).match(/^(q|hb|l):(.+)$/);
-      if (k.indexOf(this._P) || !m || m[2] == me) continue;
-      const t = m[2];
-      if (m[1] == 'q') {
-        if (this._alive(t)) continue;
-        const l = jget(this._ls, this._P + 'l:' + t);
-        if (l && l.b != me && l.u > now) continue;
-        sset(this._ls, this._P + 'l:' + t, JSON.stringify({ b: me, u: now + this._leaseMs }));
-        mine.push(t);
-      } else if (sget(this._ls, pq + t) == null) {
-        // housekeeping: heartbeats of dead tabs and expired leases without a queue
-        const l = m[1] == 'l' && jget(this._ls, k);
-        if (l ? !(l.u > now) : !this._alive(t)) sdel(this._ls, k);
-      }
+    const queued: Record<string, 1> = {};
+    const other: string[][] = [];
+    for (const k of skeys(this._ls, this._P)) {
+      const m = k.match(/^(q|e|d|hb|l):([^:]+)/);
+      if (!m || m[2] == me) continue;
+      if ('qed'.indexOf(m[1]) < 0) other.push([k, m[1], m[2]]);
+      else queued[m[2]] = 1;
     }
+    for (const t in queued) {
+      if (this._alive(t)) continue;
+      const l = jget(this._ls, this._P + 'l:' + t);
+      if (l && l.b != me && l.u > now) continue;
+      sset(this._ls, this._P + 'l:' + t, JSON.stringify({ b: me, u: now + this._leaseMs }));
+      mine.push(t);
+    }
+    // housekeeping: heartbeats of dead tabs and expired leases, of tabs that have no queue
+    for (const [k, kind, t] of other)
+      if (!queued[t]) {
+        const l = kind == 'l' && jget(this._ls, this._P + k);
+        if (l ? !(l.u > now) : !this._alive(t)) sdel(this._ls, this._P + k);
+      }
     if (!mine.length) {
       this._claiming = false;
       return Promise.resolve();
@@ -395,21 +445,20 @@ export class Tracker {
               sdel(this._ls, this._P + 'l:' + t);
               continue;
             }
-            const d: Persisted | null = jget(this._ls, pq + t);
-            sdel(this._ls, pq + t);
+            const d = this._read(t, true);
             sdel(this._ls, this._P + 'hb:' + t);
-            if (d && d.e) {
-              const have: Record<string, 1> = {};
-              for (const e of this._q) have[e.eventId] = 1;
-              this._q = d.e.filter((e) => !have[e.eventId]).concat(this._q);
-              this._dropped += d.d || 0;
-              got += d.e.length;
-            }
+            const have: Record<string, 1> = {};
+            for (const e of this._q) have[e.eventId] = 1;
+            const add = d.e.filter((e) => !have[e.eventId]);
+            for (const e of add) this._put(e);
+            this._q = add.concat(this._q);
+            this._dropped += d.d;
+            got += d.e.length + d.d;
           }
           if (got) {
-            this._log('adopted', got, 'events from closed tabs');
+            this._log('adopted', got);
             this._bound();
-            this._save();
+            this._saveDropped();
             this._schedule();
           }
         });
@@ -452,40 +501,50 @@ export class Tracker {
       d,
       'click',
       (e: MouseEvent) => {
-        const el: any = e.target;
-        if (el && el.tagName) this._track('click', { tag: String(el.tagName).toUpperCase(), id: el.id || null });
+        let el: any = e.target;
+        // the control the user meant (a <span> inside a <button> reports the button), else the target itself
+        el = (el && el.closest && el.closest(INTERACTIVE)) || el;
+        if (el && el.tagName) this._track('click', { tag: el.tagName.toUpperCase(), id: el.id || null });
       },
       true,
     );
     this._on(w, 'error', (e: ErrorEvent) => {
       const er: any = e.error;
       if (e.message == null && !er) return; // not a script error
-      this._err(e.message || (er && er.message) || 'Script error', e.filename || location.href, e.lineno || 0, e.colno || 0, er && er.stack);
+      // A cross-origin script's error is muted to "Script error." without a filename: no source then.
+      this._err(e.message || (er && er.message) || 'Script error', e.filename, e.lineno, e.colno, er && er.stack);
     });
     this._on(w, 'unhandledrejection', (e: PromiseRejectionEvent) => {
       const r: any = e.reason;
-      const stack = r && typeof r.stack == 'string' ? r.stack : null;
+      let stack: string | null = null;
+      let msg: string | undefined;
+      // Any value can be a reason, also one whose String() or getters throw (e.g. Object.create(null)).
+      try {
+        stack = r && typeof r.stack == 'string' ? r.stack : null;
+        msg = String(r && r.message != null ? r.message : r);
+      } catch (x) {
+        try {
+          msg = JSON.stringify(r);
+        } catch (y) {
+          /* the generic message below */
+        }
+      }
       const m = stack && stack.match(/((?:https?|file):\/\/[^\s()]+?):\d+:\d+/);
-      this._err(r && r.message != null ? String(r.message) : String(r), m ? m[1] : location.href, 0, 0, stack);
+      this._err(msg || 'Unhandled rejection', m ? m[1] : location.href, 0, 0, stack);
     });
     this._on(w, 'pagehide', () => {
       this._beaconFlush();
-      this._save();
       this._beat(0); // release: other tabs may adopt what is left immediately
     });
     this._on(w, 'pageshow', (e: PageTransitionEvent) => {
       if (!e.persisted) return; // restored from bfcache: storage may have moved on
-      this._own();
       this._load();
-      this._beat();
+      this._back();
       this._schedule();
     });
     this._on(d, 'visibilitychange', () => {
       if (d.visibilityState == 'hidden') this._beaconFlush();
-      else {
-        this._own();
-        this._beat();
-      }
+      else this._back();
     });
     this._on(w, 'online', () => {
       clearTimeout(this._retry);
@@ -495,45 +554,57 @@ export class Tracker {
     this._perf();
   }
 
+  /** The page is visible again (or restored from bfcache). */
+  private _back() {
+    this._own();
+    this._beat();
+    this._beaconed = {};
+  }
+
   private _nav() {
     const u = location.href;
     if (u == this._lastUrl) return;
+    // After the first page view the URL changed through history: the app sets the title only after that.
+    const later = !!this._lastUrl;
     this._lastUrl = u;
-    this._track('page_view', { title: document.title });
+    this._track('page_view', { title: document.title }, later);
   }
 
-  private _err(message: string, source: string, line: number, col: number, stack: string | null | undefined) {
+  /** A page_view waiting for its title is queued now (page hide, or its frame / 100 ms came). */
+  private _titled(ev: TrackEvent) {
+    if (!this._waiting.delete(ev)) return;
+    ev.properties.title = document.title;
+    this._add(ev);
+  }
+
+  private _err(message: string, source: string | undefined, line: number, col: number, stack: string | null | undefined) {
     if (++this._errs > MAX_ERRORS) return;
-    this._track('error', {
+    const p = {
       message: String(message).slice(0, 2000),
-      source: String(source),
+      source: source ? String(source) : null,
       line: +line || 0,
       col: +col || 0,
       stack: stack ? String(stack).slice(0, 8000) : null,
-    });
+    };
+    // Without a source the contract's top-level error shape applies (there, source may be null).
+    if (source) this._track('error', p);
+    else this._track('error', {}, false, { name: 'Error', ...p });
   }
 
   private _perf() {
     const go = (tries: number) => {
       const p: any = window.performance;
-      if (!p) return;
-      const nav = p.getEntriesByType && p.getEntriesByType('navigation')[0];
-      const t = p.timing;
-      let load: number, dcl: number;
-      if (nav) {
-        load = nav.loadEventEnd - nav.startTime;
-        dcl = nav.domContentLoadedEventEnd - nav.startTime;
-        if (!(nav.loadEventEnd > 0)) load = -1;
-      } else if (t && t.navigationStart) {
-        load = t.loadEventEnd - t.navigationStart;
-        dcl = t.domContentLoadedEventEnd - t.navigationStart;
-        if (!(t.loadEventEnd > 0)) load = -1;
-      } else return;
-      if (load < 0) {
+      // Navigation Timing 2, else the old performance.timing (times relative to navigationStart)
+      const nav = p && p.getEntriesByType && p.getEntriesByType('navigation')[0];
+      const t = nav || (p && p.timing);
+      const t0 = nav ? nav.startTime : t && t.navigationStart;
+      if (!t || !(nav || t0)) return;
+      if (!(t.loadEventEnd > 0)) {
         if (tries < 50) setTimeout(() => this._safe(go, tries + 1), 100);
         return;
       }
-      this._track('performance', { loadTime: Math.max(0, Math.round(load)), domContentLoaded: Math.max(0, Math.round(dcl)) });
+      const ms = (v: number) => Math.max(0, Math.round(v - t0));
+      this._track('performance', { loadTime: ms(t.loadEventEnd), domContentLoaded: ms(t.domContentLoadedEventEnd) });
     };
     const start = () => setTimeout(() => this._safe(go, 0), 0);
     if (document.readyState == 'complete') start();
@@ -542,7 +613,7 @@ export class Tracker {
 
   // ---------------------------------------------------------------- queue
 
-  _track(eventType: string, properties: Record<string, unknown>) {
+  _track(eventType: string, properties: Record<string, unknown>, later?: boolean, top?: Record<string, unknown>) {
     if (!this._active()) return;
     this._own();
     const ev: TrackEvent = {
@@ -557,11 +628,23 @@ export class Tracker {
       deviceInfo: this._dev,
       properties,
       seq: this._nextSeq(),
+      ...top,
     };
+    if (!later) return this._add(ev);
+    // URL, time and seq are the navigation's; the title is read once the app had a frame to set it.
+    this._waiting.add(ev);
+    const go = () => this._safe(this._titled, ev);
+    setTimeout(go, 100);
+    const w: any = window;
+    if (w.requestAnimationFrame) w.requestAnimationFrame(go);
+  }
+
+  private _add(ev: TrackEvent) {
+    if (!this._active()) return;
     this._log('event', ev);
     this._q.push(ev);
+    this._put(ev);
     this._bound();
-    this._save();
     this._schedule();
   }
 
@@ -582,7 +665,7 @@ export class Tracker {
     clearTimeout(this._timer);
     this._timer = 0;
     return (this._sending = this._drain()
-      .catch((e) => this._log('internal error', e))
+      .catch((e) => this._log('internal', e))
       .then(() => {
         this._sending = null;
         this._schedule();
@@ -600,55 +683,63 @@ export class Tracker {
   }
 
   private _body(events: TrackEvent[], dropped: number): string {
-    const env: Record<string, unknown> = { events, sentAt: this._now() };
-    if (dropped) env.dropped = dropped;
-    return JSON.stringify(env);
+    return JSON.stringify({ events, sentAt: this._now(), dropped: dropped || undefined }); // no key when 0
   }
 
   /** POST one batch. Resolves true if the batch is settled (2xx or permanently rejected), false if a retry was scheduled. */
   private async _send(batch: TrackEvent[], dropped: number, body?: string): Promise<boolean> {
     const ids: Record<string, 1> = {};
-    for (const e of batch) ids[e.eventId] = this._fly[e.eventId] = 1;
+    for (const e of batch) {
+      ids[e.eventId] = this._fly[e.eventId] = 1;
+      if (this._exit) this._beaconed[e.eventId] = 1; // this is its exit attempt
+    }
     let status = 0;
     let ra: string | null | undefined = null;
+    let timer: any;
     try {
-      if (typeof navigator != 'undefined' && navigator.onLine === false) throw 0;
+      if (offline()) throw 0;
       body = body || this._body(batch, dropped);
+      const ac = window.AbortController && new AbortController();
+      // a request that hangs must not stop sending for the life of the page: abort it after timeoutMs
+      timer = setTimeout(() => ac && ac.abort(), this._timeoutMs);
       const res = await this._fx(this._url, {
         method: 'POST',
         body,
         headers: { 'Content-Type': CT },
-        keepalive: bytes(body) < MAX_KEEPALIVE,
+        // Only exit sends must outlive the page. Chromium does not cancel an aborted keepalive request, so a
+        // hanging endpoint would keep the connections busy.
+        keepalive: this._exit && bytes(body) < MAX_KEEPALIVE,
         credentials: 'omit',
         mode: 'cors',
+        signal: ac ? ac.signal : null,
       });
       status = res.status;
       ra = res.headers && res.headers.get('Retry-After');
     } catch (e) {
-      status = 0; // network error / offline
+      status = 0; // network error, timeout or offline
     }
+    clearTimeout(timer);
     for (const id in ids) delete this._fly[id];
     if (status >= 200 && status < 300) {
       this._remove(ids);
       this._dropped = Math.max(0, this._dropped - dropped);
       this._attempt = 0;
-      this._save();
-      this._log('sent', batch.length, 'events');
+      this._saveDropped();
+      this._log('sent', batch.length);
       return true;
     }
     if (status && status != 429 && status < 500) {
       this._remove(ids);
-      this._save();
       if (!this._warned) {
         this._warned = true;
-        console.warn('[TrackFlow] batch rejected with HTTP ' + status + '; dropped ' + batch.length + ' events');
+        console.warn('[TrackFlow] HTTP ' + status + ': batch dropped');
       }
       return true;
     }
     if (!this._retry) {
       const delay = retryAfterMs(ra, this._now()) ?? backoffMs(this._attempt, this._rnd);
       this._attempt++;
-      this._log('send failed (' + status + '), retry in', Math.round(delay), 'ms');
+      this._log('retry', status, delay);
       this._retry = setTimeout(() => {
         this._retry = 0;
         this._flush();
@@ -657,19 +748,26 @@ export class Tracker {
     return false;
   }
 
-  /** Page is being hidden/unloaded: hand everything not already in flight to sendBeacon. */
+  /**
+   * Page is being hidden/unloaded: one exit attempt for everything queued. If no send is running or backing off,
+   * the first batch goes by fetch with keepalive, whose answer is seen if the page lives on; the rest, including
+   * the events of a running (non-keepalive) request that dies with the page, goes to sendBeacon. Nothing is
+   * removed here: `true` from sendBeacon only means "queued by the browser", so events stay persisted until a 2xx
+   * the tracker saw, and the next page load sends them again (the store keeps one row per eventId).
+   */
   _beaconFlush() {
-    if (!this._active() || !this._q.length) return;
-    if (typeof navigator != 'undefined' && navigator.onLine === false) return; // keep persisted for next load
-    clearTimeout(this._timer);
-    this._timer = 0;
-    const rest = this._q.filter((e) => !this._fly[e.eventId]);
-    let dropped = this._dropped;
+    if (!this._active()) return;
+    this._waiting.forEach((e) => this._titled(e));
+    if (!this._q.length || offline()) return; // kept for the next load
+    this._exit = true;
+    this._flush();
+    const rest = this._q.filter((e) => !this._beaconed[e.eventId]);
+    // Beacons never report `dropped`: their answer is not seen, so the count is reported (and cleared) by a fetch.
     while (rest.length) {
       // chunk to stay under the keepalive/beacon body limit
       let n = rest.length;
-      let body = this._body(rest.slice(0, n), dropped);
-      while (n > 1 && bytes(body) >= MAX_KEEPALIVE) body = this._body(rest.slice(0, (n = Math.ceil(n / 2))), dropped);
+      let body = this._body(rest.slice(0, n), 0);
+      while (n > 1 && bytes(body) >= MAX_KEEPALIVE) body = this._body(rest.slice(0, (n = Math.ceil(n / 2))), 0);
       const chunk = rest.splice(0, n);
       let ok = false;
       try {
@@ -677,15 +775,10 @@ export class Tracker {
       } catch (e) {
         /* fall back to fetch */
       }
-      if (ok) {
-        const ids: Record<string, 1> = {};
-        for (const e of chunk) ids[e.eventId] = 1;
-        this._remove(ids);
-        this._dropped = Math.max(0, this._dropped - dropped);
-      } else this._send(chunk, dropped, body);
-      dropped = 0;
+      if (ok) for (const e of chunk) this._beaconed[e.eventId] = 1;
+      else this._send(chunk, 0, body);
     }
-    this._save();
+    this._exit = false;
   }
 
   _destroy() {

@@ -1,23 +1,18 @@
-/** UUID v4: crypto.randomUUID when available (secure contexts only), else getRandomValues. */
+/** UUID v4: crypto.randomUUID when available (secure contexts only), else getRandomValues (else Math.random). */
 export function uuid(): string {
   const c: Crypto | undefined = typeof crypto != 'undefined' ? crypto : undefined;
-  try {
-    if (c && c.randomUUID) return c.randomUUID();
-  } catch (e) {
-    /* fall through */
-  }
-  const b = new Uint8Array(16);
+  if (c && c.randomUUID) return c.randomUUID();
+  // one random byte per hex digit: 30 × 4 bits + 2 bits of the variant digit = 122 random bits
+  const b = new Uint8Array(31);
+  let i = 0;
   try {
     c!.getRandomValues(b);
   } catch (e) {
-    for (let i = 0; i < 16; i++) b[i] = (Math.random() * 256) | 0;
+    while (i < 31) b[i++] = Math.random() * 256;
+    i = 0;
   }
-  b[6] = (b[6] & 15) | 64;
-  b[8] = (b[8] & 63) | 128;
-  let s = '';
-  for (let i = 0; i < 16; i++) {
-    s += (b[i] + 256).toString(16).slice(1);
-    if (i == 3 || i == 5 || i == 7 || i == 9) s += '-';
-  }
-  return s;
+  return 'xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx'.replace(/[xy]/g, (ch) => {
+    const r = b[i++] & 15;
+    return (ch == 'x' ? r : (r & 3) | 8).toString(16);
+  });
 }

@@ -79,7 +79,7 @@ describe('opt-out', () => {
     const { f } = start({ batchSize: 100 }, ls);
     await vi.advanceTimersByTimeAsync(0);
     document.body.click();
-    expect(queueKeys(ls)).toHaveLength(1);
+    expect(queueKeys(ls)).toHaveLength(2); // page_view and click, one key each
     api.optOut();
     expect(ls.getItem(OPT_OUT_KEY)).toBe('1');
     expect(queueKeys(ls)).toHaveLength(0);

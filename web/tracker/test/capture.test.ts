@@ -59,13 +59,17 @@ describe('automatic capture', () => {
     await vi.advanceTimersByTimeAsync(0);
     history.pushState({}, '', '/products/42');
     document.title = 'Product';
+    await vi.advanceTimersByTimeAsync(100);
     history.replaceState({ scroll: 1 }, ''); // same URL: no new page view
     history.replaceState({}, '', '/products/42?tab=reviews');
+    document.title = 'Reviews';
     location.hash = '#specs';
     window.dispatchEvent(new HashChangeEvent('hashchange'));
+    await vi.advanceTimersByTimeAsync(100);
     history.back();
     await vi.advanceTimersByTimeAsync(50);
     window.dispatchEvent(new PopStateEvent('popstate'));
+    await vi.advanceTimersByTimeAsync(100);
     const views = t._q.filter((e: any) => e.eventType == 'page_view');
     expect(views.map((e: any) => new URL(e.pageUrl).pathname + new URL(e.pageUrl).search + new URL(e.pageUrl).hash)).toEqual([
       '/start?x=1',
@@ -74,9 +78,40 @@ describe('automatic capture', () => {
       '/products/42?tab=reviews#specs',
       '/products/42?tab=reviews',
     ]);
-    expect(views[1].properties).toEqual({ title: 'Start page' });
-    expect(views[2].properties).toEqual({ title: 'Product' });
+    expect(views.map((e: any) => e.properties.title)).toEqual(['Start page', 'Product', 'Reviews', 'Reviews', 'Reviews']);
     expect(history.pushState({}, '', '/x')).toBeUndefined(); // wrapper returns what the original returns
+  });
+
+  it('reads an SPA page_view title after the app set it, keeping the URL, time and seq of the navigation', async () => {
+    const { t } = live();
+    await vi.advanceTimersByTimeAsync(0);
+    vi.setSystemTime(T0 + 1000);
+    history.pushState({}, '', '/spa/2');
+    document.title = 'Spa 2';
+    document.body.click(); // tracked while the page_view waits for its title
+    expect(t._q.map((e: any) => e.eventType)).toEqual(['page_view', 'click']);
+    await vi.advanceTimersByTimeAsync(100); // the next frame, at most 100 ms later
+    const pv = t._q[2];
+    expect(pv).toMatchObject({ eventType: 'page_view', pageUrl: 'https://shop.example.com/spa/2', timestamp: T0 + 1000, seq: 2, properties: { title: 'Spa 2' } });
+    expect(t._q[1].seq).toBe(3);
+  });
+
+  it('two quick navigations keep their own URLs; page hide queues a page_view still waiting for its title', async () => {
+    const { t, ls, f } = live();
+    await vi.advanceTimersByTimeAsync(0);
+    history.pushState({}, '', '/a');
+    history.pushState({}, '', '/b');
+    document.title = 'B';
+    window.dispatchEvent(new Event('pagehide'));
+    const views = t._q.filter((e: any) => e.eventType == 'page_view').slice(1);
+    expect(views.map((e: any) => [new URL(e.pageUrl).pathname, e.properties.title])).toEqual([
+      ['/a', 'B'],
+      ['/b', 'B'],
+    ]);
+    expect(ls.keys().filter((k) => k.includes(':e:'))).toHaveLength(3); // persisted before the page goes
+    await vi.advanceTimersByTimeAsync(200); // their frame / 100 ms pass: not queued twice
+    expect(f.events().filter((e: any) => e.eventType == 'page_view')).toHaveLength(3);
+    expect(t._q).toHaveLength(0);
   });
 
   it('captures clicks in the capture phase, even when propagation is stopped', async () => {
@@ -94,6 +129,29 @@ describe('automatic capture', () => {
     ]);
   });
 
+  it('reports the nearest interactive ancestor of a click target, else the target itself', () => {
+    const { t } = live();
+    document.body.innerHTML = `
+      <button id="nest"><span id="inner">Buy</span></button>
+      <a href="/x"><svg><path id="p"></path></svg></a>
+      <label for="elsewhere"><b>Name</b></label><input id="in">
+      <div role="button" id="rb"><i>x</i></div>
+      <div onclick="void 0"><em>y</em></div>
+      <section id="sec"><p>plain</p></section>`;
+    for (const sel of ['#inner', '#p', 'label b', '#rb i', 'em', '#sec p', '#in'])
+      document.querySelector(sel)!.dispatchEvent(new MouseEvent('click', { bubbles: true }));
+    expect(t._q.filter((e: any) => e.eventType == 'click').map((e: any) => e.properties)).toEqual([
+      { tag: 'BUTTON', id: 'nest' },
+      { tag: 'A', id: null },
+      { tag: 'LABEL', id: null },
+      { tag: 'DIV', id: 'rb' },
+      { tag: 'DIV', id: null },
+      { tag: 'P', id: null },
+      { tag: 'INPUT', id: 'in' },
+    ]);
+  });
+
+
   it('captures uncaught errors and unhandled rejections', () => {
     const { t } = live();
     const err = new TypeError("Cannot read properties of undefined (reading 'x')");
@@ -105,14 +163,32 @@ describe('automatic capture', () => {
     window.dispatchEvent(Object.assign(new Event('unhandledrejection'), { reason: rej }));
     window.dispatchEvent(Object.assign(new Event('unhandledrejection'), { reason: 'plain string' }));
     window.dispatchEvent(new Event('error')); // resource-style error without message: ignored
-    const errs = t._q.filter((e: any) => e.eventType == 'error').map((e: any) => e.properties);
-    expect(errs).toEqual([
+    const errs = t._q.filter((e: any) => e.eventType == 'error');
+    expect(errs.map((e: any) => e.properties)).toEqual([
       { message: 'Uncaught TypeError: boom', source: 'https://cdn.example.com/app.js', line: 42, col: 15, stack: err.stack },
-      { message: 'Script error.', source: location.href, line: 0, col: 0, stack: null },
+      {},
       { message: 'e2e rejection', source: 'https://static.example.com/page.js', line: 0, col: 0, stack: rej.stack },
       { message: 'plain string', source: location.href, line: 0, col: 0, stack: null },
     ]);
+    // a muted cross-origin error has no filename: the contract's top-level error shape, without a source
+    expect(errs[1]).toMatchObject({ name: 'Error', message: 'Script error.', source: null, line: 0, col: 0, stack: null });
+    expect('name' in errs[0]).toBe(false);
   });
+
+  it('turns every rejection reason into an error event, also ones whose String() throws', () => {
+    const { t } = live();
+    const nullProto = Object.assign(Object.create(null), { code: 7 });
+    const hostile = {
+      get message() {
+        throw new Error('getter');
+      },
+    };
+    const reasons = [Object.create(null), nullProto, null, undefined, 42, hostile, Symbol('s'), { toString: () => 'custom' }];
+    for (const reason of reasons) window.dispatchEvent(Object.assign(new Event('unhandledrejection'), { reason }));
+    const msgs = t._q.filter((e: any) => e.eventType == 'error').map((e: any) => e.properties.message);
+    expect(msgs).toEqual(['{}', '{"code":7}', 'null', 'undefined', '42', 'Unhandled rejection', 'Symbol(s)', 'custom']);
+  });
+
 
   it('emits one performance event from Navigation Timing once loadEventEnd is set', async () => {
     const entry = { startTime: 0, domContentLoadedEventEnd: 812.4, loadEventEnd: 0 };
@@ -178,20 +254,20 @@ describe('automatic capture', () => {
     expect(r.t._q.length).toBeGreaterThan(0); // kept in memory for retry
   });
 
-  it('persists what fits when localStorage is full', () => {
+  it('keeps in memory what localStorage has no room for', async () => {
     const ls = new MemStorage();
     const set = ls.setItem.bind(ls);
     ls.setItem = (k: string, v: string) => {
-      if (v.length > 3000) throw new Error('QuotaExceededError');
+      if (ls.keys().filter((x) => x.includes(':e:')).length >= 5) throw new Error('QuotaExceededError');
       set(k, v);
     };
     const { t } = tab(ls, { batchSize: 100 }, {});
     trackers.push(t);
     for (let i = 0; i < 20; i++) t._track('click', { tag: 'T' + i, id: null });
     expect(t._q).toHaveLength(20);
-    const stored = JSON.parse(ls.getItem(`tf:key-1:q:${t._tab}`)!).e;
-    expect(stored.length).toBeGreaterThan(0);
-    expect(stored.length).toBeLessThan(20);
-    expect(stored[stored.length - 1].properties.tag).toBe('T19'); // newest kept
+    expect(ls.keys().filter((x) => x.includes(':e:'))).toHaveLength(5);
+    await t._flush();
+    expect(t._q).toHaveLength(0);
+    expect(ls.keys().filter((x) => x.includes(':e:'))).toHaveLength(0);
   });
 });

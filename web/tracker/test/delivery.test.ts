@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { backoffMs, retryAfterMs } from '../src/tracker';
-import { MemStorage, mockFetch, queueKeys, tab } from './helpers';
+import { MemStorage, mockFetch, queueKeys, stored, tab } from './helpers';
 
 const T0 = Date.UTC(2024, 0, 1, 12, 0, 0);
 let trackers: any[] = [];
@@ -56,7 +56,7 @@ describe('batching', () => {
     expect(f.calls[0].body.events).toHaveLength(2);
   });
 
-  it('posts a text/plain envelope with keepalive, credentials omit and sentAt', async () => {
+  it('posts a text/plain envelope with credentials omit and sentAt, without keepalive (only exit sends use it)', async () => {
     const f = mockFetch(200);
     const { t } = mk(new MemStorage(), { batchSize: 1 }, { fetch: f.fn });
     t._track('click', { tag: 'A', id: null });
@@ -65,7 +65,8 @@ describe('batching', () => {
     expect(c.url).toBe('https://collect.example.com/v1/batch');
     expect(c.init.method).toBe('POST');
     expect(c.init.headers).toEqual({ 'Content-Type': 'text/plain;charset=UTF-8' });
-    expect(c.init.keepalive).toBe(true);
+    expect(c.init.keepalive).toBe(false); // an aborted keepalive request is not cancelled by Chromium
+    expect(c.init.signal).toBeInstanceOf(AbortSignal);
     expect(c.init.credentials).toBe('omit');
     expect(c.body.sentAt).toBe(T0);
     expect('dropped' in c.body).toBe(false);
@@ -74,12 +75,16 @@ describe('batching', () => {
     );
   });
 
-  it('does not use keepalive for bodies of 60 KB or more', async () => {
+  it('exit sends use keepalive, except for bodies of 60 KB or more', async () => {
     const f = mockFetch(200);
-    const { t } = mk(new MemStorage(), { batchSize: 1 }, { fetch: f.fn });
-    t._track('error', { message: 'x'.repeat(70000) });
+    const { t } = mk(new MemStorage(), {}, { fetch: f.fn, sendBeacon: () => false });
+    t._track('click', { tag: 'A', id: null });
+    t._beaconFlush();
+    expect(f.calls[0].init.keepalive).toBe(true);
     await vi.advanceTimersByTimeAsync(0);
-    expect(f.calls[0].init.keepalive).toBe(false);
+    t._track('error', { message: 'x'.repeat(70000) });
+    t._beaconFlush();
+    expect(f.calls[1].init.keepalive).toBe(false);
   });
 });
 
@@ -198,9 +203,8 @@ describe('queue bound', () => {
     for (let i = 1; i <= 8; i++) t._track('click', { tag: 'T' + i, id: null });
     expect(t._q.map((e: any) => e.properties.tag)).toEqual(['T4', 'T5', 'T6', 'T7', 'T8']);
     expect(t._dropped).toBe(3);
-    const persisted = JSON.parse(ls.getItem(queueKeys(ls)[0])!);
-    expect(persisted.d).toBe(3);
-    expect(persisted.e).toHaveLength(5);
+    expect(ls.getItem(`tf:key-1:d:${t._tab}`)).toBe('3');
+    expect(stored(ls, t._tab).map((e: any) => e.properties.tag)).toEqual(['T4', 'T5', 'T6', 'T7', 'T8']);
     await vi.advanceTimersByTimeAsync(1000); // fails
     expect(f.calls[0].body.dropped).toBe(3);
     t._track('click', { tag: 'T9', id: null }); // drops T4
@@ -215,46 +219,117 @@ describe('queue bound', () => {
   });
 });
 
-describe('sendBeacon on page hide', () => {
-  it('hands the queue to sendBeacon as text/plain and removes it when accepted', async () => {
+const hide = () => {
+  Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
+  try {
+    document.dispatchEvent(new Event('visibilitychange'));
+  } finally {
+    delete (document as any).visibilityState;
+  }
+};
+
+describe('page hide: fetch keepalive, then sendBeacon, never a deletion without a 2xx', () => {
+  it('sends the first batch by fetch (keepalive) on hide: its answer removes it when the page lives on', async () => {
     const f = mockFetch(200);
-    const beacons: Array<{ url: string; blob: Blob }> = [];
+    const beacons: Blob[] = [];
     const ls = new MemStorage();
-    const { t } = mk(ls, {}, { fetch: f.fn, autocapture: true, sendBeacon: (url, blob) => (beacons.push({ url, blob }), true) });
+    const { t } = mk(ls, {}, { fetch: f.fn, autocapture: true, sendBeacon: (_u, b) => (beacons.push(b), true) });
     await vi.advanceTimersByTimeAsync(0); // page_view queued
     t._track('click', { tag: 'A', id: null });
+    hide();
+    expect(f.calls).toHaveLength(1);
+    expect(f.calls[0].init.keepalive).toBe(true);
+    expect(f.calls[0].body.events.map((e: any) => e.eventType)).toEqual(['page_view', 'click']);
+    expect(beacons).toHaveLength(0); // everything is in flight already
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t._q).toHaveLength(0);
+    expect(queueKeys(ls)).toHaveLength(0);
+  });
+
+  it('while the endpoint fails, hands the queue to sendBeacon as text/plain but keeps it until a 2xx', async () => {
+    const f = mockFetch(503, 503, 200);
+    const beacons: Array<{ url: string; blob: Blob }> = [];
+    const ls = new MemStorage();
+    const ss = new MemStorage();
+    const { t } = mk(ls, { batchSize: 2 }, { fetch: f.fn, autocapture: true, sendBeacon: (url, blob) => (beacons.push({ url, blob }), true) }, ss);
+    await vi.advanceTimersByTimeAsync(0); // page_view queued
+    t._track('click', { tag: 'A', id: null }); // batch of 2 -> 503, backoff
+    await vi.advanceTimersByTimeAsync(0);
+    expect(f.calls).toHaveLength(1);
+    t._track('click', { tag: 'B', id: null });
     window.dispatchEvent(new Event('pagehide'));
+    expect(f.calls).toHaveLength(1); // the backoff is respected; the beacon is the exit attempt
     expect(beacons).toHaveLength(1);
     expect(beacons[0].url).toBe('https://collect.example.com/v1/batch');
     expect(beacons[0].blob.type).toBe('text/plain;charset=utf-8');
     const body = JSON.parse(await beacons[0].blob.text());
-    expect(body.events.map((e: any) => e.eventType)).toEqual(['page_view', 'click']);
+    expect(body.events.map((e: any) => e.eventType)).toEqual(['page_view', 'click', 'click']);
     expect(body.sentAt).toBe(T0);
-    expect(t._q).toHaveLength(0);
+    // true from sendBeacon only means "queued by the browser": nothing is removed
+    expect(t._q).toHaveLength(3);
+    expect(stored(ls, t._tab)).toHaveLength(3);
+    window.dispatchEvent(new Event('pagehide'));
+    expect(beacons).toHaveLength(1); // one exit attempt per hide
+
+    // the next page load in this tab sends them again; only its 2xx removes them
+    t._destroy();
+    const g = mockFetch(200);
+    const { t: next } = mk(ls, { batchSize: 2 }, { fetch: g.fn }, ss);
+    expect(next._tab).toBe(t._tab);
+    expect(next._q.map((e: any) => e.eventId)).toEqual(body.events.map((e: any) => e.eventId));
+    await next._flush();
+    expect(g.events().map((e: any) => e.eventId).sort()).toEqual(body.events.map((e: any) => e.eventId).sort());
     expect(queueKeys(ls)).toHaveLength(0);
-    await vi.advanceTimersByTimeAsync(10000);
-    expect(f.calls).toHaveLength(0);
+  });
+
+  it('beacons carry no dropped count: it stays until a fetch reports it with a 2xx', async () => {
+    const f = mockFetch(503, 200);
+    const beacons: Blob[] = [];
+    const ls = new MemStorage();
+    const { t } = mk(ls, { maxQueue: 2, batchSize: 100, flushIntervalMs: 1000 }, { fetch: f.fn, random: () => 0.5, sendBeacon: (_u, b) => (beacons.push(b), true) });
+    for (const tag of ['A', 'B', 'C']) t._track('click', { tag, id: null }); // A dropped
+    await vi.advanceTimersByTimeAsync(1000); // 503 -> backoff
+    t._beaconFlush();
+    const body = JSON.parse(await beacons[0].text());
+    expect(body.events.map((e: any) => e.properties.tag)).toEqual(['B', 'C']);
+    expect('dropped' in body).toBe(false);
+    expect(t._dropped).toBe(1);
+    await vi.advanceTimersByTimeAsync(500); // retry by fetch
+    expect(f.calls[1].body.dropped).toBe(1);
+    expect(t._dropped).toBe(0);
+    expect(queueKeys(ls)).toHaveLength(0);
+  });
+
+  it('beacons again after the page was visible again', async () => {
+    const f = mockFetch(503);
+    const beacons: Blob[] = [];
+    const { t } = mk(new MemStorage(), { batchSize: 1 }, { fetch: f.fn, autocapture: true, sendBeacon: (_u, b) => (beacons.push(b), true) });
+    t._track('click', { tag: 'A', id: null }); // 503 -> backoff
+    await vi.advanceTimersByTimeAsync(0);
+    hide();
+    hide();
+    expect(beacons).toHaveLength(1);
+    document.dispatchEvent(new Event('visibilitychange')); // visible
+    hide();
+    expect(beacons).toHaveLength(2);
+    expect(t._q.length).toBeGreaterThan(0);
   });
 
   it('falls back to fetch keepalive when sendBeacon refuses, keeping events until 2xx', async () => {
-    const f = mockFetch(200);
+    const f = mockFetch(503, 200);
     const ls = new MemStorage();
-    const { t } = mk(ls, {}, { fetch: f.fn, autocapture: true, sendBeacon: () => false });
+    const { t } = mk(ls, { batchSize: 1 }, { fetch: f.fn, sendBeacon: () => false });
+    t._track('click', { tag: 'A', id: null }); // 503 -> backoff
     await vi.advanceTimersByTimeAsync(0);
-    Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
-    try {
-      document.dispatchEvent(new Event('visibilitychange'));
-    } finally {
-      delete (document as any).visibilityState;
-    }
-    expect(f.calls).toHaveLength(1);
-    expect(f.calls[0].init.keepalive).toBe(true);
+    t._beaconFlush();
+    expect(f.calls).toHaveLength(2);
+    expect(f.calls[1].init.keepalive).toBe(true);
     expect(t._q).toHaveLength(1); // not yet acknowledged
     await vi.advanceTimersByTimeAsync(0);
     expect(t._q).toHaveLength(0);
   });
 
-  it('does not send twice what is already in flight', async () => {
+  it('beacons the events of a running request too (it dies with the page), but an exit send only once', async () => {
     let release!: (v: any) => void;
     const fetchFn = vi.fn(() => new Promise<any>((r) => (release = r)));
     const beacons: Blob[] = [];
@@ -262,10 +337,46 @@ describe('sendBeacon on page hide', () => {
     t._track('click', { tag: 'A', id: null }); // in flight
     t._track('click', { tag: 'B', id: null });
     t._beaconFlush();
+    expect(fetchFn).toHaveBeenCalledTimes(1); // A's request is running: no second fetch
     const body = JSON.parse(await beacons[0].text());
-    expect(body.events.map((e: any) => e.properties.tag)).toEqual(['B']);
-    release({ status: 200 });
+    expect(body.events.map((e: any) => e.properties.tag)).toEqual(['A', 'B']);
+    t._beaconFlush();
+    expect(beacons).toHaveLength(1);
+    release({ status: 200 }); // the page lived on: A's answer arrives
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t._q.map((e: any) => e.properties.tag)).toEqual(['B']); // beaconed, not yet acknowledged
+    release({ status: 200 }); // B's own fetch
     await vi.advanceTimersByTimeAsync(0);
     expect(t._q).toHaveLength(0);
+  });
+});
+
+describe('request timeout', () => {
+  it('aborts a request that hangs after timeoutMs, backs off and delivers once the endpoint answers', async () => {
+    const signals: AbortSignal[] = [];
+    let hang = true;
+    const calls: any[] = [];
+    const fetchFn = vi.fn((_url: string, init: RequestInit) => {
+      calls.push(JSON.parse(String(init.body)));
+      signals.push(init.signal!);
+      if (!hang) return Promise.resolve({ status: 200 });
+      return new Promise<any>((_, reject) => init.signal!.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError'))));
+    });
+    const { t } = mk(new MemStorage(), { batchSize: 1, timeoutMs: 3000 }, { fetch: fetchFn as any, random: () => 0.5 });
+    t._track('click', { tag: 'A', id: null });
+    await vi.advanceTimersByTimeAsync(2999);
+    expect(signals[0].aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(signals[0].aborted).toBe(true);
+    expect(t._attempt).toBe(1); // counted as a failure: backoff 0.5 * 1 s
+    hang = false;
+    await vi.advanceTimersByTimeAsync(500);
+    expect(calls).toHaveLength(2);
+    expect(t._q).toHaveLength(0);
+  });
+
+  it('defaults to 10 s', () => {
+    const { t } = mk(new MemStorage());
+    expect(t._timeoutMs).toBe(10000);
   });
 });

@@ -65,4 +65,13 @@ export function tab(
   return { t, f, ss };
 }
 
-export const queueKeys = (ls: MemStorage, apiKey = 'key-1') => ls.keys().filter((k) => k.startsWith(`tf:${apiKey}:q:`));
+/** Every persisted queue key of an api key: events (`e:`), dropped counts (`d:`) and the earlier whole-queue layout (`q:`). */
+export const queueKeys = (ls: MemStorage, apiKey = 'key-1') => ls.keys().filter((k) => /^[qed]:/.test(k.slice(`tf:${apiKey}:`.length)) && k.startsWith(`tf:${apiKey}:`));
+
+/** The events persisted for one tab (one key per event), oldest first. */
+export const stored = (ls: MemStorage, tab: string, apiKey = 'key-1') =>
+  ls
+    .keys()
+    .filter((k) => k.startsWith(`tf:${apiKey}:e:${tab}:`))
+    .map((k) => JSON.parse(ls.getItem(k)!))
+    .sort((a, b) => a.timestamp - b.timestamp || a.seq - b.seq);

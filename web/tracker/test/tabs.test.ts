@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MemStorage, mockFetch, queueKeys, tab } from './helpers';
+import { MemStorage, mockFetch, queueKeys, stored, tab } from './helpers';
 
 const T0 = Date.UTC(2024, 0, 1, 12, 0, 0);
 let trackers: any[] = [];
@@ -34,8 +34,7 @@ describe('persistence across reloads', () => {
     const a = offlineTab(ls, ['A1', 'A2'], ss);
     await vi.advanceTimersByTimeAsync(1000); // first attempt fails
     expect(a.f.calls).toHaveLength(1);
-    // reload: pagehide releases the heartbeat, then the page is gone
-    a.t._save();
+    // reload: pagehide releases the heartbeat, then the page is gone (every event was persisted when tracked)
     a.t._beat(0);
     a.t._destroy();
 
@@ -75,7 +74,7 @@ describe('multi-tab ownership', () => {
     await vi.advanceTimersByTimeAsync(10 * 60000); // A keeps heartbeating
     expect(tags(f.events())).toEqual(['B1']);
     expect(a.t._q).toHaveLength(2);
-    expect(JSON.parse(ls.getItem(`tf:key-1:q:${a.t._tab}`)!).e).toHaveLength(2);
+    expect(stored(ls, a.t._tab)).toHaveLength(2);
   });
 
   it('adopts a crashed tab after its heartbeat goes stale, and sends its events exactly once', async () => {
@@ -88,7 +87,7 @@ describe('multi-tab ownership', () => {
     expect(f.calls).toHaveLength(0); // heartbeat 80 s old: not stale yet (90 s)
     await vi.advanceTimersByTimeAsync(30000);
     expect(tags(f.events())).toEqual(['A1', 'A2', 'A3']);
-    expect(ls.getItem(`tf:key-1:q:${a.t._tab}`)).toBeNull();
+    expect(stored(ls, a.t._tab)).toHaveLength(0);
     await vi.advanceTimersByTimeAsync(10 * 60000);
     expect(f.events()).toHaveLength(3);
     expect(queueKeys(ls)).toHaveLength(0);
@@ -103,10 +102,10 @@ describe('multi-tab ownership', () => {
     const { t: b } = mk(ls, { flushIntervalMs: 1000 }, { fetch: f.fn, random: () => 0.5 });
     await vi.advanceTimersByTimeAsync(300); // claim delay
     expect(b._q).toHaveLength(2);
-    expect(JSON.parse(ls.getItem(`tf:key-1:q:${b._tab}`)!).e).toHaveLength(2);
+    expect(stored(ls, b._tab)).toHaveLength(2);
     await vi.advanceTimersByTimeAsync(1000); // flush -> 503
     expect(f.calls).toHaveLength(1);
-    expect(JSON.parse(ls.getItem(`tf:key-1:q:${b._tab}`)!).e).toHaveLength(2);
+    expect(stored(ls, b._tab)).toHaveLength(2);
     await vi.advanceTimersByTimeAsync(500); // retry -> 200
     expect(f.calls).toHaveLength(2);
     expect(queueKeys(ls)).toHaveLength(0);
@@ -160,5 +159,59 @@ describe('multi-tab ownership', () => {
     expect(a.t._tab).not.toBe(oldTab);
     await a.t._flush();
     expect(tags(fa.events())).toEqual(['A3']);
+  });
+});
+
+describe('migration from the whole-queue layout of earlier versions', () => {
+  const legacy = (ls: MemStorage, tab: string, tags: string[], d = 0) => {
+    const ev = (tag: string, i: number) => ({
+      eventId: crypto.randomUUID(),
+      eventType: 'click',
+      timestamp: T0 - 1000 + i,
+      tenantId: 'key-1',
+      sessionId: 's-old',
+      userId: null,
+      pageUrl: 'https://shop.example.com/',
+      referrer: null,
+      deviceInfo: { deviceType: 'desktop', os: 'Linux', browser: 'Chrome' },
+      properties: { tag, id: null },
+      seq: i + 1,
+    });
+    ls.setItem(`tf:key-1:q:${tab}`, JSON.stringify({ d, e: tags.map(ev) }));
+    ls.setItem(`tf:key-1:hb:${tab}`, '0');
+  };
+
+  it('a reload picks up its own queue from the old key and moves it to one key per event', async () => {
+    const ls = new MemStorage();
+    const ss = new MemStorage();
+    ss.setItem('tf:key-1:s', JSON.stringify({ s: 's-old', n: 2, t: 'tab-old' }));
+    legacy(ls, 'tab-old', ['L1', 'L2'], 3);
+    const f = mockFetch(200);
+    const { t } = mk(ls, { flushIntervalMs: 1000 }, { fetch: f.fn }, ss);
+    expect(t._tab).toBe('tab-old');
+    expect(tags(t._q)).toEqual(['L1', 'L2']);
+    expect(ls.getItem('tf:key-1:q:tab-old')).toBeNull();
+    expect(tags(stored(ls, 'tab-old'))).toEqual(['L1', 'L2']);
+    expect(ls.getItem('tf:key-1:d:tab-old')).toBe('3');
+    t._track('click', { tag: 'N1', id: null });
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(tags(f.events())).toEqual(['L1', 'L2', 'N1']);
+    expect(f.calls[0].body.dropped).toBe(3);
+    expect(f.events().find((e: any) => e.properties.tag == 'N1').seq).toBe(3);
+    expect(queueKeys(ls)).toHaveLength(0);
+  });
+
+  it('an old-layout queue of a closed tab is adopted and sent once', async () => {
+    const ls = new MemStorage();
+    legacy(ls, 'gone-tab', ['G1', 'G2', 'G3']);
+    const f = mockFetch(200);
+    const { t } = mk(ls, { flushIntervalMs: 1000 }, { fetch: f.fn });
+    await vi.advanceTimersByTimeAsync(300);
+    expect(tags(t._q)).toEqual(['G1', 'G2', 'G3']);
+    expect(ls.getItem('tf:key-1:q:gone-tab')).toBeNull();
+    expect(tags(stored(ls, t._tab))).toEqual(['G1', 'G2', 'G3']);
+    await vi.advanceTimersByTimeAsync(10 * 60000);
+    expect(tags(f.events())).toEqual(['G1', 'G2', 'G3']);
+    expect(queueKeys(ls)).toHaveLength(0);
   });
 });
