@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from agents.bots import is_bot
 from agents.sanitize import clean_json, clean_multiline, clean_optional, clean_text
 from schemas.events import (
     EVENT_TYPES,
@@ -225,6 +226,7 @@ def validate_event(
         "received_at": received_at,
         "seq": base.seq,
         "user_agent": clean_text(batch["user_agent"], 512),
+        "is_bot": is_bot(batch["user_agent"]),
     }
 
 
