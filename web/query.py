@@ -9,7 +9,8 @@ Distinct sessions and users are counted over ``session_key``/``user_key``, the 1
 the ids that the store computes on insert: the same key ``uniqExact`` would build from the strings,
 without hashing them again on every read. Traffic and breakdowns read them from the session-hour
 rollup (schemas/session_hours.sql) for the whole hours of a range. Error groups are selected by
-the stored ``error_fingerprint``.
+the stored ``error_fingerprint``. Rows flagged ``is_bot`` (in the events and the rollup alike) are
+left out unless the request says ``include_bots=1``.
 
 Deduplication: one event can be stored twice until the ReplacingMergeTree merges (and a replay
 whose skew correction differs is never merged). Every figure therefore counts distinct
