@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from agents.bots import is_bot
 from agents.sanitize import (
     JsonBudget,
     PropertyBudgetExceeded,
@@ -257,6 +258,7 @@ def validate_event(
         "received_at": received_at,
         "seq": base.seq,
         "user_agent": clean_text(batch["user_agent"], 512),
+        "is_bot": is_bot(batch["user_agent"]),
     }
 
 

@@ -28,6 +28,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "client_timestamp",
     "seq",
     "user_agent",
+    "is_bot",
 )
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
@@ -56,17 +57,23 @@ def events_table_ddl(table: str = "events") -> str:
     return "\n".join(_statement_lines()).replace("{table}", _checked(table)).strip()
 
 
+# Plain columns events.sql gained after tables were already stored; they carry a DEFAULT.
+LATER_COLUMNS: tuple[str, ...] = ("is_bot",)
+
+
 def added_column_ddl(table: str = "events") -> list[str]:
-    """ALTERs that give a table made by an earlier TrackFlow its computed (MATERIALIZED) columns.
+    """ALTERs that give a table made by an earlier TrackFlow its computed (MATERIALIZED) columns
+    and the LATER_COLUMNS.
 
     A no-op where the column exists. Parts written before the ALTER compute the value on read
-    until a merge stores it, so the figures are the same either way.
+    until a merge stores it (a LATER_COLUMNS column reads its DEFAULT there), so the figures are
+    the same either way.
     """
     checked = _checked(table)
     return [
         f"ALTER TABLE {checked} ADD COLUMN IF NOT EXISTS {line.strip().rstrip(',')}"
         for line in _statement_lines()
-        if " MATERIALIZED " in line
+        if " MATERIALIZED " in line or line.strip().split(" ", 1)[0] in LATER_COLUMNS
     ]
 
 
@@ -124,7 +131,7 @@ def session_hours_select(table: str = "events") -> str:
     """The rollup's rows for the events of ``table`` (the view's query and the first fill)."""
     return (
         "SELECT DISTINCT tenant_id, toStartOfHour(timestamp) AS hour, device_type, os, browser,"
-        f" country, session_key, user_key FROM {_checked(table)}"
+        f" country, session_key, user_key, is_bot FROM {_checked(table)}"
     )
 
 
@@ -133,6 +140,40 @@ def session_hours_ddl(table: str = "events") -> list[str]:
     sql = "\n".join(_sql_lines("session_hours.sql")).replace("{table}", _checked(table))
     sql = sql.replace("{select}", session_hours_select(table))
     return [statement.strip() for statement in sql.split(";") if statement.strip()]
+
+
+_ROLLUP_KEY = re.compile(r"^ORDER BY \((.+)\)$", re.M)
+
+
+def session_hours_view(table: str = "events") -> str:
+    return f"{session_hours_table(table)}_mv"
+
+
+def session_hours_bot_ddl(
+    table: str, rollup_columns: Mapping[str, str], view_columns: Mapping[str, str]
+) -> list[str]:
+    """ALTERs that give a rollup made by an earlier TrackFlow its is_bot column, and its view the
+    query that fills it (session_hours.sql); run before the view's CREATE ... IF NOT EXISTS,
+    which ClickHouse checks against the rollup even when the view exists.
+
+    The arguments map the column names of the rollup and of its view to their types
+    (system.columns; empty when there is no such table). The column goes last in the sorting
+    key, which ClickHouse allows only in the ALTER that adds it. Safe to repeat.
+    """
+    rollup = session_hours_table(table)
+    statements = []
+    if rollup_columns and "is_bot" not in rollup_columns:
+        key = _ROLLUP_KEY.search("\n".join(_sql_lines("session_hours.sql")))
+        if key is None:
+            raise RuntimeError("schemas/session_hours.sql has no ORDER BY line")
+        statements.append(
+            f"ALTER TABLE {rollup} ADD COLUMN IF NOT EXISTS is_bot Bool,"
+            f" MODIFY ORDER BY ({key.group(1)})"
+        )
+    if view_columns and "is_bot" not in view_columns:
+        view = session_hours_view(table)
+        statements.append(f"ALTER TABLE {view} MODIFY QUERY {session_hours_select(table)}")
+    return statements
 
 
 def session_hours_fill(table: str = "events") -> str:

@@ -7,6 +7,9 @@
 --  * Added columns: client_timestamp (the client's clock as sent; `timestamp` holds the
 --    skew-corrected time), seq (tracker's per-session sequence number, for loss counting),
 --    user_agent (server-side context), inserted_at (when the sink wrote the row).
+--  * is_bot: the validate stage's verdict on the batch's User-Agent (agents/bots.py); the read
+--    API leaves such rows out unless asked (include_bots). A table made before it existed gets
+--    it by ALTER TABLE ... ADD COLUMN (schemas/ddl.py); rows stored before then read false.
 --  * Columns the store computes on insert (MATERIALIZED), so that reads skip hashing strings and
 --    parsing JSON: session_key/user_key are the 128-bit SipHash of session_id/user_id, the same
 --    key uniqExact builds from a String (counting them is as exact as counting the strings);
@@ -47,6 +50,7 @@ CREATE TABLE IF NOT EXISTS {table} (
     seq Nullable(UInt32),
     user_agent String,
     inserted_at DateTime64(3, 'UTC') DEFAULT now64(3),
+    is_bot Bool DEFAULT false,
     session_key UInt128 MATERIALIZED reinterpretAsUInt128(sipHash128(session_id)),
     user_key Nullable(UInt128) MATERIALIZED if(user_id IS NULL, NULL, reinterpretAsUInt128(sipHash128(assumeNotNull(user_id)))),
     error_fingerprint UInt64 MATERIALIZED if(event_type = 'error', cityHash64(toString(properties.message), toString(properties.source), toString(properties.line)), 0),

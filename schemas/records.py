@@ -64,6 +64,7 @@ class ProcessedEvent(TypedDict):
     received_at: int  # ms
     seq: int | None
     user_agent: str
+    is_bot: bool  # the User-Agent names a crawler, headless browser or HTTP library
 
 
 class DeadLetter(TypedDict):

@@ -6,6 +6,10 @@
 --    when the rollup is first made (schemas/ddl.py, trackflow_app/store.py).
 --  * A row here records only that a session was seen, so a repeated event or a repeated fill
 --    adds nothing a distinct count could see; the ReplacingMergeTree folds such rows on merge.
+--  * is_bot comes from the events (a session seen from a bot's User-Agent), so that distinct
+--    counts can leave bots out. A rollup made before it existed gets it, last in the sorting key
+--    and without a DEFAULT as ClickHouse requires there, and its view the query that fills it
+--    (schemas/ddl.py session_hours_bot_ddl); rows from before then read false.
 --  * Kept one hour longer than the events, so that an hour is never missing here while some of
 --    its events are still stored.
 CREATE TABLE IF NOT EXISTS {table}_session_hours (
@@ -16,10 +20,11 @@ CREATE TABLE IF NOT EXISTS {table}_session_hours (
     browser LowCardinality(String),
     country LowCardinality(Nullable(String)),
     session_key UInt128,
-    user_key Nullable(UInt128)
+    user_key Nullable(UInt128),
+    is_bot Bool
 )
 ENGINE = ReplacingMergeTree()
-ORDER BY (tenant_id, hour, device_type, os, browser, country, session_key, user_key)
+ORDER BY (tenant_id, hour, device_type, os, browser, country, session_key, user_key, is_bot)
 PARTITION BY toYYYYMM(hour)
 TTL hour + INTERVAL 1 YEAR + INTERVAL 1 HOUR
 SETTINGS allow_nullable_key = 1;

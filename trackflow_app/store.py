@@ -23,8 +23,11 @@ from schemas.ddl import (
     retyped_column_ddl,
     schema_steps_ddl,
     schema_steps_table,
+    session_hours_bot_ddl,
     session_hours_ddl,
     session_hours_fill,
+    session_hours_table,
+    session_hours_view,
     storage_bound_ddl,
 )
 from trackflow_app.limits import raise_open_files_limit
@@ -93,8 +96,16 @@ class EventStore:
             client.command(statement)
         for statement in storage_bound_ddl(self.table, self._column_types()):
             client.command(statement)
-        for statement in session_hours_ddl(self.table):
+        rollup, view = session_hours_ddl(self.table)
+        client.command(rollup)
+        for statement in session_hours_bot_ddl(
+            self.table,
+            self._column_types(session_hours_table(self.table)),
+            self._column_types(session_hours_view(self.table)),
+        ):
+            log.info("clickhouse adding is_bot to the rollup: %s", statement)
             client.command(statement)
+        client.command(view)
         # The view fills the rollup from here on; rows stored before it existed are added once.
         # A fill that is cut short is redone in full: repeated rollup rows change no figure.
         client.command(schema_steps_ddl(self.table))
@@ -105,8 +116,8 @@ class EventStore:
                 parameters={"step": FILL_SESSION_HOURS},
             )
 
-    def _column_types(self) -> dict[str, str]:
-        database, _, name = self.table.rpartition(".")
+    def _column_types(self, table: str | None = None) -> dict[str, str]:
+        database, _, name = (table or self.table).rpartition(".")
         result = self._connect().query(
             "SELECT name, type FROM system.columns WHERE table = {name:String} AND database = "
             + ("{database:String}" if database else "currentDatabase()"),

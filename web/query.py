@@ -9,7 +9,8 @@ Distinct sessions and users are counted over ``session_key``/``user_key``, the 1
 the ids that the store computes on insert: the same key ``uniqExact`` would build from the strings,
 without hashing them again on every read. Traffic and breakdowns read them from the session-hour
 rollup (schemas/session_hours.sql) for the whole hours of a range. Error groups are selected by
-the stored ``error_fingerprint``.
+the stored ``error_fingerprint``. Rows flagged ``is_bot`` (in the events and the rollup alike) are
+left out unless the request says ``include_bots=1``.
 
 Deduplication: one event can be stored twice until the ReplacingMergeTree merges (and a replay
 whose skew correction differs is never merged). Every figure therefore counts distinct
@@ -56,7 +57,7 @@ DIMENSIONS: tuple[str, ...] = ("device_type", "os", "browser", "country")
 PERCENTILES: tuple[float, ...] = (0.5, 0.75, 0.95)
 PERCENTILE_NAMES: tuple[str, ...] = ("p50", "p75", "p95")
 
-_COMMON = frozenset({"from", "to", *FILTERS})
+_COMMON = frozenset({"from", "to", "include_bots", *FILTERS})
 ENDPOINT_PARAMS: dict[str, frozenset[str]] = {
     "traffic": _COMMON | {"interval"},
     "pages": _COMMON | {"limit"},
@@ -74,6 +75,7 @@ _EPOCH_MS = re.compile(r"^-?\d{1,16}$")
 _DECODED_PLUS = re.compile(r"^(.*T\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d(?::?\d\d)?)$")
 _FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
 _INTEGER = re.compile(r"^-?\d{1,9}$")
+_FLAGS = {"1": True, "true": True, "0": False, "false": False}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -123,9 +125,14 @@ class StatsRequest:
     limit: int = DEFAULT_LIMIT
     dimension: str | None = None
     fingerprint: str | None = None
+    include_bots: bool = False  # rows the validate stage flagged is_bot count too
 
     def describe(self) -> dict[str, Any]:
-        return {**self.range.describe(), "filters": dict(self.filters)}
+        return {
+            **self.range.describe(),
+            "filters": dict(self.filters),
+            "include_bots": self.include_bots,
+        }
 
 
 # -- parameter parsing ---------------------------------------------------------------------------
@@ -235,6 +242,16 @@ def parse_int(values: Mapping[str, str], name: str, default: int, low: int, high
     return number
 
 
+def parse_flag(values: Mapping[str, str], name: str) -> bool:
+    """A yes/no parameter: 1/true or 0/false (absent or empty: false)."""
+    text = values.get(name, "").strip().lower()
+    if not text:
+        return False
+    if text not in _FLAGS:
+        raise QueryError(f"{name} must be 1, 0, true or false")
+    return _FLAGS[text]
+
+
 def parse_request(
     endpoint: str, tenant: str, pairs: Iterable[tuple[str, str]], now_ms: int
 ) -> StatsRequest:
@@ -264,6 +281,7 @@ def parse_request(
         limit=parse_int(values, "limit", default_limit, 1, MAX_LIMIT),
         dimension=dimension,
         fingerprint=fingerprint,
+        include_bots=parse_flag(values, "include_bots"),
     )
 
 
@@ -286,7 +304,13 @@ def _where(request: StatsRequest) -> tuple[str, dict[str, Any]]:
         # `name` is one of FILTERS (a column); the value is bound.
         clauses.append(f"{name} = {{f_{name}:String}}")
         parameters[f"f_{name}"] = value
+    clauses.extend(_bot_clause(request))
     return "\n  AND ".join(clauses), parameters
+
+
+def _bot_clause(request: StatsRequest) -> list[str]:
+    """Leaves out the rows flagged as bots (events and rollup alike), unless include_bots."""
+    return [] if request.include_bots else ["is_bot = 0"]
 
 
 def _settings(grouping: bool = False) -> str:
@@ -317,6 +341,7 @@ def _session_rows(
         "hour >= fromUnixTimestamp64Milli({first_hour:Int64}, 'UTC')",
         "hour < fromUnixTimestamp64Milli({last_hour:Int64}, 'UTC')",
         *(f"{name} = {{f_{name}:String}}" for name, _ in request.filters),
+        *_bot_clause(request),
     ]
     rollup_where = "\n      AND ".join(rollup_clauses)
     sql = f"""

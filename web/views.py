@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from datetime import datetime
@@ -20,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from schemas.events import with_typed_keys
 from trackflow_app import health, metrics
 from trackflow_app.app import app, event_store, raw_topic, settings
+from web.compressed import PrecompressedFile, etag_matches
 from web.edge import (
     EdgeError,
     EdgeLimits,
@@ -42,6 +42,9 @@ LIMITS = EdgeLimits(
 )
 RATE_LIMITS = RateLimits(settings.rate_limit_per_ip, settings.rate_limit_per_tenant)
 TRACKER_BUNDLE = Path(__file__).resolve().parent / "tracker" / "dist" / "trackflow.min.js"
+# Served as brotli, gzip or as is, by Accept-Encoding; compressed again when `make tracker`
+# rebuilds the bundle.
+TRACKER_SCRIPT = PrecompressedFile(TRACKER_BUNDLE)
 
 
 def disable_auto_decompress() -> None:
@@ -261,7 +264,7 @@ class MetricsView(View):
 class TrackerView(JsonView):
     async def get(self, request: Request, **kwargs: Any) -> Response:
         try:
-            script = TRACKER_BUNDLE.read_bytes()
+            bundle = TRACKER_SCRIPT.load()
         except FileNotFoundError:
             return self.json_response(
                 {
@@ -270,15 +273,18 @@ class TrackerView(JsonView):
                 },
                 status=404,
             )
-        etag = '"' + hashlib.sha256(script).hexdigest()[:32] + '"'
+        variant = bundle.choose(request.headers.get("Accept-Encoding"))
         headers = {
             "Cache-Control": "public, max-age=3600, stale-while-revalidate=86400",
             "Access-Control-Allow-Origin": "*",
-            "ETag": etag,
+            "ETag": variant.etag,
+            "Vary": "Accept-Encoding",
         }
-        if request.headers.get("If-None-Match") == etag:
+        if etag_matches(request.headers.get("If-None-Match"), variant.etag):
             return self.bytes(b"", status=304, headers=headers)
-        return self.bytes(script, content_type="application/javascript", headers=headers)
+        if variant.coding != "identity":
+            headers["Content-Encoding"] = variant.coding
+        return self.bytes(variant.body, content_type="application/javascript", headers=headers)
 
 
 def json_value(value: Any) -> Any:

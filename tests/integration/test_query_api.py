@@ -67,6 +67,7 @@ def test_traffic_per_hour(worker: Worker, data: Dataset) -> None:
         "to": data.end,
         "interval": "hour",
         "filters": {},
+        "include_bots": False,
     }
     assert body["totals"] == {"page_views": 7, "sessions": 4, "users": 2}
     assert body["series"] == [

@@ -19,6 +19,12 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
+# Events are posted as a browser would send them: an HTTP library's own User-Agent (httpx's)
+# would flag them as bots, which the read API leaves out.
+BROWSER_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36"
+)
 
 
 def free_port() -> int:
@@ -174,7 +180,11 @@ class Worker:
         return httpx.post(
             f"{self.base_url}/v1/batch",
             content=content,
-            headers={"Content-Type": "application/json", **(headers or {})},
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": BROWSER_UA,
+                **(headers or {}),
+            },
             timeout=30,
         )
 

@@ -11,6 +11,7 @@ from schemas.ddl import (
     added_column_ddl,
     events_table_ddl,
     retyped_column_ddl,
+    session_hours_bot_ddl,
     session_hours_ddl,
     session_hours_fill,
 )
@@ -123,7 +124,7 @@ def test_computed_columns_are_materialized_and_never_inserted() -> None:
 
 def test_older_tables_get_the_computed_columns_by_alter() -> None:
     statements = added_column_ddl("analytics.events")
-    assert [s.split()[8] for s in statements] == list(COMPUTED)
+    assert [s.split()[8] for s in statements] == ["is_bot", *COMPUTED]
     columns = column_lines(DDL)
     for statement in statements:
         assert statement.startswith("ALTER TABLE analytics.events ADD COLUMN IF NOT EXISTS ")
@@ -167,3 +168,34 @@ def test_session_hour_rollup_and_its_view() -> None:
     assert "{" not in table + view + fill
     with pytest.raises(ValueError, match="invalid ClickHouse table name"):
         session_hours_ddl("events; DROP TABLE x")
+
+
+def test_bot_flag_is_inserted_with_a_default_for_older_rows() -> None:
+    assert column_lines(DDL)["is_bot"] == "Bool DEFAULT false"
+    assert "is_bot" in EVENT_COLUMNS
+    assert (
+        "ALTER TABLE events ADD COLUMN IF NOT EXISTS is_bot Bool DEFAULT false"
+        in added_column_ddl()
+    )
+
+
+def test_an_older_rollup_gets_the_bot_flag_last_in_its_key() -> None:
+    table, view = session_hours_ddl("events")
+    key = re.search(r"^ORDER BY \((.+)\)$", table, re.M)
+    assert key is not None
+    assert key.group(1).endswith(", user_key, is_bot")
+    assert view.endswith(", session_key, user_key, is_bot FROM events")
+    older = {"tenant_id": "String", "session_key": "UInt128"}
+    add, modify = session_hours_bot_ddl("analytics.events", older, older)
+    assert add == (
+        "ALTER TABLE analytics.events_session_hours ADD COLUMN IF NOT EXISTS is_bot Bool,"
+        f" MODIFY ORDER BY ({key.group(1)})"
+    )
+    assert modify == (
+        "ALTER TABLE analytics.events_session_hours_mv MODIFY QUERY "
+        + view.split("\n", 1)[1].replace(" FROM events", " FROM analytics.events")
+    )
+    current = {**older, "is_bot": "Bool"}
+    assert session_hours_bot_ddl("analytics.events", current, older) == [modify]  # cut short
+    assert session_hours_bot_ddl("analytics.events", current, current) == []  # repeated
+    assert session_hours_bot_ddl("analytics.events", current, {}) == []  # new: no view yet

@@ -345,7 +345,13 @@ def test_traffic_series_is_filled_with_zero_buckets() -> None:
     assert body["totals"] == {"page_views": 5, "sessions": 2, "users": 1}
     assert [p["t"] for p in body["series"]] == [NOW, NOW + HOUR, NOW + 2 * HOUR]
     assert [p["page_views"] for p in body["series"]] == [0, 5, 0]
-    assert body["range"] == {"from": NOW, "to": NOW + 3 * HOUR, "interval": "hour", "filters": {}}
+    assert body["range"] == {
+        "from": NOW,
+        "to": NOW + 3 * HOUR,
+        "interval": "hour",
+        "filters": {},
+        "include_bots": False,
+    }
     empty = q.shape_traffic(req, [{"series": [], "page_views": 0, "sessions": 0, "users": 0}])
     assert empty["totals"] == {"page_views": 0, "sessions": 0, "users": 0}
     assert [p["sessions"] for p in empty["series"]] == [0, 0, 0]
@@ -450,3 +456,43 @@ def test_error_detail_takes_the_group_from_the_first_occurrence() -> None:
         "group": None,
         "occurrences": [],
     }
+
+
+# -- bots ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1", True), ("true", True), ("TRUE", True), ("0", False), ("false", False), ("", False)],
+)
+def test_include_bots_is_a_yes_no_parameter(value: str, expected: bool) -> None:
+    for endpoint in BUILDERS:
+        if endpoint != "health":
+            assert request(endpoint, ("include_bots", value)).include_bots is expected
+    assert request("pages").include_bots is False
+    assert request("pages", ("include_bots", value)).describe()["include_bots"] is expected
+
+
+@pytest.mark.parametrize("value", ["yes", "2", "on", "-1"])
+def test_other_include_bots_values_are_refused(value: str) -> None:
+    with pytest.raises(q.QueryError, match="include_bots must be 1, 0, true or false"):
+        request("traffic", ("include_bots", value))
+
+
+def test_health_counts_every_stored_event_and_takes_no_bot_switch() -> None:
+    with pytest.raises(q.QueryError, match="unknown parameter 'include_bots'"):
+        request("health", ("include_bots", "1"))
+    assert "is_bot" not in q.health_query("events", request("health")).sql
+
+
+def test_bots_are_left_out_of_every_read_of_events_and_rollup_unless_asked() -> None:
+    wide = [("from", str(NOW - 2 * DAY)), ("to", str(NOW))]  # whole hours: the rollup is read
+    for endpoint, builder in BUILDERS.items():
+        if endpoint == "health":
+            continue
+        default = builder("events", request(endpoint, *wide)).sql
+        reads = default.count("FROM events")  # events and events_session_hours
+        assert reads >= 1
+        assert default.count("AND is_bot = 0") == reads, endpoint
+        included = builder("events", request(endpoint, *wide, ("include_bots", "1"))).sql
+        assert "is_bot" not in included, endpoint
+    traffic = q.traffic_query("events", request("traffic", *wide))
+    assert "is_bot = 0" in traffic.sql.split(ROLLUP)[1].split("UNION ALL")[0]

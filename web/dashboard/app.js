@@ -143,6 +143,7 @@
     }
     if (params.get('interval')) $('interval').value = params.get('interval');
     for (const name of FILTERS) $('f-' + name).value = params.get(name) || '';
+    $('include-bots').checked = params.get('include_bots') === '1';
   }
 
   function writeHash(range) {
@@ -154,7 +155,7 @@
       params.set('preset', $('preset').value);
     }
     if ($('interval').value !== 'auto') params.set('interval', $('interval').value);
-    for (const [name, value] of Object.entries(filters())) params.set(name, value);
+    for (const [name, value] of Object.entries({ ...filters(), ...bots() })) params.set(name, value);
     history.replaceState(null, '', '#' + params.toString());
   }
 
@@ -180,6 +181,11 @@
       if (value) out[name] = value;
     }
     return out;
+  }
+
+  // Bots (is_bot rows) are left out by the read API unless include_bots=1.
+  function bots() {
+    return $('include-bots').checked ? { include_bots: '1' } : {};
   }
 
   function setFilter(name, value) {
@@ -473,7 +479,7 @@
       return;
     }
     writeHash(range);
-    const params = { from: new Date(range.from).toISOString(), to: new Date(range.to).toISOString(), ...filters() };
+    const params = { from: new Date(range.from).toISOString(), to: new Date(range.to).toISOString(), ...filters(), ...bots() };
     const interval = $('interval').value;
     setStatus('loading', 'loading…');
     try {
@@ -534,6 +540,7 @@
     $('preset').addEventListener('change', () => {
       if ($('preset').value !== 'custom') refresh();
     });
+    $('include-bots').addEventListener('change', () => refresh());
     for (const id of ['from', 'to']) {
       $(id).addEventListener('change', () => {
         $('preset').value = 'custom';

@@ -127,6 +127,7 @@ try {
     }
     return {
       status: document.querySelector('[data-testid="status"]').dataset.state,
+      include_bots: document.querySelector('[data-testid="include-bots"]').checked,
       traffic: {
         page_views: value('total-page-views'),
         sessions: value('total-sessions'),
