@@ -184,3 +184,26 @@ def test_cluster_write_and_read_path_matches_the_single_node(state: dict[str, An
     }
     assert state["plain"] == expected
     assert state["single"] == expected
+
+
+STORE_SETTING = r"""
+import json, sys
+from trackflow_app.store import EventStore
+
+store = EventStore("chdb://" + sys.argv[1], "events", cluster=sys.argv[2])
+[[value]] = store._connect().query(
+    "SELECT getSetting('insert_distributed_sync')"
+).result_rows
+print(json.dumps({"insert_distributed_sync": str(value).lower()}))
+"""
+
+
+@pytest.mark.parametrize(("cluster", "expected"), [("tf", "true"), ("", "false")])
+def test_store_client_waits_for_every_shard_on_a_cluster_only(
+    tmp_path_factory: pytest.TempPathFactory, cluster: str, expected: str
+) -> None:
+    # The sink commits Kafka offsets after the insert returns: on a cluster that must mean
+    # every shard has the rows, not that they are queued on the node that took the insert.
+    store = tmp_path_factory.mktemp("store") / "store"
+    state = run_chdb_script(STORE_SETTING, str(store), cluster, timeout=120)
+    assert state == {"insert_distributed_sync": expected}

@@ -20,7 +20,7 @@ from schemas.ddl import (
     session_hours_fill,
 )
 from trackflow_app.settings import Settings
-from trackflow_app.store import CLUSTER_CLIENT_SETTINGS, FILL_SESSION_HOURS, EventStore
+from trackflow_app.store import FILL_SESSION_HOURS, EventStore
 
 STATEMENTS = cluster_schema_ddl("events", "analytics_cluster", "trackflow")
 
@@ -161,10 +161,6 @@ def test_store_without_a_cluster_runs_the_single_node_schema() -> None:
     assert client.commands[0] == events_table_ddl("events")
     assert not any("ON CLUSTER" in c for c in client.commands)
     store._executor.shutdown()
-
-
-def test_cluster_inserts_wait_for_every_shard() -> None:
-    assert CLUSTER_CLIENT_SETTINGS == {"insert_distributed_sync": 1}
 
 
 def test_cluster_setting(monkeypatch: pytest.MonkeyPatch) -> None:
