@@ -171,6 +171,10 @@ def test_every_variable_is_a_trackflow_setting(monkeypatch: pytest.MonkeyPatch) 
     settings = Settings()
     assert settings.replication_factor == 3
     assert settings.datadir == "/var/lib/trackflow/faust"
+    # Behind an ingress the client's address comes from X-Forwarded-For, or the per-IP rate
+    # limit would count every client as the ingress controller.
+    assert settings.trusted_proxy_networks
+    assert settings.rate_limit_per_ip
 
 
 def test_keys_and_the_store_url_are_secret() -> None:
