@@ -137,8 +137,19 @@ def session_hours_select(table: str = "events") -> str:
 
 def session_hours_ddl(table: str = "events") -> list[str]:
     """The rollup table, then the materialized view that fills it on every insert."""
-    sql = "\n".join(_sql_lines("session_hours.sql")).replace("{table}", _checked(table))
-    sql = sql.replace("{select}", session_hours_select(table))
+    return _session_hours_statements(
+        rollup=session_hours_table(table), view=f"{_checked(table)}_session_hours_mv", source=table
+    )
+
+
+def _session_hours_statements(rollup: str, view: str, source: str) -> list[str]:
+    """session_hours.sql with its rollup and view named, the view reading ``source``."""
+    sql = "\n".join(_sql_lines("session_hours.sql"))
+    sql = sql.replace("{table}_session_hours_mv", _checked(view))
+    sql = sql.replace("{table}_session_hours", _checked(rollup))
+    sql = sql.replace("{select}", session_hours_select(source))
+    if "{table}" in sql:
+        raise ValueError("session_hours.sql names {table} other than as its rollup or view")
     return [statement.strip() for statement in sql.split(";") if statement.strip()]
 
 
@@ -192,3 +203,108 @@ def schema_steps_ddl(table: str = "events") -> str:
         " (step String, done_at DateTime64(3, 'UTC') DEFAULT now64(3))"
         " ENGINE = MergeTree ORDER BY step"
     )
+
+
+# -- A ClickHouse cluster ---------------------------------------------------------------------
+# The same statements as above, made ON CLUSTER: each table becomes a Replicated table on every
+# node (suffix _local) under the name the sink and the read API use, a Distributed table over
+# them. README "Scaling" says where inserts and reads go and why the sharding key is the session.
+
+LOCAL_SUFFIX = "_local"
+# A session's events, and so every repeat of one event, live on one shard: the shard's
+# ReplacingMergeTree collapses repeats and FINAL on the Distributed table (applied per shard)
+# shows each event once, while a large tenant's sessions still spread over all shards.
+EVENTS_SHARDING_KEY = "cityHash64(tenant_id, session_id)"
+# Only the one-off fill writes through the rollup's Distributed table (the view writes each
+# shard's own rows locally); a session's rows go to one shard here too.
+SESSION_HOURS_SHARDING_KEY = "cityHash64(tenant_id, session_key)"
+REPLICA_NAME = "{replica}"
+# The schema-step records are replicated to every node (not split by shard), so a worker sees
+# the same steps whichever node it reaches; {shard}-{replica} is unique across the cluster.
+EVERY_NODE_REPLICA_NAME = "{shard}-{replica}"
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CREATE_HEADER = re.compile(r"^CREATE (?:TABLE|MATERIALIZED VIEW) IF NOT EXISTS [A-Za-z0-9_.]+")
+_ENGINE = re.compile(r"\bENGINE = ((?:Replacing)?MergeTree)(?:\(\))?")
+
+
+def checked_name(name: str, what: str) -> str:
+    """A bare ClickHouse identifier (cluster, database): letters, digits, _."""
+    if not _NAME.match(name):
+        raise ValueError(f"invalid ClickHouse {what} name {name!r}: use letters, digits, _")
+    return name
+
+
+def local_table(table: str) -> str:
+    """The Replicated table on each node behind the Distributed table ``table``."""
+    return f"{_checked(table)}{LOCAL_SUFFIX}"
+
+
+def zookeeper_path(table: str, shard: str = "{shard}") -> str:
+    """Where a Replicated table keeps its replication log: per shard, database and table."""
+    return f"/clickhouse/tables/{shard}/{{database}}/{_checked(table).rpartition('.')[2]}"
+
+
+def on_cluster(statement: str, cluster: str) -> str:
+    """``statement`` (a CREATE ... IF NOT EXISTS) run on every node of ``cluster``."""
+    header = _CREATE_HEADER.match(statement)
+    if header is None:
+        raise ValueError(f"not a CREATE ... IF NOT EXISTS statement: {statement[:60]!r}")
+    clause = f" ON CLUSTER {checked_name(cluster, 'cluster')}"
+    return statement[: header.end()] + clause + statement[header.end() :]
+
+
+def replicated(statement: str, path: str, replica: str = REPLICA_NAME) -> str:
+    """``statement`` with its (Replacing)MergeTree engine made the Replicated one."""
+    engines = _ENGINE.findall(statement)
+    if len(engines) != 1:
+        raise ValueError(f"expected one MergeTree-family engine, found {engines}")
+    engine = f"ENGINE = Replicated{engines[0]}('{path}', '{replica}')"
+    return _ENGINE.sub(engine, statement, count=1)
+
+
+def distributed_ddl(table: str, cluster: str, database: str, sharding_key: str) -> str:
+    """``table`` as a Distributed table over ``table``_local on every shard of ``cluster``."""
+    own_database, _, _ = _checked(table).rpartition(".")
+    remote_database = checked_name(own_database or database, "database")
+    local = local_table(table)
+    return on_cluster(
+        f"CREATE TABLE IF NOT EXISTS {table} AS {local} ENGINE = Distributed("
+        f"{checked_name(cluster, 'cluster')}, '{remote_database}', {local.rpartition('.')[2]},"
+        f" {sharding_key})",
+        cluster,
+    )
+
+
+def cluster_schema_ddl(table: str, cluster: str, database: str) -> list[str]:
+    """Every table of a ClickHouse cluster, in order: the events (local, then Distributed), the
+    session-hour rollup (local, then Distributed), the view between the two local tables, and
+    the schema-step records.
+
+    ``database`` is the one the tables are in when ``table`` names none (the Distributed tables
+    name it: each node resolves it alike). The statements are those of the single-node schema,
+    rendered from the same templates, with ON CLUSTER and Replicated engines.
+    """
+    events_local = local_table(table)
+    rollup = session_hours_table(table)
+    rollup_local = local_table(rollup)
+    rollup_table, view = _session_hours_statements(
+        rollup=rollup_local, view=f"{_checked(table)}_session_hours_mv", source=events_local
+    )
+    return [
+        on_cluster(
+            replicated(events_table_ddl(events_local), zookeeper_path(events_local)), cluster
+        ),
+        distributed_ddl(table, cluster, database, EVENTS_SHARDING_KEY),
+        on_cluster(replicated(rollup_table, zookeeper_path(rollup_local)), cluster),
+        distributed_ddl(rollup, cluster, database, SESSION_HOURS_SHARDING_KEY),
+        on_cluster(view, cluster),
+        on_cluster(
+            replicated(
+                schema_steps_ddl(table),
+                zookeeper_path(schema_steps_table(table), shard="all"),
+                EVERY_NODE_REPLICA_NAME,
+            ),
+            cluster,
+        ),
+    ]

@@ -99,4 +99,5 @@ event_store = EventStore(
     settings.clickhouse_table,
     fail_flag=settings.sink_fail_flag,
     merge_nice=settings.chdb_merge_nice,
+    cluster=settings.clickhouse_cluster,
 )

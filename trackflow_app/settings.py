@@ -9,7 +9,7 @@ import ipaddress
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STORE = Path("var/clickhouse").resolve()
@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     broker_url: str = "kafka://127.0.0.1:9092"
     clickhouse_url: str = f"chdb://{DEFAULT_STORE}"
     clickhouse_table: str = "events"
+    # A ClickHouse cluster's name (remote_servers): the schema is made ON CLUSTER with Replicated
+    # tables behind Distributed ones (schemas/ddl.py cluster_schema_ddl). Empty: a single node.
+    clickhouse_cluster: str = Field(default="", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
     # Linux nice value of the embedded chDB engine's merge threads (0: ClickHouse's default).
     chdb_merge_nice: int = Field(default=10, ge=0, le=19)
     web_bind: str = "127.0.0.1"
@@ -116,6 +119,15 @@ class Settings(BaseSettings):
                     "(comma-separated pairs)"
                 )
         return value
+
+    @model_validator(mode="after")
+    def _cluster_needs_a_server(self) -> Settings:
+        if self.clickhouse_cluster and self.clickhouse_url.startswith("chdb://"):
+            raise ValueError(
+                "TRACKFLOW_CLICKHOUSE_CLUSTER needs a ClickHouse server: set"
+                " TRACKFLOW_CLICKHOUSE_URL to http(s)://... (embedded chDB is a single node)"
+            )
+        return self
 
     @cached_property
     def tenant_keys(self) -> frozenset[str]:

@@ -19,6 +19,7 @@ import clickhouse_connect
 from schemas.ddl import (
     EVENT_COLUMNS,
     added_column_ddl,
+    cluster_schema_ddl,
     events_table_ddl,
     retyped_column_ddl,
     schema_steps_ddl,
@@ -35,6 +36,9 @@ from trackflow_app.limits import raise_open_files_limit
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 FILL_SESSION_HOURS = "fill session_hours"
+# On a cluster the sink inserts into the Distributed table; with this setting the insert returns
+# only once every shard has its rows, so the sink commits offsets for stored rows only.
+CLUSTER_CLIENT_SETTINGS = {"insert_distributed_sync": 1}
 
 
 class StoreRefused(Exception):
@@ -60,10 +64,16 @@ def chdb_engine_options(merge_nice: int) -> dict[str, int]:
 
 class EventStore:
     def __init__(
-        self, url: str, table: str = "events", fail_flag: str = "", merge_nice: int = 0
+        self,
+        url: str,
+        table: str = "events",
+        fail_flag: str = "",
+        merge_nice: int = 0,
+        cluster: str = "",
     ) -> None:
         self.url = url
         self.table = table
+        self.cluster = cluster
         self.merge_nice = merge_nice
         self._fail_flag = Path(fail_flag) if fail_flag else None
         self._client: Any = None
@@ -80,6 +90,8 @@ class EventStore:
                 if path.startswith("/"):
                     Path(path).mkdir(parents=True, exist_ok=True)
                 options["chdb_options"] = chdb_engine_options(self.merge_nice)
+            if self.cluster:
+                options["settings"] = CLUSTER_CLIENT_SETTINGS
             self._client = clickhouse_connect.get_client(dsn=self.url, **options)
             log.info("clickhouse connected url=%s", describe_url(self.url))
         return self._client
@@ -88,6 +100,11 @@ class EventStore:
         """Make the events table and its rollup, or bring ones made by an earlier TrackFlow up
         to date. Safe to repeat; each step checks what is already there."""
         client = self._connect()
+        if self.cluster:  # a new cluster gets today's schema: there is no earlier one to convert
+            for statement in self.cluster_schema():
+                client.command(statement)
+            self._fill_session_hours_once()
+            return
         client.command(events_table_ddl(self.table))
         for statement in added_column_ddl(self.table):
             client.command(statement)
@@ -109,12 +126,23 @@ class EventStore:
         # The view fills the rollup from here on; rows stored before it existed are added once.
         # A fill that is cut short is redone in full: repeated rollup rows change no figure.
         client.command(schema_steps_ddl(self.table))
+        self._fill_session_hours_once()
+
+    def _fill_session_hours_once(self) -> None:
         if not self._step_done(FILL_SESSION_HOURS):
+            client = self._connect()
             client.command(session_hours_fill(self.table))
             client.command(
                 f"INSERT INTO {schema_steps_table(self.table)} (step) VALUES ({{step:String}})",
                 parameters={"step": FILL_SESSION_HOURS},
             )
+
+    def cluster_schema(self) -> list[str]:
+        """The statements that make the schema on the cluster (ON CLUSTER, so from any node)."""
+        database = self.table.rpartition(".")[0]
+        if not database:
+            database = str(self._connect().command("SELECT currentDatabase()"))
+        return cluster_schema_ddl(self.table, self.cluster, database)
 
     def _column_types(self, table: str | None = None) -> dict[str, str]:
         database, _, name = (table or self.table).rpartition(".")
