@@ -71,8 +71,10 @@ lines = "\n".join(to_json_row(event).decode() for event in outcome.processed)
 columns = ", ".join(EVENT_COLUMNS)
 
 def insert_twice(table, settings=""):
-    for _ in range(2):  # the second time is a redelivery of the same events
-        run(f"INSERT INTO {table} ({columns}) {settings} FORMAT JSONEachRow\n{lines}")
+    # The second time is a redelivery of the same events in another batch (reversed, so the
+    # store's deduplication of identical inserts does not drop it): FINAL must collapse it.
+    for block in (lines, "\n".join(reversed(lines.splitlines()))):
+        run(f"INSERT INTO {table} ({columns}) {settings} FORMAT JSONEachRow\n{block}")
 
 def counts(database):
     return {
