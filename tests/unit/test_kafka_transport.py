@@ -9,6 +9,7 @@ import faust
 from faust.types import TransportT
 
 from trackflow_app.kafka import fetch_tuned_transport
+from trackflow_app.settings import Settings
 
 
 class FetchTunedApp(faust.App):
@@ -31,18 +32,18 @@ async def test_the_worker_consumer_is_built_with_the_fetch_settings() -> None:
 
 
 def test_the_worker_app_uses_the_tuned_transport() -> None:
-    from trackflow_app.app import app, settings
+    from trackflow_app.app import app
 
     consumer: Any = app.consumer
     assert type(app.transport).__name__ == "FetchTunedTransport"
     assert type(consumer._thread).__name__ == "FetchTunedConsumerThread"
-    assert settings.raw_fetch_min_bytes == 32_768
+    assert Settings.model_fields["raw_fetch_min_bytes"].default == 32_768
 
 
 def test_the_producer_lingers_as_configured() -> None:
     from trackflow_app.app import app, settings
 
     producer: Any = app.producer
-    assert settings.producer_linger_ms == 5
+    assert Settings.model_fields["producer_linger_ms"].default == 5
     # Faust hands this to aiokafka's producer as its linger_ms.
     assert producer.linger_ms == settings.producer_linger_ms
