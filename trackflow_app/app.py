@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from pathlib import Path
 
 import faust
@@ -19,6 +20,29 @@ from trackflow_app.topics import ensure_topics
 
 settings: Settings = load_settings()
 log = logging.getLogger(__name__)
+
+
+def prepare_folders(folders: dict[str, Path]) -> None:
+    """Create each folder the worker writes to, with its parents; a folder that cannot be made
+    ends the process with one line naming its setting (not a traceback from deep in Faust)."""
+    for setting, folder in folders.items():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            sys.exit(f"TrackFlow: cannot create the folder of {setting}={folder}: {exc.strerror}")
+
+
+def worker_folders(current: Settings) -> dict[str, Path]:
+    """Setting name -> folder the worker needs (Faust's data folder; an embedded store's)."""
+    folders = {"TRACKFLOW_DATADIR": Path(current.datadir).resolve()}
+    if current.store_on_this_worker and current.clickhouse_url.startswith("chdb://"):
+        store = current.clickhouse_url.removeprefix("chdb://").partition("?")[0]
+        if store.startswith("/"):
+            folders["TRACKFLOW_CLICKHOUSE_URL"] = Path(store)
+    return folders
+
+
+prepare_folders(worker_folders(settings))
 
 # uvloop unless FAUST_LOOP / `faust -L` chose a loop: set before the worker creates its loop.
 if settings.event_loop != "aio":
@@ -54,7 +78,7 @@ app = TrackFlowApp(
     broker=settings.broker_url,
     env_prefix="TRACKFLOW_",
     autodiscover=False,
-    datadir=str(Path(settings.datadir).resolve()),
+    datadir=str(worker_folders(settings)["TRACKFLOW_DATADIR"]),
     store="memory://",
     web_bind=settings.web_bind,
     web_port=settings.web_port,
