@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 
 import faust
 import mode.loop
 from faust.types import TransportT
+from faust.worker import Worker
 
 from trackflow_app.gc_tuning import settle_after_start
 from trackflow_app.kafka import fetch_tuned_transport
@@ -73,6 +75,18 @@ class TrackFlowApp(faust.App):
         )
 
 
+class TrackFlowWorker(Worker):
+    """Faust's worker; HUP stops it like INT and TERM."""
+
+    def _repr_name(self) -> str:
+        return "Worker"  # log lines keep Faust's "[^Worker]" prefix
+
+    def install_signal_handlers(self) -> None:
+        super().install_signal_handlers()
+        # A closed terminal or a supervisor's HUP stops the worker like TERM (flush, then exit).
+        self.loop.add_signal_handler(signal.SIGHUP, self._schedule_shutdown, signal.SIGHUP)
+
+
 app = TrackFlowApp(
     settings.app_id,
     broker=settings.broker_url,
@@ -96,6 +110,7 @@ app = TrackFlowApp(
     broker_session_timeout=settings.session_timeout_s,
     broker_heartbeat_interval=settings.session_timeout_s / 5,
     web_in_thread=False,
+    Worker=TrackFlowWorker,
     logging_config=logging_config(settings.log_format, settings.log_level),
 )
 

@@ -10,14 +10,19 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+import pytest
+
 from tests.support import events as ev
-from tests.support.stack import ROOT, VENV_BIN, Worker
+from tests.support.stack import ROOT, VENV_BIN, Worker, free_port, port_pair
 
 
 def group_members(pgid: int) -> list[str]:
@@ -122,3 +127,89 @@ def test_worker_names_the_setting_whose_folder_it_cannot_create(tmp_path: Path) 
         f"TrackFlow: cannot create the folder of TRACKFLOW_DATADIR={blocker / 'faust'}: "
         "Not a directory"
     ]
+
+
+# -- `make run` stopped by a signal to its process group --------------------------------------
+
+
+@pytest.fixture
+def make_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, str], Path]]:
+    kafka_port = port_pair()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_")},
+        "TRACKFLOW_KAFKA_PORT": str(kafka_port),
+        "TRACKFLOW_KAFKA_DIR": str(tmp_path / "kafka"),
+        "TRACKFLOW_CLICKHOUSE_URL": f"chdb://{tmp_path / 'run' / 'clickhouse'}",
+        "TRACKFLOW_DATADIR": str(tmp_path / "run" / "var" / "faust"),
+        "TRACKFLOW_WEB_PORT": str(free_port()),
+        # Events wait in the sink's buffer until the stop: the stop must flush them.
+        "TRACKFLOW_SINK_WINDOW_S": "600",
+        "TRACKFLOW_SINK_BATCH_SIZE": "100000",
+    }
+    if "TRACKFLOW_KAFKA_CACHE" in os.environ:
+        env["TRACKFLOW_KAFKA_CACHE"] = os.environ["TRACKFLOW_KAFKA_CACHE"]
+    log = tmp_path / "make-run.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["make", "-s", "run"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield proc, env, log
+    finally:
+        # Whatever the test found, leave nothing running.
+        for member in group_members(proc.pid):
+            os.kill(int(member.split(":")[0]), signal.SIGKILL)
+        pidfile = tmp_path / "kafka" / "kafka.pid"
+        if pidfile.exists():
+            pid = int(pidfile.read_text())
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize(
+    "signals",
+    [(signal.SIGTERM,), (signal.SIGHUP, signal.SIGINT)],
+    ids=["TERM", "HUP-then-INT"],
+)
+def test_make_run_stops_everything_on_a_group_signal(
+    make_run: tuple[subprocess.Popen[bytes], dict[str, str], Path],
+    signals: tuple[signal.Signals, ...],
+) -> None:
+    proc, env, log = make_run
+    web = f"http://127.0.0.1:{env['TRACKFLOW_WEB_PORT']}"
+    kafka_port = int(env["TRACKFLOW_KAFKA_PORT"])
+
+    def ready() -> bool:
+        assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
+        try:
+            return httpx.get(f"{web}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(ready, 120, "make run ready")
+    broker_pid = int((Path(env["TRACKFLOW_KAFKA_DIR"]) / "kafka.pid").read_text())
+    sid = f"s-{uuid.uuid4().hex[:10]}"
+    sent = [e for _ in range(20) for e in ev.seed_examples("dev-key", sid)]
+    response = httpx.post(f"{web}/v1/batch", json={"events": sent}, timeout=30)
+    assert response.status_code == 202, response.text
+
+    def buffered() -> bool:
+        text = httpx.get(f"{web}/metrics", timeout=5).text
+        return f"trackflow_sink_buffered_rows {float(len(sent))}" in text
+
+    wait_until(buffered, 30, f"{len(sent)} rows in the sink's buffer")
+
+    for sig in signals:
+        os.killpg(proc.pid, sig)
+        time.sleep(0.3)
+    wait_until(lambda: not group_members(proc.pid), 60, "every process of make run gone")
+    wait_until(lambda: not alive(broker_pid), 30, "the broker stopped")
+    assert not answering(kafka_port), "the broker's port is still held"
+    text = log.read_text(errors="replace")
+    assert "sink stopped" in text and "kafka: stopped" in text, text[-3000:]
+    assert store_count(env, sid) == len(sent)
