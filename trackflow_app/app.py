@@ -17,6 +17,7 @@ from trackflow_app.gc_tuning import settle_after_start
 from trackflow_app.kafka import fetch_tuned_transport
 from trackflow_app.logs import logging_config
 from trackflow_app.settings import Settings, load_settings
+from trackflow_app.shutdown import StopWatchdog, stop_limit_s
 from trackflow_app.store import EventStore
 from trackflow_app.topics import ensure_topics
 
@@ -76,7 +77,7 @@ class TrackFlowApp(faust.App):
 
 
 class TrackFlowWorker(Worker):
-    """Faust's worker; HUP stops it like INT and TERM."""
+    """Faust's worker, with a bounded stop: the first INT/TERM/HUP arms the stop watchdog."""
 
     def _repr_name(self) -> str:
         return "Worker"  # log lines keep Faust's "[^Worker]" prefix
@@ -85,6 +86,15 @@ class TrackFlowWorker(Worker):
         super().install_signal_handlers()
         # A closed terminal or a supervisor's HUP stops the worker like TERM (flush, then exit).
         self.loop.add_signal_handler(signal.SIGHUP, self._schedule_shutdown, signal.SIGHUP)
+
+    def _schedule_shutdown(self, signal: signal.Signals) -> None:
+        stop_watchdog.arm()
+        super()._schedule_shutdown(signal)
+
+    def stop_and_shutdown(self) -> None:
+        # Also reached without a signal (start-up failed, a service crashed).
+        stop_watchdog.arm()
+        super().stop_and_shutdown()
 
 
 app = TrackFlowApp(
@@ -139,3 +149,11 @@ event_store = EventStore(
     fail_flag=settings.sink_fail_flag,
     merge_nice=settings.chdb_merge_nice,
 )
+
+
+def _release_store() -> None:
+    if not event_store.close_within(2.0):
+        log.error("store busy at exit: not closed (chDB recovers its parts on the next open)")
+
+
+stop_watchdog = StopWatchdog(stop_limit_s(settings.sink_shutdown_flush_s), _release_store)

@@ -161,6 +161,17 @@ class EventStore:
         await self._run(self._close)
         self._executor.shutdown(wait=True)
 
+    def close_within(self, timeout_s: float) -> bool:
+        """Close the store from any thread if its own thread is free within ``timeout_s``
+        (a stop that ran out of time). False when the store thread stayed busy."""
+        try:
+            self._executor.submit(self._close).result(timeout=timeout_s)
+        except RuntimeError:  # the executor is shut down: the store was closed already
+            return True
+        except TimeoutError:
+            return False
+        return True
+
     # -- for tools that own the store outright (CLI, tests after the worker stopped) -------
     def query_sync(
         self, sql: str, parameters: dict[str, Any] | None = None

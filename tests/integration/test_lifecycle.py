@@ -22,7 +22,8 @@ import httpx
 import pytest
 
 from tests.support import events as ev
-from tests.support.stack import ROOT, VENV_BIN, Worker, free_port, port_pair
+from tests.support.stack import ROOT, VENV_BIN, Broker, Worker, free_port, port_pair, start_broker
+from trackflow_app.shutdown import STOP_MARGIN_S
 
 
 def group_members(pgid: int) -> list[str]:
@@ -213,3 +214,60 @@ def test_make_run_stops_everything_on_a_group_signal(
     text = log.read_text(errors="replace")
     assert "sink stopped" in text and "kafka: stopped" in text, text[-3000:]
     assert store_count(env, sid) == len(sent)
+
+
+# -- a worker stopped while its broker goes away -----------------------------------------------
+
+
+def test_worker_stop_is_bounded_when_the_broker_goes_away(tmp_path: Path) -> None:
+    flush_s = 2.0
+    broker_gen = start_broker(tmp_path / "own-broker")
+    broker: Broker = next(broker_gen)
+    try:
+        if not broker.managed:
+            pytest.skip("needs a broker this test can stop (TRACKFLOW_TEST_BROKER_URL is set)")
+        overrides = {
+            "TRACKFLOW_SINK_SHUTDOWN_FLUSH_S": str(flush_s),
+            "TRACKFLOW_SESSION_TIMEOUT_S": "6",
+            "TRACKFLOW_SINK_WINDOW_S": "600",
+            "TRACKFLOW_SINK_BATCH_SIZE": "100000",
+        }
+        first = Worker(broker=broker, workdir=tmp_path, overrides=overrides).start()
+        sid = f"s-{uuid.uuid4().hex[:10]}"
+        sent = [e for _ in range(40) for e in ev.seed_examples(first.api_key, sid)]
+        assert first.post({"events": sent}).status_code == 202
+        wait_until(
+            lambda: first.metric("trackflow_sink_buffered_rows") == len(sent),
+            30,
+            "rows in the sink's buffer",
+        )
+
+        assert first.proc is not None
+        # The broker goes away first (stopped cleanly, or gone 0.2 s after the worker's TERM:
+        # both left Faust's consumer thread dead in its own shutdown and the worker hanging).
+        broker.stop()
+        stop_started = time.monotonic()
+        first.proc.send_signal(signal.SIGTERM)
+        limit = flush_s + STOP_MARGIN_S + 5
+        try:
+            first.proc.wait(timeout=limit - (time.monotonic() - stop_started))
+        except subprocess.TimeoutExpired:
+            first.proc.kill()
+            first.proc.wait()
+            raise AssertionError(f"worker still running {limit} s after SIGTERM") from None
+        took = time.monotonic() - stop_started
+        print(f"worker exited {took:.1f} s after SIGTERM, status {first.proc.returncode}")
+
+        # Whatever the first worker stored or left uncommitted, a restarted one stores the rest.
+        broker.start()
+        second = Worker(
+            broker=broker,
+            workdir=tmp_path,
+            overrides={**overrides, "TRACKFLOW_SINK_WINDOW_S": "0.3"},
+            name=first.name,
+        ).start(timeout=90)
+        stored = second.wait_for_session(sid, len(sent), timeout=60)
+        assert sorted(row["event_id"] for row in stored) == sorted(e["eventId"] for e in sent)
+        assert second.stop() == 0
+    finally:
+        broker_gen.close()
