@@ -148,6 +148,7 @@ event_store = EventStore(
     settings.clickhouse_table,
     fail_flag=settings.sink_fail_flag,
     merge_nice=settings.chdb_merge_nice,
+    retention_days=settings.retention_days,
 )
 
 

@@ -17,9 +17,11 @@ from urllib.parse import urlsplit
 import clickhouse_connect
 
 from schemas.ddl import (
+    DEFAULT_RETENTION_DAYS,
     EVENT_COLUMNS,
     added_column_ddl,
     events_table_ddl,
+    retention_ttl_ddl,
     retyped_column_ddl,
     schema_steps_ddl,
     schema_steps_table,
@@ -55,10 +57,16 @@ def chdb_engine_options(merge_nice: int) -> dict[str, int]:
 
 class EventStore:
     def __init__(
-        self, url: str, table: str = "events", fail_flag: str = "", merge_nice: int = 0
+        self,
+        url: str,
+        table: str = "events",
+        fail_flag: str = "",
+        merge_nice: int = 0,
+        retention_days: int = DEFAULT_RETENTION_DAYS,
     ) -> None:
         self.url = url
         self.table = table
+        self.retention_days = retention_days
         self.merge_nice = merge_nice
         self._fail_flag = Path(fail_flag) if fail_flag else None
         self._client: Any = None
@@ -81,13 +89,18 @@ class EventStore:
         """Make the events table and its rollup, or bring ones made by an earlier TrackFlow up
         to date. Safe to repeat; each step checks what is already there."""
         client = self._connect()
-        client.command(events_table_ddl(self.table))
+        client.command(events_table_ddl(self.table, self.retention_days))
         for statement in added_column_ddl(self.table):
             client.command(statement)
         for statement in retyped_column_ddl(self.table, self._column_types()):
             log.info("clickhouse converting column: %s", statement)
             client.command(statement)
-        for statement in session_hours_ddl(self.table):
+        for statement in session_hours_ddl(self.table, self.retention_days):
+            client.command(statement)
+        # A store made with another TRACKFLOW_RETENTION_DAYS (or by a TrackFlow whose TTL was a
+        # fixed year) takes the setting's TTL; ClickHouse then drops the expired rows.
+        for statement in retention_ttl_ddl(self.table, self.retention_days, self._engines()):
+            log.info("clickhouse retention changed: %s", statement)
             client.command(statement)
         # The view fills the rollup from here on; rows stored before it existed are added once.
         # A fill that is cut short is redone in full: repeated rollup rows change no figure.
@@ -107,6 +120,16 @@ class EventStore:
             parameters={"name": name, "database": database},
         )
         return {str(column): str(kind) for column, kind in result.result_rows}
+
+    def _engines(self) -> dict[str, str]:
+        """Table name -> system.tables.engine_full, for the tables of this store's database."""
+        database = self.table.rpartition(".")[0]
+        result = self._connect().query(
+            "SELECT name, engine_full FROM system.tables WHERE database = "
+            + ("{database:String}" if database else "currentDatabase()"),
+            parameters={"database": database},
+        )
+        return {str(name): str(engine) for name, engine in result.result_rows}
 
     def _step_done(self, step: str) -> bool:
         result = self._connect().query(
