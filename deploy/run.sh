@@ -14,11 +14,12 @@ worker_pid=""
 started_kafka=0
 stopping=0
 
-# Runs once, whatever ends the script. From its first line on, further INT/TERM/HUP are ignored
+# Runs once, whatever ends the script. From its first line on, further INT/TERM/HUP (and PIPE,
+# should the terminal or pipe reading our output be gone) are ignored
 # (by this script and the commands it runs): `make` forwards the group's TERM a second time, and
 # a repeated Ctrl-C must not cut the worker's flush or the broker's stop short.
 stop_all() {
-  trap '' INT TERM HUP
+  trap '' INT TERM HUP PIPE
   ((stopping)) && return 0
   stopping=1
   if [[ -n "$worker_pid" ]]; then
