@@ -39,9 +39,10 @@ container-tools:
 # The worker's image (deploy/container/Containerfile). BASE_IMAGE=... builds on another base;
 # CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt lets pip trust a TLS-inspecting proxy.
 CONTAINER_IMAGE ?= trackflow:latest
+comma := ,
 container: tracker
 	podman build --format docker $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
-	  $(if $(CA_BUNDLE),--secret id=ca-bundle,src=$(CA_BUNDLE)) \
+	  $(if $(CA_BUNDLE),--secret id=ca-bundle$(comma)src=$(CA_BUNDLE)) \
 	  -f deploy/container/Containerfile -t $(CONTAINER_IMAGE) .
 
 run: deps tracker
