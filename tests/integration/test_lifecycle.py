@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from tests.support import events as ev
@@ -44,27 +46,25 @@ def group_members(pgid: int) -> list[str]:
 
 
 def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    stat = Path(f"/proc/{pid}/stat").read_text()
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def answering(port: int) -> bool:
-    import socket
-
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def wait_until(check: object, timeout: float, what: str) -> float:
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
     """Poll ``check()`` until true; seconds it took. Fails naming ``what`` after ``timeout``."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        if check():  # type: ignore[operator]
+        if check():
             return time.monotonic() - started
         time.sleep(0.2)
     raise AssertionError(f"{what} not within {timeout} s")
@@ -84,8 +84,6 @@ def store_count(env: dict[str, str], session_id: str) -> int:
         check=True,
         capture_output=True,
     ).stdout
-    import orjson
-
     return int(orjson.loads(out.splitlines()[0])["n"])
 
 
