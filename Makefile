@@ -5,8 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 TRACKER := web/tracker
 
-.PHONY: run test test-unit test-integration test-tracker test-faults lint bench bench-short kafka-start kafka-stop \
-        tracker deps browser dashboard-e2e clean
+.PHONY: run test test-unit test-integration test-tracker test-faults test-container lint bench bench-short \
+        kafka-start kafka-stop tracker deps browser dashboard-e2e container-tools container clean
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,15 +31,33 @@ dashboard-e2e:
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
+# podman (with runc) and debootstrap, to build and run the worker's image in the tests.
+container-tools:
+	@command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap >/dev/null; }
+
+# The worker's image (deploy/container/Containerfile). BASE_IMAGE=... builds on another base;
+# CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt lets pip trust a TLS-inspecting proxy.
+CONTAINER_IMAGE ?= trackflow:latest
+comma := ,
+container: tracker
+	podman build --format docker $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
+	  $(if $(CA_BUNDLE),--secret id=ca-bundle$(comma)src=$(CA_BUNDLE)) \
+	  -f deploy/container/Containerfile -t $(CONTAINER_IMAGE) .
+
 run: deps tracker
 	deploy/run.sh
 
-test: deps tracker browser dashboard-e2e
+test: deps tracker browser dashboard-e2e container-tools
 	cd $(TRACKER) && npm test --silent
 	$(BIN)/pytest -q
 
 test-unit: deps
 	$(BIN)/pytest -q tests/unit
+
+# The image built on a debootstrapped Debian base and run against a real broker (part of `make test`).
+test-container: deps tracker container-tools
+	$(BIN)/pytest -q tests/container
 
 test-tracker: tracker
 	cd $(TRACKER) && npm test --silent

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: local Kafka + one TrackFlow worker + embedded ClickHouse (chDB), in the foreground.
-# Ctrl-C / SIGTERM stops the worker first (its sink flushes what it buffered), then Kafka.
+# A stop by INT (Ctrl-C), TERM or HUP, once or repeatedly, to this script or to its whole process
+# group (`timeout`, supervisors, a closed terminal): the worker stops first (its sink flushes what
+# it buffered; the worker bounds its own stop), then the Kafka broker this script started.
 # Every TRACKFLOW_* variable already set in the environment wins over the defaults below.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -8,27 +10,49 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export TRACKFLOW_API_KEYS="${TRACKFLOW_API_KEYS:-dev-key}"
 export TRACKFLOW_READ_KEYS="${TRACKFLOW_READ_KEYS:-dev-key:dev-read-secret}"
 
+worker_pid=""
+started_kafka=0
+stopping=0
+
+# Runs once, whatever ends the script. From its first line on, further INT/TERM/HUP (and PIPE,
+# should the terminal or pipe reading our output be gone) are ignored
+# (by this script and the commands it runs): `make` forwards the group's TERM a second time, and
+# a repeated Ctrl-C must not cut the worker's flush or the broker's stop short.
+stop_all() {
+  trap '' INT TERM HUP PIPE
+  ((stopping)) && return 0
+  stopping=1
+  if [[ -n "$worker_pid" ]]; then
+    kill -TERM "$worker_pid" 2>/dev/null || true
+    while kill -0 "$worker_pid" 2>/dev/null; do wait "$worker_pid" 2>/dev/null || true; done
+  fi
+  if [[ "$started_kafka" == 1 ]]; then deploy/kafka.sh stop || true; fi
+}
+on_signal() {
+  local code="$1"
+  ((stopping)) && return 0
+  echo "TrackFlow: stopping (signal $((code - 128)))" >&2
+  stop_all
+  exit "$code"
+}
+trap stop_all EXIT
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+trap 'on_signal 129' HUP
+
 # A local broker is started only when the configured one is this machine's default address.
 local_broker="kafka://127.0.0.1:${TRACKFLOW_KAFKA_PORT:-9092}"
 export TRACKFLOW_BROKER_URL="${TRACKFLOW_BROKER_URL:-$local_broker}"
-started_kafka=0
 if [[ "$TRACKFLOW_BROKER_URL" == "$local_broker" ]] && ! deploy/kafka.sh status; then
+  started_kafka=1  # set first: a stop during the broker's start-up still stops it
   deploy/kafka.sh start
-  started_kafka=1
 fi
-
-worker_pid=""
-stop_all() {
-  trap - INT TERM EXIT
-  if [[ -n "$worker_pid" ]] && kill -0 "$worker_pid" 2>/dev/null; then
-    kill -TERM "$worker_pid" 2>/dev/null || true
-    wait "$worker_pid" 2>/dev/null || true
-  fi
-  if [[ "$started_kafka" == 1 ]]; then deploy/kafka.sh stop; fi
-}
-trap stop_all INT TERM EXIT
 
 echo "TrackFlow: ingest key '${TRACKFLOW_API_KEYS%%,*}', POST http://127.0.0.1:${TRACKFLOW_WEB_PORT:-6066}/v1/batch"
 .venv/bin/faust -A trackflow_app worker -l "${TRACKFLOW_LOG_LEVEL:-info}" &
 worker_pid=$!
-wait "$worker_pid" || true
+status=0
+# `wait` returns early when a trapped signal arrives; the trap has then stopped the worker.
+wait "$worker_pid" || status=$?
+worker_pid=""
+exit "$status"

@@ -53,8 +53,23 @@ def _statement_lines() -> list[str]:
     return _sql_lines("events.sql")
 
 
-def events_table_ddl(table: str = "events") -> str:
-    return "\n".join(_statement_lines()).replace("{table}", _checked(table)).strip()
+# TRACKFLOW_RETENTION_DAYS's default: how many days the events table keeps an event.
+DEFAULT_RETENTION_DAYS = 365
+
+
+def _days(retention_days: int) -> str:
+    if (
+        isinstance(retention_days, bool)
+        or not isinstance(retention_days, int)
+        or retention_days < 1
+    ):
+        raise ValueError(f"retention must be a whole number of days >= 1, not {retention_days!r}")
+    return str(retention_days)
+
+
+def events_table_ddl(table: str = "events", retention_days: int = DEFAULT_RETENTION_DAYS) -> str:
+    sql = "\n".join(_statement_lines()).replace("{table}", _checked(table))
+    return sql.replace("{retention_days}", _days(retention_days)).strip()
 
 
 # Plain columns events.sql gained after tables were already stored; they carry a DEFAULT.
@@ -135,19 +150,27 @@ def session_hours_select(table: str = "events") -> str:
     )
 
 
-def session_hours_ddl(table: str = "events") -> list[str]:
+def session_hours_ddl(
+    table: str = "events", retention_days: int = DEFAULT_RETENTION_DAYS
+) -> list[str]:
     """The rollup table, then the materialized view that fills it on every insert."""
     return _session_hours_statements(
-        rollup=session_hours_table(table), view=f"{_checked(table)}_session_hours_mv", source=table
+        rollup=session_hours_table(table),
+        view=f"{_checked(table)}_session_hours_mv",
+        source=table,
+        retention_days=retention_days,
     )
 
 
-def _session_hours_statements(rollup: str, view: str, source: str) -> list[str]:
+def _session_hours_statements(
+    rollup: str, view: str, source: str, retention_days: int = DEFAULT_RETENTION_DAYS
+) -> list[str]:
     """session_hours.sql with its rollup and view named, the view reading ``source``."""
     sql = "\n".join(_sql_lines("session_hours.sql"))
     sql = sql.replace("{table}_session_hours_mv", _checked(view))
     sql = sql.replace("{table}_session_hours", _checked(rollup))
     sql = sql.replace("{select}", session_hours_select(source))
+    sql = sql.replace("{retention_days}", _days(retention_days))
     if "{table}" in sql:
         raise ValueError("session_hours.sql names {table} other than as its rollup or view")
     return [statement.strip() for statement in sql.split(";") if statement.strip()]
@@ -276,7 +299,9 @@ def distributed_ddl(table: str, cluster: str, database: str, sharding_key: str) 
     )
 
 
-def cluster_schema_ddl(table: str, cluster: str, database: str) -> list[str]:
+def cluster_schema_ddl(
+    table: str, cluster: str, database: str, retention_days: int = DEFAULT_RETENTION_DAYS
+) -> list[str]:
     """Every table of a ClickHouse cluster, in order: the events (local, then Distributed), the
     session-hour rollup (local, then Distributed), the view between the two local tables, and
     the schema-step records.
@@ -289,11 +314,17 @@ def cluster_schema_ddl(table: str, cluster: str, database: str) -> list[str]:
     rollup = session_hours_table(table)
     rollup_local = local_table(rollup)
     rollup_table, view = _session_hours_statements(
-        rollup=rollup_local, view=f"{_checked(table)}_session_hours_mv", source=events_local
+        rollup=rollup_local,
+        view=f"{_checked(table)}_session_hours_mv",
+        source=events_local,
+        retention_days=retention_days,
     )
     return [
         on_cluster(
-            replicated(events_table_ddl(events_local), zookeeper_path(events_local)), cluster
+            replicated(
+                events_table_ddl(events_local, retention_days), zookeeper_path(events_local)
+            ),
+            cluster,
         ),
         distributed_ddl(table, cluster, database, EVENTS_SHARDING_KEY),
         on_cluster(replicated(rollup_table, zookeeper_path(rollup_local)), cluster),
@@ -308,3 +339,48 @@ def cluster_schema_ddl(table: str, cluster: str, database: str) -> list[str]:
             cluster,
         ),
     ]
+
+
+# -- retention (the TTL of the events table and of the rollup) ------------------------------
+_TTL_CLAUSE = re.compile(r"\bTTL (.+?)(?= SETTINGS |$)")
+_WRITTEN_INTERVAL = re.compile(r"\bINTERVAL (\d+) ([A-Z]+)\b")
+_STORED_INTERVAL = re.compile(r"\btoInterval([A-Za-z]+)\((\d+)\)")
+
+
+def _ttl_expression(sql_name: str, retention_days: int) -> str:
+    """The TTL expression of a .sql file's TTL line, for this many days of retention."""
+    [line] = [line for line in _sql_lines(sql_name) if line.startswith("TTL ")]
+    return line.removeprefix("TTL ").strip().replace("{retention_days}", _days(retention_days))
+
+
+def _written_intervals(expression: str) -> list[tuple[str, int]]:
+    return [(unit.lower(), int(n)) for n, unit in _WRITTEN_INTERVAL.findall(expression)]
+
+
+def stored_ttl_intervals(engine_full: str) -> list[tuple[str, int]] | None:
+    """The intervals of a table's TTL as ClickHouse shows it in system.tables.engine_full
+    (``TTL ts + toIntervalDay(30)``): [("day", 30)]; None for a table without a TTL."""
+    match = _TTL_CLAUSE.search(engine_full)
+    if match is None:
+        return None
+    return [(unit.lower(), int(n)) for unit, n in _STORED_INTERVAL.findall(match.group(1))]
+
+
+def retention_ttl_ddl(table: str, retention_days: int, engine_full: Mapping[str, str]) -> list[str]:
+    """ALTERs that give the events table and its rollup the TTL of ``retention_days``.
+
+    ``engine_full`` maps table names to system.tables.engine_full. A table whose TTL already
+    has these intervals (or that does not exist) is left alone, so the step is safe to repeat.
+    """
+    wanted = {
+        _checked(table): _ttl_expression("events.sql", retention_days),
+        session_hours_table(table): _ttl_expression("session_hours.sql", retention_days),
+    }
+    statements = []
+    for name, expression in wanted.items():
+        current = engine_full.get(name.rpartition(".")[2])
+        if current is None:
+            continue
+        if stored_ttl_intervals(current) != _written_intervals(expression):
+            statements.append(f"ALTER TABLE {name} MODIFY TTL {expression}")
+    return statements

@@ -66,5 +66,5 @@ CREATE TABLE IF NOT EXISTS {table} (
 ENGINE = ReplacingMergeTree()
 ORDER BY (tenant_id, toStartOfHour(timestamp), event_type, event_id)
 PARTITION BY toYYYYMM(timestamp)
-TTL timestamp + INTERVAL 1 YEAR
+TTL timestamp + INTERVAL {retention_days} DAY
 SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 1000

@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS {table}_session_hours (
 ENGINE = ReplacingMergeTree()
 ORDER BY (tenant_id, hour, device_type, os, browser, country, session_key, user_key, is_bot)
 PARTITION BY toYYYYMM(hour)
-TTL hour + INTERVAL 1 YEAR + INTERVAL 1 HOUR
+TTL hour + INTERVAL {retention_days} DAY + INTERVAL 1 HOUR
 SETTINGS allow_nullable_key = 1;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_session_hours_mv TO {table}_session_hours AS

@@ -4,21 +4,48 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import sys
 from pathlib import Path
 
 import faust
 import mode.loop
 from faust.types import TransportT
+from faust.worker import Worker
 
 from trackflow_app.gc_tuning import settle_after_start
 from trackflow_app.kafka import fetch_tuned_transport
 from trackflow_app.logs import logging_config
 from trackflow_app.settings import Settings, load_settings
+from trackflow_app.shutdown import StopWatchdog, stop_limit_s
 from trackflow_app.store import EventStore
 from trackflow_app.topics import ensure_topics
 
 settings: Settings = load_settings()
 log = logging.getLogger(__name__)
+
+
+def prepare_folders(folders: dict[str, Path]) -> None:
+    """Create each folder the worker writes to, with its parents; a folder that cannot be made
+    ends the process with one line naming its setting (not a traceback from deep in Faust)."""
+    for setting, folder in folders.items():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            sys.exit(f"TrackFlow: cannot create the folder of {setting}={folder}: {exc.strerror}")
+
+
+def worker_folders(current: Settings) -> dict[str, Path]:
+    """Setting name -> folder the worker needs (Faust's data folder; an embedded store's)."""
+    folders = {"TRACKFLOW_DATADIR": Path(current.datadir).resolve()}
+    if current.store_on_this_worker and current.clickhouse_url.startswith("chdb://"):
+        store = current.clickhouse_url.removeprefix("chdb://").partition("?")[0]
+        if store.startswith("/"):
+            folders["TRACKFLOW_CLICKHOUSE_URL"] = Path(store)
+    return folders
+
+
+prepare_folders(worker_folders(settings))
 
 # uvloop unless FAUST_LOOP / `faust -L` chose a loop: set before the worker creates its loop.
 if settings.event_loop != "aio":
@@ -49,12 +76,33 @@ class TrackFlowApp(faust.App):
         )
 
 
+class TrackFlowWorker(Worker):
+    """Faust's worker, with a bounded stop: the first INT/TERM/HUP arms the stop watchdog."""
+
+    def _repr_name(self) -> str:
+        return "Worker"  # log lines keep Faust's "[^Worker]" prefix
+
+    def install_signal_handlers(self) -> None:
+        super().install_signal_handlers()
+        # A closed terminal or a supervisor's HUP stops the worker like TERM (flush, then exit).
+        self.loop.add_signal_handler(signal.SIGHUP, self._schedule_shutdown, signal.SIGHUP)
+
+    def _schedule_shutdown(self, signal: signal.Signals) -> None:
+        stop_watchdog.arm()
+        super()._schedule_shutdown(signal)
+
+    def stop_and_shutdown(self) -> None:
+        # Also reached without a signal (start-up failed, a service crashed).
+        stop_watchdog.arm()
+        super().stop_and_shutdown()
+
+
 app = TrackFlowApp(
     settings.app_id,
     broker=settings.broker_url,
     env_prefix="TRACKFLOW_",
     autodiscover=False,
-    datadir=str(Path(settings.datadir).resolve()),
+    datadir=str(worker_folders(settings)["TRACKFLOW_DATADIR"]),
     store="memory://",
     web_bind=settings.web_bind,
     web_port=settings.web_port,
@@ -72,6 +120,7 @@ app = TrackFlowApp(
     broker_session_timeout=settings.session_timeout_s,
     broker_heartbeat_interval=settings.session_timeout_s / 5,
     web_in_thread=False,
+    Worker=TrackFlowWorker,
     logging_config=logging_config(settings.log_format, settings.log_level),
 )
 
@@ -100,4 +149,13 @@ event_store = EventStore(
     fail_flag=settings.sink_fail_flag,
     merge_nice=settings.chdb_merge_nice,
     cluster=settings.clickhouse_cluster,
+    retention_days=settings.retention_days,
 )
+
+
+def _release_store() -> None:
+    if not event_store.close_within(2.0):
+        log.error("store busy at exit: not closed (chDB recovers its parts on the next open)")
+
+
+stop_watchdog = StopWatchdog(stop_limit_s(settings.sink_shutdown_flush_s), _release_store)

@@ -17,10 +17,12 @@ from urllib.parse import urlsplit
 import clickhouse_connect
 
 from schemas.ddl import (
+    DEFAULT_RETENTION_DAYS,
     EVENT_COLUMNS,
     added_column_ddl,
     cluster_schema_ddl,
     events_table_ddl,
+    retention_ttl_ddl,
     retyped_column_ddl,
     schema_steps_ddl,
     schema_steps_table,
@@ -70,10 +72,12 @@ class EventStore:
         fail_flag: str = "",
         merge_nice: int = 0,
         cluster: str = "",
+        retention_days: int = DEFAULT_RETENTION_DAYS,
     ) -> None:
         self.url = url
         self.table = table
         self.cluster = cluster
+        self.retention_days = retention_days
         self.merge_nice = merge_nice
         self._fail_flag = Path(fail_flag) if fail_flag else None
         self._client: Any = None
@@ -105,7 +109,7 @@ class EventStore:
                 client.command(statement)
             self._fill_session_hours_once()
             return
-        client.command(events_table_ddl(self.table))
+        client.command(events_table_ddl(self.table, self.retention_days))
         for statement in added_column_ddl(self.table):
             client.command(statement)
         for statement in retyped_column_ddl(self.table, self._column_types()):
@@ -113,7 +117,7 @@ class EventStore:
             client.command(statement)
         for statement in storage_bound_ddl(self.table, self._column_types()):
             client.command(statement)
-        rollup, view = session_hours_ddl(self.table)
+        rollup, view = session_hours_ddl(self.table, self.retention_days)
         client.command(rollup)
         for statement in session_hours_bot_ddl(
             self.table,
@@ -123,6 +127,11 @@ class EventStore:
             log.info("clickhouse adding is_bot to the rollup: %s", statement)
             client.command(statement)
         client.command(view)
+        # A store made with another TRACKFLOW_RETENTION_DAYS (or by a TrackFlow whose TTL was a
+        # fixed year) takes the setting's TTL; ClickHouse then drops the expired rows.
+        for statement in retention_ttl_ddl(self.table, self.retention_days, self._engines()):
+            log.info("clickhouse retention changed: %s", statement)
+            client.command(statement)
         # The view fills the rollup from here on; rows stored before it existed are added once.
         # A fill that is cut short is redone in full: repeated rollup rows change no figure.
         client.command(schema_steps_ddl(self.table))
@@ -142,7 +151,7 @@ class EventStore:
         database = self.table.rpartition(".")[0]
         if not database:
             database = str(self._connect().command("SELECT currentDatabase()"))
-        return cluster_schema_ddl(self.table, self.cluster, database)
+        return cluster_schema_ddl(self.table, self.cluster, database, self.retention_days)
 
     def _column_types(self, table: str | None = None) -> dict[str, str]:
         database, _, name = (table or self.table).rpartition(".")
@@ -152,6 +161,16 @@ class EventStore:
             parameters={"name": name, "database": database},
         )
         return {str(column): str(kind) for column, kind in result.result_rows}
+
+    def _engines(self) -> dict[str, str]:
+        """Table name -> system.tables.engine_full, for the tables of this store's database."""
+        database = self.table.rpartition(".")[0]
+        result = self._connect().query(
+            "SELECT name, engine_full FROM system.tables WHERE database = "
+            + ("{database:String}" if database else "currentDatabase()"),
+            parameters={"database": database},
+        )
+        return {str(name): str(engine) for name, engine in result.result_rows}
 
     def _step_done(self, step: str) -> bool:
         result = self._connect().query(
@@ -212,6 +231,17 @@ class EventStore:
     async def close(self) -> None:
         await self._run(self._close)
         self._executor.shutdown(wait=True)
+
+    def close_within(self, timeout_s: float) -> bool:
+        """Close the store from any thread if its own thread is free within ``timeout_s``
+        (a stop that ran out of time). False when the store thread stayed busy."""
+        try:
+            self._executor.submit(self._close).result(timeout=timeout_s)
+        except RuntimeError:  # the executor is shut down: the store was closed already
+            return True
+        except TimeoutError:
+            return False
+        return True
 
     # -- for tools that own the store outright (CLI, tests after the worker stopped) -------
     def query_sync(

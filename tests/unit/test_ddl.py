@@ -10,10 +10,12 @@ from schemas.ddl import (
     EVENT_COLUMNS,
     added_column_ddl,
     events_table_ddl,
+    retention_ttl_ddl,
     retyped_column_ddl,
     session_hours_bot_ddl,
     session_hours_ddl,
     session_hours_fill,
+    stored_ttl_intervals,
 )
 
 # The seed's columns and types (trackflow-data-types.md, "Event Storage").
@@ -89,7 +91,7 @@ def test_engine_and_seed_keys() -> None:
     assert re.search(r"^ENGINE = ReplacingMergeTree\(\)$", DDL, re.M)
     assert "ORDER BY (tenant_id, toStartOfHour(timestamp), event_type, event_id)" in DDL
     assert "PARTITION BY toYYYYMM(timestamp)" in DDL
-    assert "TTL timestamp + INTERVAL 1 YEAR" in DDL
+    assert "TTL timestamp + INTERVAL 365 DAY" in DDL  # TRACKFLOW_RETENTION_DAYS default
 
 
 def test_seed_indexes_kept() -> None:
@@ -199,3 +201,44 @@ def test_an_older_rollup_gets_the_bot_flag_last_in_its_key() -> None:
     assert session_hours_bot_ddl("analytics.events", current, older) == [modify]  # cut short
     assert session_hours_bot_ddl("analytics.events", current, current) == []  # repeated
     assert session_hours_bot_ddl("analytics.events", current, {}) == []  # new: no view yet
+
+
+def test_retention_days_set_both_ttls() -> None:
+    assert "TTL timestamp + INTERVAL 30 DAY\n" in events_table_ddl("events", 30)
+    rollup, _view = session_hours_ddl("events", 30)
+    assert "TTL hour + INTERVAL 30 DAY + INTERVAL 1 HOUR\n" in rollup
+    for bad in (0, -1, True):
+        with pytest.raises(ValueError, match="retention"):
+            events_table_ddl("events", bad)
+
+
+ENGINE = "ReplacingMergeTree PARTITION BY toYYYYMM(timestamp) ORDER BY x TTL {} SETTINGS a = 1"
+ROLLUP_ENGINE = "ReplacingMergeTree ORDER BY h TTL {} SETTINGS allow_nullable_key = 1"
+
+
+def test_stored_ttl_is_read_from_engine_full() -> None:
+    assert stored_ttl_intervals(ENGINE.format("timestamp + toIntervalYear(1)")) == [("year", 1)]
+    assert stored_ttl_intervals(
+        ROLLUP_ENGINE.format("(hour + toIntervalDay(30)) + toIntervalHour(1)")
+    ) == [("day", 30), ("hour", 1)]
+    assert stored_ttl_intervals("MergeTree ORDER BY step SETTINGS index_granularity = 8192") is None
+
+
+def test_retention_change_alters_only_tables_whose_ttl_differs() -> None:
+    engines = {
+        "events": ENGINE.format("timestamp + toIntervalDay(365)"),
+        "events_session_hours": ROLLUP_ENGINE.format(
+            "(hour + toIntervalDay(365)) + toIntervalHour(1)"
+        ),
+    }
+    assert retention_ttl_ddl("events", 365, engines) == []
+    assert retention_ttl_ddl("events", 30, engines) == [
+        "ALTER TABLE events MODIFY TTL timestamp + INTERVAL 30 DAY",
+        "ALTER TABLE events_session_hours MODIFY TTL hour + INTERVAL 30 DAY + INTERVAL 1 HOUR",
+    ]
+    # A store made when the TTL was a fixed year takes the setting's days.
+    engines["events"] = ENGINE.format("timestamp + toIntervalYear(1)")
+    assert retention_ttl_ddl("events", 365, engines) == [
+        "ALTER TABLE events MODIFY TTL timestamp + INTERVAL 365 DAY"
+    ]
+    assert retention_ttl_ddl("analytics.events", 30, {}) == []

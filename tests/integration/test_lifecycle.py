@@ -1,0 +1,278 @@
+"""Start-up and stop of the worker and of `make run`, with real Kafka and a real chDB store.
+
+* Start-up with every path set from outside to folders that do not exist yet.
+* `make run` stopped by a signal to its whole process group (as `timeout`, supervisors and
+  container stops do), once or twice: no process left, the broker's port free, nothing lost.
+* A worker stopped while its broker goes away exits in bounded time; a restarted worker then
+  stores every event.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from tests.support import events as ev
+from tests.support.stack import ROOT, VENV_BIN, Broker, Worker, free_port, port_pair, start_broker
+from trackflow_app.shutdown import STOP_MARGIN_S
+
+
+def group_members(pgid: int) -> list[str]:
+    """Command lines of the live processes in process group ``pgid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def answering(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll ``check()`` until true; seconds it took. Fails naming ``what`` after ``timeout``."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():
+            return time.monotonic() - started
+        time.sleep(0.2)
+    raise AssertionError(f"{what} not within {timeout} s")
+
+
+def store_count(env: dict[str, str], session_id: str) -> int:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trackflow_app",
+            "query",
+            f"SELECT count() AS n FROM events FINAL WHERE session_id = '{session_id}'",
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    ).stdout
+    return int(orjson.loads(out.splitlines()[0])["n"])
+
+
+# -- start-up ------------------------------------------------------------------------------
+
+
+def test_worker_starts_with_paths_to_folders_that_do_not_exist(
+    worker_factory: type[Worker], tmp_path: Path
+) -> None:
+    fresh = tmp_path / "fresh" / "var"
+    worker = worker_factory(  # type: ignore[call-arg]
+        TRACKFLOW_DATADIR=str(fresh / "faust"),
+        TRACKFLOW_CLICKHOUSE_URL=f"chdb://{fresh / 'deeper' / 'clickhouse'}",
+    ).start()
+    sid = f"s-{uuid.uuid4().hex[:10]}"
+    assert worker.post({"events": ev.seed_examples(worker.api_key, sid)}).status_code == 202
+    assert len(worker.wait_for_session(sid, 5)) == 5
+    assert worker.stop() == 0
+    assert (fresh / "faust").is_dir()
+
+
+def test_worker_names_the_setting_whose_folder_it_cannot_create(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_")},
+        "TRACKFLOW_DATADIR": str(blocker / "faust"),
+        "TRACKFLOW_CLICKHOUSE_URL": f"chdb://{tmp_path / 'store'}",
+    }
+    done = subprocess.run(
+        [str(VENV_BIN / "faust"), "-A", "trackflow_app", "worker"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    lines = done.stderr.decode().strip().splitlines()
+    assert lines == [
+        f"TrackFlow: cannot create the folder of TRACKFLOW_DATADIR={blocker / 'faust'}: "
+        "Not a directory"
+    ]
+
+
+# -- `make run` stopped by a signal to its process group --------------------------------------
+
+
+@pytest.fixture
+def make_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, str], Path]]:
+    kafka_port = port_pair()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_")},
+        "TRACKFLOW_KAFKA_PORT": str(kafka_port),
+        "TRACKFLOW_KAFKA_DIR": str(tmp_path / "kafka"),
+        "TRACKFLOW_CLICKHOUSE_URL": f"chdb://{tmp_path / 'run' / 'clickhouse'}",
+        "TRACKFLOW_DATADIR": str(tmp_path / "run" / "var" / "faust"),
+        "TRACKFLOW_WEB_PORT": str(free_port()),
+        # Events wait in the sink's buffer until the stop: the stop must flush them.
+        "TRACKFLOW_SINK_WINDOW_S": "600",
+        "TRACKFLOW_SINK_BATCH_SIZE": "100000",
+    }
+    if "TRACKFLOW_KAFKA_CACHE" in os.environ:
+        env["TRACKFLOW_KAFKA_CACHE"] = os.environ["TRACKFLOW_KAFKA_CACHE"]
+    log = tmp_path / "make-run.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["make", "-s", "run"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield proc, env, log
+    finally:
+        # Whatever the test found, leave nothing running.
+        for member in group_members(proc.pid):
+            os.kill(int(member.split(":")[0]), signal.SIGKILL)
+        pidfile = tmp_path / "kafka" / "kafka.pid"
+        if pidfile.exists():
+            pid = int(pidfile.read_text())
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize(
+    "signals",
+    [(signal.SIGTERM,), (signal.SIGHUP, signal.SIGINT)],
+    ids=["TERM", "HUP-then-INT"],
+)
+def test_make_run_stops_everything_on_a_group_signal(
+    make_run: tuple[subprocess.Popen[bytes], dict[str, str], Path],
+    signals: tuple[signal.Signals, ...],
+) -> None:
+    proc, env, log = make_run
+    web = f"http://127.0.0.1:{env['TRACKFLOW_WEB_PORT']}"
+    kafka_port = int(env["TRACKFLOW_KAFKA_PORT"])
+
+    def ready() -> bool:
+        assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
+        try:
+            return httpx.get(f"{web}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(ready, 120, "make run ready")
+    broker_pid = int((Path(env["TRACKFLOW_KAFKA_DIR"]) / "kafka.pid").read_text())
+    sid = f"s-{uuid.uuid4().hex[:10]}"
+    sent = [e for _ in range(20) for e in ev.seed_examples("dev-key", sid)]
+    response = httpx.post(f"{web}/v1/batch", json={"events": sent}, timeout=30)
+    assert response.status_code == 202, response.text
+
+    def buffered() -> bool:
+        text = httpx.get(f"{web}/metrics", timeout=5).text
+        return f"trackflow_sink_buffered_rows {float(len(sent))}" in text
+
+    wait_until(buffered, 30, f"{len(sent)} rows in the sink's buffer")
+
+    for sig in signals:
+        os.killpg(proc.pid, sig)
+        time.sleep(0.3)
+    wait_until(lambda: not group_members(proc.pid), 60, "every process of make run gone")
+    wait_until(lambda: not alive(broker_pid), 30, "the broker stopped")
+    assert not answering(kafka_port), "the broker's port is still held"
+    text = log.read_text(errors="replace")
+    assert "sink stopped" in text and "kafka: stopped" in text, text[-3000:]
+    assert store_count(env, sid) == len(sent)
+
+
+# -- a worker stopped while its broker goes away -----------------------------------------------
+
+
+@pytest.mark.parametrize("order", ["broker-gone-first", "broker-gone-0.2s-after-TERM"])
+def test_worker_stop_is_bounded_when_the_broker_goes_away(tmp_path: Path, order: str) -> None:
+    flush_s = 2.0
+    broker_gen = start_broker(tmp_path / "own-broker")
+    broker: Broker = next(broker_gen)
+    try:
+        if not broker.managed:
+            pytest.skip("needs a broker this test can stop (TRACKFLOW_TEST_BROKER_URL is set)")
+        overrides = {
+            "TRACKFLOW_SINK_SHUTDOWN_FLUSH_S": str(flush_s),
+            "TRACKFLOW_SESSION_TIMEOUT_S": "6",
+            "TRACKFLOW_SINK_WINDOW_S": "600",
+            "TRACKFLOW_SINK_BATCH_SIZE": "100000",
+        }
+        first = Worker(broker=broker, workdir=tmp_path, overrides=overrides).start()
+        sid = f"s-{uuid.uuid4().hex[:10]}"
+        sent = [e for _ in range(40) for e in ev.seed_examples(first.api_key, sid)]
+        assert first.post({"events": sent}).status_code == 202
+        wait_until(
+            lambda: first.metric("trackflow_sink_buffered_rows") == len(sent),
+            30,
+            "rows in the sink's buffer",
+        )
+
+        assert first.proc is not None
+        # A broker gone just before the stop, or 0.2 s into it, has left Faust's consumer thread
+        # dead in its own shutdown and the worker waiting on it (the first order reliably).
+        if order == "broker-gone-first":
+            broker.stop()
+            stop_started = time.monotonic()
+            first.proc.send_signal(signal.SIGTERM)
+        else:
+            stop_started = time.monotonic()
+            first.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.2)
+            broker.stop()
+        limit = flush_s + STOP_MARGIN_S + 5
+        try:
+            first.proc.wait(timeout=limit - (time.monotonic() - stop_started))
+        except subprocess.TimeoutExpired:
+            first.proc.kill()
+            first.proc.wait()
+            raise AssertionError(f"worker still running {limit} s after SIGTERM") from None
+        took = time.monotonic() - stop_started
+        print(f"worker exited {took:.1f} s after SIGTERM, status {first.proc.returncode}")
+
+        # Whatever the first worker stored or left uncommitted, a restarted one stores the rest.
+        broker.start()
+        second = Worker(
+            broker=broker,
+            workdir=tmp_path,
+            overrides={**overrides, "TRACKFLOW_SINK_WINDOW_S": "0.3"},
+            name=first.name,
+        ).start(timeout=90)
+        stored = second.wait_for_session(sid, len(sent), timeout=60)
+        assert sorted(row["event_id"] for row in stored) == sorted(e["eventId"] for e in sent)
+        assert second.stop() == 0
+    finally:
+        broker_gen.close()
