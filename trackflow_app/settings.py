@@ -9,7 +9,7 @@ import ipaddress
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STORE = Path("var/clickhouse").resolve()
@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     processed_partitions: int = Field(default=4, ge=1)
     dead_letter_partitions: int = Field(default=1, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    # Replicas that must hold a write before Kafka acknowledges it (acks=all); 0: 2 when the
+    # topics are replicated, else 1.
+    min_insync_replicas: int = Field(default=0, ge=0)
     # How soon a crashed worker's partitions move to the others (consumer group session).
     session_timeout_s: float = Field(default=10.0, ge=6.0)
 
@@ -107,6 +110,20 @@ class Settings(BaseSettings):
                     "(comma-separated pairs)"
                 )
         return value
+
+    @model_validator(mode="after")
+    def _min_isr_fits(self) -> Settings:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"TRACKFLOW_MIN_INSYNC_REPLICAS={self.min_insync_replicas} exceeds "
+                f"TRACKFLOW_REPLICATION_FACTOR={self.replication_factor}: no write could succeed"
+            )
+        return self
+
+    @property
+    def min_isr(self) -> int:
+        """min.insync.replicas of the topics: the setting, else min(2, replication factor)."""
+        return self.min_insync_replicas or min(2, self.replication_factor)
 
     @cached_property
     def tenant_keys(self) -> frozenset[str]:
