@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -124,6 +125,26 @@ class Cluster(Broker):
     def leaders(self, topics: Sequence[str]) -> Counter[int]:
         """How many of the topics' partitions each node leads."""
         return Counter(p.leader for p in self.partitions(topics))
+
+    def producer_ids(self, topic: str, node: int = 1) -> list[int]:
+        """The producer id of every record batch of the topic's partitions on one node (-1: a
+        producer without idempotence), read from the log segments with Kafka's dump tool."""
+        data = Path(self.env["TRACKFLOW_KAFKA_DIR"]) / f"node-{node}" / "data"
+        segments = sorted(str(f) for f in data.glob(f"{topic}-*/*.log"))
+        assert segments, f"no log segments of {topic} in {data}"
+        libs = (
+            Path(self.env["KAFKA_HOME"]) / "libs"
+            if self.env.get("KAFKA_HOME")
+            else Path(self.env.get("TRACKFLOW_KAFKA_CACHE", ROOT / ".cache/kafka")) / "libs"
+        )
+        tool = ["java", "-cp", f"{libs}/*", "kafka.tools.DumpLogSegments"]
+        dump = subprocess.run(
+            [*tool, "--files", ",".join(segments)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return [int(found) for found in re.findall(r"producerId: (-?\d+)", dump)]
 
     def wait_in_sync(self, topics: Sequence[str], timeout: float = 120.0) -> float:
         """Wait until every replica of the topics' partitions is in sync; seconds taken."""
