@@ -26,6 +26,9 @@ ROWS_INSERTED = Counter("trackflow_rows_inserted_total", "Rows the sink inserted
 INSERT_FAILURES = Counter("trackflow_insert_failures_total", "Failed ClickHouse insert attempts")
 SINK_BUFFERED_ROWS = Gauge("trackflow_sink_buffered_rows", "Rows waiting in the sink buffer")
 INSERT_SECONDS = Histogram("trackflow_insert_seconds", "Duration of successful inserts")
+RATE_LIMIT_GROUP_SIZE = Gauge(
+    "trackflow_rate_limit_group_size", "Workers sharing each tenant's rate limit"
+)
 PRODUCE_SECONDS = Histogram(
     "trackflow_produce_seconds", "Time for Kafka to acknowledge a raw batch"
 )

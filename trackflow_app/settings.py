@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""  # comma-separated IPs/CIDRs whose X-Forwarded-For is believed
     rate_limit_per_ip: str = "100/second;3000/minute"  # requests; "" disables
     rate_limit_per_tenant: str = "20000/second"  # events; "" disables
+    # "group": each worker enforces 1/N of a tenant's limit (N: workers in the consumer group);
+    # "worker": each worker enforces all of it.
+    rate_limit_scope: str = Field(default="group", pattern="^(group|worker)$")
     allowed_origins: dict[str, list[str]] = Field(default_factory=dict)  # JSON: tenant -> origins
     anonymize_ip: bool = False
     body_timeout_s: float = Field(default=30.0, gt=0)

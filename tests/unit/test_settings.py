@@ -147,3 +147,10 @@ def test_min_insync_replicas_follow_the_replication_factor(monkeypatch: pytest.M
     monkeypatch.setenv("TRACKFLOW_MIN_INSYNC_REPLICAS", "4")
     with pytest.raises(ValidationError, match="exceeds TRACKFLOW_REPLICATION_FACTOR"):
         Settings()
+
+
+def test_rate_limit_scope_is_group_or_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().rate_limit_scope == "group"
+    monkeypatch.setenv("TRACKFLOW_RATE_LIMIT_SCOPE", "cluster")
+    with pytest.raises(ValidationError):
+        Settings()
