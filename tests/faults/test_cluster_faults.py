@@ -110,8 +110,10 @@ class Load:
         self._thread = threading.Thread(target=self._run, args=(urls,), daemon=True)
 
     def _batches(self) -> Iterator[list[dict[str, Any]]]:
-        while self.released < EVENTS or not self._over.is_set():
+        while True:
             for batch in make_batches(self.tenant, 1_000, BATCH):
+                if self.released >= EVENTS and self._over.is_set():
+                    return
                 self.released += len(batch)
                 yield batch
 
@@ -176,9 +178,12 @@ def finish(
     down = while_down(load.stats.timeline, windows)
     live = [w for w in workers if w.proc is not None and w.proc.poll() is None]
     drain_s = wait_drained(live[0])
+    say("drained")
     for worker in live:
         assert worker.stop() == 0, worker.log_tail()
+    say("workers stopped")
     counts = count_stores(workers, load.stats.accepted_ids, load.stats.sent_ids)
+    say("stores counted")
     row = {
         "scenario": name,
         "accepted_events": load.stats.accepted_events,
@@ -210,6 +215,7 @@ def finish(
 
 
 def test_busiest_leader_killed_and_restarted(cluster: Cluster, tmp_path: Path) -> None:
+    say("start the worker")
     worker = new_worker(cluster, tmp_path).start()
     cluster.wait_in_sync(all_topics(worker))
     load = Load(lambda: [worker.base_url], worker.api_key, seconds=DOWN_S + 16).start()
@@ -227,7 +233,9 @@ def test_busiest_leader_killed_and_restarted(cluster: Cluster, tmp_path: Path) -
     load.faults_over()
     started = time.monotonic()
     cluster.wait_in_sync(all_topics(worker))
+    say("every replica in sync")
     recover = time.monotonic() - started + probe([worker], load.stats)
+    say("a new event is stored")
     # The edge's producer (raw) and the validate stage's (processed) wrote every batch with a
     # producer id: idempotent, so a produce retried across the leader change is not doubled.
     for topic in data_topics(worker):
