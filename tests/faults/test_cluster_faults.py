@@ -91,6 +91,15 @@ def while_down(
     return DownFigures(answers, refused / answers if answers else 0.0, longest)
 
 
+def test_while_down_counts_only_inside_the_windows() -> None:
+    timeline = [(0.5, "202"), (1.0, "503"), (2.0, "202"), (3.0, "503"), (7.0, "202"), (9.0, "503")]
+    figures = while_down(timeline, [(1.0, 8.0)])
+    assert figures.answers == 4  # 1.0 .. 7.0
+    assert figures.share_503 == 0.5
+    assert figures.longest_without_202_s == 5.0  # 2.0 -> 7.0
+    assert while_down([], [(0.0, 4.0)]) == DownFigures(0, 0.0, 4.0)  # no answer at all: a stall
+
+
 class Load:
     """The harness' clients in a thread: batches released at a steady rate until the faults
     are over and at least ``EVENTS`` events were released.

@@ -188,15 +188,26 @@ async def _describe(bootstrap: str, topics: list[str]) -> list[PartitionState]:
 
 def start_cluster(workdir: Path, nodes: int = 3) -> Iterator[Cluster]:
     """A local N-node cluster on free ports, stopped afterwards."""
-    first = port_block(2 * nodes)
-    env = {
-        **os.environ,
-        "TRACKFLOW_KAFKA_PORT": str(first),
-        "TRACKFLOW_KAFKA_DIR": str(workdir / "kafka-cluster"),
-    }
-    hosts = [f"127.0.0.1:{first + 2 * i}" for i in range(nodes)]
-    cluster = Cluster("kafka://" + ";".join(hosts), ",".join(hosts), env, managed=True, nodes=nodes)
-    cluster.start()
+    for attempt in (1, 2):
+        # Another process may take one of the free ports before a node binds it; a second
+        # attempt gets other ports.
+        first = port_block(2 * nodes)
+        env = {
+            **os.environ,
+            "TRACKFLOW_KAFKA_PORT": str(first),
+            "TRACKFLOW_KAFKA_DIR": str(workdir / f"kafka-cluster-{attempt}"),
+        }
+        hosts = [f"127.0.0.1:{first + 2 * i}" for i in range(nodes)]
+        cluster = Cluster(
+            "kafka://" + ";".join(hosts), ",".join(hosts), env, managed=True, nodes=nodes
+        )
+        try:
+            cluster.start()
+            break
+        except subprocess.CalledProcessError:
+            cluster.stop()
+            if attempt == 2:
+                raise
     try:
         yield cluster
     finally:
