@@ -93,7 +93,9 @@ async def show(settings: Settings, reason: str | None, limit: int) -> int:
 
 
 async def replay(settings: Settings, reason: str | None, dry_run: bool) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
+    )
     await producer.start()
     sent = skipped = 0
     try:

@@ -34,6 +34,9 @@ ROWS_REJECTED_BY_STORE = Counter(
     "trackflow_rows_rejected_by_store_total", "Rows the store refused, sent to the dead letters"
 )
 INSERT_SECONDS = Histogram("trackflow_insert_seconds", "Duration of successful inserts")
+RATE_LIMIT_GROUP_SIZE = Gauge(
+    "trackflow_rate_limit_group_size", "Workers sharing each tenant's rate limit"
+)
 PRODUCE_SECONDS = Histogram(
     "trackflow_produce_seconds", "Time for Kafka to acknowledge a raw batch"
 )

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     processed_partitions: int = Field(default=4, ge=1)
     dead_letter_partitions: int = Field(default=1, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    # Replicas that must hold a write before Kafka acknowledges it (acks=all); 0: 2 when the
+    # topics are replicated, else 1.
+    min_insync_replicas: int = Field(default=0, ge=0)
     # How soon a crashed worker's partitions move to the others (consumer group session).
     session_timeout_s: float = Field(default=10.0, ge=6.0)
 
@@ -64,6 +67,9 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""  # comma-separated IPs/CIDRs whose X-Forwarded-For is believed
     rate_limit_per_ip: str = "100/second;3000/minute"  # requests; "" disables
     rate_limit_per_tenant: str = "20000/second"  # events; "" disables
+    # "group": each worker enforces 1/N of a tenant's limit (N: workers in the consumer group);
+    # "worker": each worker enforces all of it.
+    rate_limit_scope: str = Field(default="group", pattern="^(group|worker)$")
     allowed_origins: dict[str, list[str]] = Field(default_factory=dict)  # JSON: tenant -> origins
     anonymize_ip: bool = False
     body_timeout_s: float = Field(default=30.0, gt=0)
@@ -128,6 +134,20 @@ class Settings(BaseSettings):
                 " TRACKFLOW_CLICKHOUSE_URL to http(s)://... (embedded chDB is a single node)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _min_isr_fits(self) -> Settings:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"TRACKFLOW_MIN_INSYNC_REPLICAS={self.min_insync_replicas} exceeds "
+                f"TRACKFLOW_REPLICATION_FACTOR={self.replication_factor}: no write could succeed"
+            )
+        return self
+
+    @property
+    def min_isr(self) -> int:
+        """min.insync.replicas of the topics: the setting, else min(2, replication factor)."""
+        return self.min_insync_replicas or min(2, self.replication_factor)
 
     @cached_property
     def tenant_keys(self) -> frozenset[str]:

@@ -15,8 +15,13 @@ log = logging.getLogger(__name__)
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
     rf = settings.replication_factor
-    # A raw record holds a whole (decompressed) request; brokers default to 1 MB messages.
-    config = {"max.message.bytes": str(settings.max_decompressed_bytes + 1024 * 1024)}
+    config = {
+        # A raw record holds a whole (decompressed) request; brokers default to 1 MB messages.
+        "max.message.bytes": str(settings.max_decompressed_bytes + 1024 * 1024),
+        # With acks=all a write is acknowledged once this many replicas hold it (the leader
+        # included); with fewer in sync, Kafka refuses writes rather than keep one copy.
+        "min.insync.replicas": str(settings.min_isr),
+    }
     return [
         NewTopic(settings.raw_topic, settings.raw_partitions, rf, topic_configs=config),
         NewTopic(settings.processed_topic, settings.processed_partitions, rf, topic_configs=config),

@@ -5,8 +5,11 @@ buckets are kept here rather than in `limits`' in-memory storage: that storage s
 on a 10 ms timer, which costs a core's worth of time once a site has tens of thousands of
 visitor addresses. Idle buckets are dropped lazily, once per sweep interval.
 
-Counters live in this worker's memory: with N workers behind a load balancer, each enforces
-its share, so the effective limit is up to N times the configured one.
+Counters live in this worker's memory. Per-tenant limits hold for the whole group of workers:
+each worker enforces ``1/N`` of a tenant's limit, N being the members of the raw topic's consumer
+group (``set_group_size``, fed from the group's latest assignment), so that N workers behind a
+load balancer that spreads a tenant's requests evenly let it through at its limit in total.
+Per-IP limits stay per worker.
 """
 
 from __future__ import annotations
@@ -47,30 +50,36 @@ class Bucket:
 
 @dataclass
 class Buckets:
-    """Token buckets for one rate, by key."""
+    """Token buckets for one rate, by key; this worker holds ``share`` of the rate."""
 
     rate: Rate
     clock: Callable[[], float] = time.monotonic
     buckets: dict[str, Bucket] = field(default_factory=dict)
     last_sweep: float = 0.0
+    share: float = 1.0
 
     def take(self, key: str, cost: int) -> float:
         """Spend ``cost`` tokens; 0.0 when allowed, else the seconds until they are there."""
+        if cost > self.rate.capacity:
+            return math.inf  # more than the whole limit: never fits, on any worker
+        capacity = self.rate.capacity * self.share
+        per_second = self.rate.per_second * self.share
         now = self.clock()
         self._sweep(now)
         bucket = self.buckets.get(key)
         if bucket is None:
-            bucket = self.buckets[key] = Bucket(self.rate.capacity, now)
+            bucket = self.buckets[key] = Bucket(capacity, now)
         else:
-            refill = (now - bucket.updated) * self.rate.per_second
-            bucket.tokens = min(self.rate.capacity, bucket.tokens + refill)
+            refill = (now - bucket.updated) * per_second
+            bucket.tokens = min(capacity, bucket.tokens + refill)
             bucket.updated = now
-        if bucket.tokens >= cost:
+        # A request larger than this worker's share of the burst passes on a full bucket and
+        # leaves a debt that the refill pays off: the average rate still holds.
+        needed = min(cost, capacity)
+        if bucket.tokens >= needed:
             bucket.tokens -= cost
             return 0.0
-        if cost > self.rate.capacity:
-            return math.inf
-        return (cost - bucket.tokens) / self.rate.per_second
+        return (needed - bucket.tokens) / per_second
 
     def _sweep(self, now: float) -> None:
         if now - self.last_sweep < SWEEP_INTERVAL_S:
@@ -88,6 +97,15 @@ class RateLimits:
     ) -> None:
         self._per_ip = [Buckets(Rate.of(i), clock) for i in _parse(per_ip)]
         self._per_tenant = [Buckets(Rate.of(i), clock) for i in _parse(per_tenant)]
+        self.group_size = 1
+
+    def set_group_size(self, members: int) -> None:
+        """Hold 1/members of each tenant limit here (members: workers sharing the limits)."""
+        members = max(members, 1)
+        if members != self.group_size:
+            self.group_size = members
+            for buckets in self._per_tenant:
+                buckets.share = 1 / members
 
     @staticmethod
     def _check(scope: str, limits: list[Buckets], key: str, cost: int) -> Limited | None:

@@ -13,6 +13,7 @@ from uuid import UUID
 import orjson
 from aiohttp import web as aioweb
 from aiokafka.errors import MessageSizeTooLargeError
+from faust.assignor import PartitionAssignor
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -41,6 +42,24 @@ LIMITS = EdgeLimits(
     max_events_per_batch=settings.max_events_per_batch,
 )
 RATE_LIMITS = RateLimits(settings.rate_limit_per_ip, settings.rate_limit_per_tenant)
+metrics.RATE_LIMIT_GROUP_SIZE.set(1)
+
+
+@app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode's handler type is a forward ref
+async def share_tenant_limits(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+    """After each rebalance, hold 1/N of every tenant limit here, N being the workers in the
+    raw topic's consumer group: Faust's assignment names every member (by web URL), those with
+    no partition too."""
+    if settings.rate_limit_scope != "group":
+        return
+    assignor = cast(PartitionAssignor, app.assignor)
+    members = len(assignor.external_topic_distribution) or 1
+    if members != RATE_LIMITS.group_size:
+        log.info("tenant rate limits shared by %d workers", members)
+    RATE_LIMITS.set_group_size(members)
+    metrics.RATE_LIMIT_GROUP_SIZE.set(members)
+
+
 TRACKER_BUNDLE = Path(__file__).resolve().parent / "tracker" / "dist" / "trackflow.min.js"
 # Served as brotli, gzip or as is, by Accept-Encoding; compressed again when `make tracker`
 # rebuilds the bundle.

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+from aiokafka.admin import AIOKafkaAdminClient
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -46,6 +50,20 @@ def port_pair() -> int:
     raise RuntimeError("no free port pair for Kafka")
 
 
+def port_block(size: int) -> int:
+    """The first of ``size`` consecutive free ports (a cluster's client and controller ports)."""
+    for _ in range(100):
+        first = free_port()
+        try:
+            for port in range(first, first + size):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+    raise RuntimeError(f"no {size} consecutive free ports")
+
+
 @dataclass
 class Broker:
     url: str  # kafka://host:port
@@ -53,8 +71,8 @@ class Broker:
     env: dict[str, str]
     managed: bool
 
-    def run(self, command: str) -> None:
-        subprocess.run([str(ROOT / "deploy/kafka.sh"), command], env=self.env, check=True)
+    def run(self, *command: str) -> None:
+        subprocess.run([str(ROOT / "deploy/kafka.sh"), *command], env=self.env, check=True)
 
     def stop(self) -> None:
         self.run("stop")
@@ -80,6 +98,126 @@ def start_broker(workdir: Path) -> Iterator[Broker]:
         yield broker
     finally:
         broker.stop()
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    topic: str
+    partition: int
+    leader: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+
+
+@dataclass
+class Cluster(Broker):
+    """A local KRaft cluster started by ``deploy/kafka.sh cluster start N`` (nodes 1..N)."""
+
+    nodes: int = 3
+
+    def start(self) -> None:
+        self.run("cluster", "start", str(self.nodes))
+
+    def stop(self) -> None:
+        self.run("cluster", "stop")
+
+    def node(self, node: int, command: str) -> None:
+        """``start``, ``stop`` (SIGTERM: a controlled shutdown) or ``kill`` (SIGKILL) one node."""
+        self.run("node", str(node), command)
+
+    def partitions(self, topics: Sequence[str]) -> list[PartitionState]:
+        return asyncio.run(_describe(self.bootstrap, list(topics)))
+
+    def leaders(self, topics: Sequence[str]) -> Counter[int]:
+        """How many of the topics' partitions each node leads."""
+        return Counter(p.leader for p in self.partitions(topics))
+
+    def producer_ids(self, topic: str, node: int = 1) -> list[int]:
+        """The producer id of every record batch of the topic's partitions on one node (-1: a
+        producer without idempotence), read from the log segments with Kafka's dump tool."""
+        data = Path(self.env["TRACKFLOW_KAFKA_DIR"]) / f"node-{node}" / "data"
+        segments = sorted(str(f) for f in data.glob(f"{topic}-*/*.log"))
+        assert segments, f"no log segments of {topic} in {data}"
+        libs = (
+            Path(self.env["KAFKA_HOME"]) / "libs"
+            if self.env.get("KAFKA_HOME")
+            else Path(self.env.get("TRACKFLOW_KAFKA_CACHE", ROOT / ".cache/kafka")) / "libs"
+        )
+        tool = ["java", "-cp", f"{libs}/*", "kafka.tools.DumpLogSegments"]
+        dump = subprocess.run(
+            [*tool, "--files", ",".join(segments)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return [int(found) for found in re.findall(r"producerId: (-?\d+)", dump)]
+
+    def wait_in_sync(self, topics: Sequence[str], timeout: float = 120.0) -> float:
+        """Wait until every replica of the topics' partitions is in sync; seconds taken."""
+        started = time.monotonic()
+        behind: list[PartitionState] = []
+        while time.monotonic() - started < timeout:
+            try:
+                states = self.partitions(topics)
+            except Exception:  # a node on its way up or down; ask again
+                states = []
+            behind = [p for p in states if set(p.isr) != set(p.replicas) or p.leader < 0]
+            if states and not behind:
+                return time.monotonic() - started
+            time.sleep(0.5)
+        raise AssertionError(f"replicas not in sync after {timeout}s: {behind[:5]}")
+
+
+async def _describe(bootstrap: str, topics: list[str]) -> list[PartitionState]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    states = []
+    for topic in described:
+        if topic["error_code"]:
+            raise RuntimeError(f"describe {topic['topic']}: error {topic['error_code']}")
+        for p in topic["partitions"]:
+            states.append(
+                PartitionState(
+                    topic["topic"],
+                    p["partition"],
+                    p["leader"],
+                    tuple(p["replicas"]),
+                    tuple(p["isr"]),
+                )
+            )
+    return states
+
+
+def start_cluster(workdir: Path, nodes: int = 3) -> Iterator[Cluster]:
+    """A local N-node cluster on free ports, stopped afterwards."""
+    for attempt in (1, 2):
+        # Another process may take one of the free ports before a node binds it; a second
+        # attempt gets other ports.
+        first = port_block(2 * nodes)
+        env = {
+            **os.environ,
+            "TRACKFLOW_KAFKA_PORT": str(first),
+            "TRACKFLOW_KAFKA_DIR": str(workdir / f"kafka-cluster-{attempt}"),
+        }
+        hosts = [f"127.0.0.1:{first + 2 * i}" for i in range(nodes)]
+        cluster = Cluster(
+            "kafka://" + ";".join(hosts), ",".join(hosts), env, managed=True, nodes=nodes
+        )
+        try:
+            cluster.start()
+            break
+        except subprocess.CalledProcessError:
+            cluster.stop()
+            if attempt == 2:
+                raise
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @dataclass

@@ -47,3 +47,17 @@ def test_the_producer_lingers_as_configured() -> None:
     assert Settings.model_fields["producer_linger_ms"].default == 5
     # Faust hands this to aiokafka's producer as its linger_ms.
     assert producer.linger_ms == settings.producer_linger_ms
+
+
+async def test_the_worker_producer_is_idempotent_with_acks_all() -> None:
+    from trackflow_app.app import app
+
+    producer: Any = app.producer
+    kafka = producer._new_producer()
+    try:
+        # aiokafka keeps a producer id and sequence numbers (its transaction manager) only for
+        # an idempotent producer.
+        assert kafka._txn_manager is not None
+        assert kafka._sender._acks == -1
+    finally:
+        await kafka.stop()

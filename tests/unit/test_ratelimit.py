@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from web.ratelimit import RateLimits
 
 
@@ -59,3 +61,57 @@ def test_empty_limits_allow_everything_and_idle_buckets_are_dropped() -> None:
     clock.now += 120
     limits.check_ip("fresh")
     assert len(limits._per_ip[0].buckets) == 1
+
+
+def accepted_by_group(workers: list[RateLimits], clock: Clock, seconds: int) -> int:
+    """Events let through when 10-event batches arrive round-robin at 3x the limit of 300/s."""
+    accepted = 0
+    for step in range(seconds * 90):
+        clock.now += 1 / 90
+        if workers[step % len(workers)].check_tenant("t", 10) is None:
+            accepted += 10
+    return accepted
+
+
+def test_a_tenant_limit_holds_across_the_group() -> None:
+    clock = Clock()
+    workers = [RateLimits("", "300/second", clock) for _ in range(3)]
+    for worker in workers:
+        worker.set_group_size(3)
+    accepted = accepted_by_group(workers, clock, seconds=10)
+    # 300/s for 10 s, plus the one-second burst each worker starts with (a third of it each).
+    assert accepted == pytest.approx(3300, rel=0.05)
+
+
+def test_without_the_group_size_each_worker_lets_the_whole_limit_through() -> None:
+    clock = Clock()
+    workers = [RateLimits("", "300/second", clock) for _ in range(3)]
+    assert accepted_by_group(workers, clock, seconds=10) > 2 * 3300
+
+
+def test_the_share_follows_the_group_size() -> None:
+    clock = Clock()
+    limits = RateLimits("", "300/second", clock)
+    limits.set_group_size(3)
+    assert limits.check_tenant("t", 100) is None  # a third of the burst
+    assert limits.check_tenant("t", 1) is not None
+    limits.set_group_size(1)  # two workers left: this one holds all of it again
+    clock.now += 1.0
+    assert limits.check_tenant("t", 300) is None
+    limits.set_group_size(0)  # before the first assignment: counted as alone
+    assert limits.group_size == 1
+
+
+def test_a_batch_larger_than_the_share_passes_on_a_full_bucket_and_leaves_a_debt() -> None:
+    clock = Clock()
+    limits = RateLimits("", "300/second", clock)
+    limits.set_group_size(3)  # 100 tokens, 100 per second
+    assert limits.check_tenant("t", 250) is None
+    refused = limits.check_tenant("t", 10)
+    assert refused is not None and refused.retry_after_s == 2  # 150 owed + 10, at 100/s: 1.6 s
+    clock.now += 1.5
+    assert limits.check_tenant("t", 10) is not None
+    clock.now += 0.11
+    assert limits.check_tenant("t", 10) is None
+    assert limits.check_tenant("t", 301) is not None  # larger than the whole limit: never
+    assert limits.check_tenant("t", 301).retry_after_s == 3600  # type: ignore[union-attr]

@@ -131,3 +131,26 @@ def test_only_a_worker_with_the_sink_opens_an_embedded_store(
     assert Settings().store_on_this_worker is False  # chDB: one process per store
     monkeypatch.setenv("TRACKFLOW_CLICKHOUSE_URL", "https://clickhouse.example:8443")
     assert Settings().store_on_this_worker is True  # a server takes many clients
+
+
+def test_min_insync_replicas_follow_the_replication_factor(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trackflow_app.topics import topic_specs
+
+    assert Settings().min_isr == 1
+    monkeypatch.setenv("TRACKFLOW_REPLICATION_FACTOR", "3")
+    settings = Settings()
+    assert settings.min_isr == 2
+    assert {spec.topic_configs["min.insync.replicas"] for spec in topic_specs(settings)} == {"2"}
+    assert {spec.replication_factor for spec in topic_specs(settings)} == {3}
+    monkeypatch.setenv("TRACKFLOW_MIN_INSYNC_REPLICAS", "3")
+    assert Settings().min_isr == 3
+    monkeypatch.setenv("TRACKFLOW_MIN_INSYNC_REPLICAS", "4")
+    with pytest.raises(ValidationError, match="exceeds TRACKFLOW_REPLICATION_FACTOR"):
+        Settings()
+
+
+def test_rate_limit_scope_is_group_or_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().rate_limit_scope == "group"
+    monkeypatch.setenv("TRACKFLOW_RATE_LIMIT_SCOPE", "cluster")
+    with pytest.raises(ValidationError):
+        Settings()
