@@ -30,6 +30,7 @@ def test_ingest_only_worker_feeds_the_store_of_the_worker_with_the_sink(
         "status": "ready",
         "kafka": True,
         "clickhouse": "not_used_by_this_worker",
+        "stalled": [],
     }
     refused = httpx.get(
         f"{ingest.base_url}/v1/stats/traffic",
