@@ -203,3 +203,28 @@ def count_stores(workers: Sequence[Worker], accepted: set[str], sent: set[str]) 
         len(accepted - stored),
         len(stored - sent),
     )
+
+
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def merge_results(path: Any, title: str, rows: Sequence[dict[str, Any]]) -> str:
+    """Write ``rows`` into the results table at ``path``: a scenario run again replaces its
+    row, the rows of scenarios not run this time stay (a run of some scenarios with ``-k``
+    does not erase the others' figures). Returns the table written."""
+    header = list(rows[0])
+    kept: list[dict[str, Any]] = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if line.startswith("| ") and len(cells) == len(header) and cells != header:
+                kept.append(dict(zip(header, cells, strict=True)))
+    fresh = {str(r["scenario"]): r for r in rows}
+    merged = [fresh.pop(str(r["scenario"]), r) for r in kept] + list(fresh.values())
+    table = markdown_table(merged)
+    path.write_text(f"{title}:\n\n{table}\n")
+    return table

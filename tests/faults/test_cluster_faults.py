@@ -26,7 +26,15 @@ from typing import Any, cast
 import orjson
 import pytest
 
-from tests.faults.harness import LoadStats, count_stores, make_batches, run_load, wait_drained
+from tests.faults.harness import (
+    LoadStats,
+    count_stores,
+    make_batches,
+    markdown_table,
+    merge_results,
+    run_load,
+    wait_drained,
+)
 from tests.faults.test_faults import FAULT_SETTINGS, probe
 from tests.support.stack import ROOT, Cluster, Worker, start_cluster
 
@@ -317,14 +325,12 @@ def test_worker_killed_while_a_broker_is_down(cluster: Cluster, tmp_path: Path) 
 def test_write_cluster_results() -> None:
     """Record the figures of this run (full runs write tests/faults/results-cluster.md)."""
     assert RESULTS, "no cluster fault scenario ran"
-    header = list(RESULTS[0])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in RESULTS]
-    table = "\n".join(lines)
-    print("\n" + table)
+    print("\n" + markdown_table(RESULTS))
     if FULL:
-        (ROOT / "tests/faults/results-cluster.md").write_text(
+        merge_results(
+            ROOT / "tests/faults/results-cluster.md",
             f"Cluster fault suite, full run ({EVENTS} events per scenario, 3 local brokers, "
             f"replication factor 3, min.insync.replicas 2, `make test-faults`, "
-            f"{time.strftime('%Y-%m-%d')}):\n\n{table}\n"
+            f"updated {time.strftime('%Y-%m-%d')})",
+            RESULTS,
         )

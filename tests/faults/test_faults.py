@@ -25,6 +25,8 @@ from tests.faults.harness import (
     LoadStats,
     count_stores,
     make_batches,
+    markdown_table,
+    merge_results,
     run_load,
     wait_drained,
 )
@@ -345,13 +347,11 @@ def test_poison_events_across_tenants(fault_broker: Broker, tmp_path: Path) -> N
 def test_write_results() -> None:
     """Record the figures of this run (full runs update tests/faults/results.md)."""
     assert RESULTS, "no fault scenario ran"
-    header = list(RESULTS[0])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in RESULTS]
-    table = "\n".join(lines)
-    print("\n" + table)
+    print("\n" + markdown_table(RESULTS))
     if FULL:
-        (ROOT / "tests/faults/results.md").write_text(
-            f"Fault suite, full run ({EVENTS} events per scenario, "
-            f"`make test-faults`, {time.strftime('%Y-%m-%d')}):\n\n{table}\n"
+        merge_results(
+            ROOT / "tests/faults/results.md",
+            f"Fault suite, full run ({EVENTS} events per scenario, `make test-faults`, "
+            f"updated {time.strftime('%Y-%m-%d')})",
+            RESULTS,
         )
