@@ -94,18 +94,31 @@ def _low_open_files_limit() -> None:
 def test_ten_thousand_distinct_nested_keys_store_under_1024_open_files(
     worker_factory: type[Worker],
 ) -> None:
-    worker = worker_factory(_preexec=_low_open_files_limit)  # type: ignore[call-arg]
+    # One large insert (a wide part, files per column) holding 10,000 distinct nested keys.
+    worker = worker_factory(  # type: ignore[call-arg]
+        _preexec=_low_open_files_limit, TRACKFLOW_SINK_WINDOW_S="5"
+    )
     worker.start()
     sid = session()
-    events = []
-    for n in range(50):  # 50 events x 200 keys: 10,000 distinct paths in one batch
+    wide = []
+    for n in range(50):  # 50 events x 200 keys: 10,000 distinct paths
         event = ev.click(worker.api_key, sid)
         event["properties"]["experiments"] = _many_keys(f"e{n}", 200)
-        events.append(event)
-    assert worker.post({"events": events}).status_code == 202
-    stored = worker.wait_for_session(sid, 50, timeout=60)
-    assert len({e["event_id"] for e in stored}) == 50
+        wide.append(event)
+    plain = [ev.page_view(worker.api_key, sid) for _ in range(4950)]
+    batches = [wide + plain[:450]] + [plain[i : i + 500] for i in range(450, 4950, 500)]
+    for batch in batches:
+        assert worker.post({"events": batch}).status_code == 202
+    deadline = time.monotonic() + 120
+    while worker.metric("trackflow_rows_inserted_total") < 5000:
+        assert time.monotonic() < deadline, worker.log_tail()
+        time.sleep(0.5)
     assert worker.metric("trackflow_insert_failures_total") == 0
+    assert worker.stop() == 0
+    [row] = worker.query_store(
+        f"SELECT uniqExact(event_id) AS n FROM events WHERE session_id = '{sid}'"
+    )
+    assert row["n"] == 5000
 
 
 def test_readiness_reports_a_sink_that_cannot_store(
