@@ -62,8 +62,15 @@ function renderers() {
   }
   return out;
 }
-/** ns the main thread of process `pid` has run on a CPU. */
-const cpuNs = (pid) => Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0]);
+/** ns the main thread of process `pid` has run on a CPU (NaN once the process has exited:
+ * Chromium may start a spare renderer that is gone before the measurement ends). */
+const cpuNs = (pid) => {
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0]);
+  } catch {
+    return NaN;
+  }
+};
 
 /** Per click: {cpu, fastest, mean} in ms, `n` clicks after `fill` clicks, on a fresh page. */
 async function perClick(tracker, fill, n, maxQueue) {
@@ -99,7 +106,8 @@ async function perClick(tracker, fill, n, maxQueue) {
     return { fastest, mean: (performance.now() - start) / n };
   }, n);
   // the renderer that ran the loop is the one whose main thread used the most CPU in it
-  const cpu = Math.max(...mine.map((pid, i) => cpuNs(pid) - cpu0[i])) / 1e6 / n;
+  const used = mine.map((pid, i) => cpuNs(pid) - cpu0[i]).filter((ns) => Number.isFinite(ns));
+  const cpu = Math.max(...used) / 1e6 / n;
   await context.close();
   return { ...r, cpu, queued };
 }
