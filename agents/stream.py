@@ -25,6 +25,7 @@ from agents.validate import Outcome, ValidationPolicy, process_batch
 from schemas.records import RawBatch, dead_letter
 from trackflow_app import health, metrics
 from trackflow_app.app import app, dead_letter_topic, processed_topic, raw_topic, settings
+from trackflow_app.kafka import aiokafka_producer
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ async def publish(outcomes: list[Outcome]) -> None:
     """Send every record and wait until Kafka acknowledged all of them (retried until it does,
     or until the worker stops)."""
     # Faust's producer wraps an aiokafka producer; its batch API is what this stage needs.
-    kafka: AIOKafkaProducer = cast(Any, app.producer)._ensure_producer()
+    kafka: AIOKafkaProducer = aiokafka_producer(app.producer)
     processed, dead_letters = processed_topic.get_topic_name(), dead_letter_topic.get_topic_name()
     for topic in (processed, dead_letters):
         await kafka.partitions_for(topic)  # the partitioner needs the topic's metadata

@@ -1,5 +1,7 @@
-"""Faust's aiokafka transport, with the fetch size and wait of the worker's consumer set here,
-and an idempotent producer.
+"""Every use TrackFlow makes of Faust's, aiokafka's and Faust's aiohttp driver's internals, in
+one place (``tests/unit/test_kafka_transport.py`` fails loudly when a pinned version changes
+one of them): the worker consumer's fetch size and wait, an idempotent producer, the aiokafka
+producer inside Faust's, and the options of the aiohttp request handler Faust builds.
 
 Faust builds its consumer with aiokafka's ``fetch_min_bytes=1``: every fetch of the raw topic
 returns as soon as one record is there and the next one goes out at once, so under load the
@@ -49,3 +51,18 @@ class IdempotentProducer(faust_kafka.Producer):
 
     def _settings_extra(self) -> Mapping[str, Any]:
         return {**super()._settings_extra(), "enable_idempotence": True}
+
+
+def aiokafka_producer(faust_producer: Any) -> aiokafka.AIOKafkaProducer:
+    """The aiokafka producer inside Faust's (its batch API is what the validate stage needs)."""
+    producer: aiokafka.AIOKafkaProducer = faust_producer._ensure_producer()
+    return producer
+
+
+def configure_web_handler(web: Any, **options: Any) -> None:
+    """Options for aiohttp's RequestHandler: Faust builds the AppRunner and has no setting for
+    them; the runner passes its keyword arguments on to each connection's handler."""
+    runner = getattr(web, "_runner", None)
+    if runner is None or not isinstance(getattr(runner, "_kwargs", None), dict):
+        raise RuntimeError("cannot configure the aiohttp runner: unexpected Faust web driver")
+    runner._kwargs.update(options)

@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from schemas.events import with_typed_keys
 from trackflow_app import health, metrics
 from trackflow_app.app import app, event_store, raw_topic, settings
+from trackflow_app.kafka import configure_web_handler
 from web.compressed import PrecompressedFile, etag_matches
 from web.edge import (
     EdgeError,
@@ -66,22 +67,15 @@ TRACKER_BUNDLE = Path(__file__).resolve().parent / "tracker" / "dist" / "trackfl
 TRACKER_SCRIPT = PrecompressedFile(TRACKER_BUNDLE)
 
 
-def disable_auto_decompress() -> None:
-    """Let /v1/batch see gzip bodies as sent, so decompression stays bounded (gzip-bomb safe).
-
-    aiohttp would otherwise inflate request bodies itself, without our size bound. Faust builds
-    the AppRunner; its keyword arguments reach aiohttp's RequestHandler.
-    """
-    runner = getattr(app.web, "_runner", None)
-    if runner is None or not isinstance(getattr(runner, "_kwargs", None), dict):
-        raise RuntimeError("cannot configure the aiohttp runner: unexpected Faust web driver")
-    runner._kwargs["auto_decompress"] = False
+configure_web_handler(
+    app.web,
+    # /v1/batch sees gzip bodies as sent, so decompression stays bounded (gzip-bomb safe):
+    # aiohttp would otherwise inflate request bodies itself, without our size bound.
+    auto_decompress=False,
     # aiohttp arms this timer when a connection opens and again after each response: a client
     # that has not sent a whole request's headers by then, or sits idle, is disconnected.
-    runner._kwargs["keepalive_timeout"] = settings.http_idle_timeout_s
-
-
-disable_auto_decompress()
+    keepalive_timeout=settings.http_idle_timeout_s,
+)
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",

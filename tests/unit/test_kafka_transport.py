@@ -61,3 +61,31 @@ async def test_the_worker_producer_is_idempotent_with_acks_all() -> None:
         assert kafka._sender._acks == -1
     finally:
         await kafka.stop()
+
+
+async def test_the_internals_trackflow_relies_on_are_there() -> None:
+    """trackflow_app.kafka reaches into Faust, aiokafka and aiohttp; a version that moves one
+    of these must fail here, not in production."""
+    import inspect
+
+    import aiokafka
+    from aiohttp.web_protocol import RequestHandler
+    from faust.transport.drivers import aiokafka as faust_kafka
+
+    from trackflow_app.app import app
+    from trackflow_app.kafka import configure_web_handler
+
+    assert callable(faust_kafka.AIOKafkaConsumerThread._create_worker_consumer)
+    assert callable(faust_kafka.Consumer._new_consumer_thread)
+    assert callable(faust_kafka.Producer._settings_extra)
+    assert callable(faust_kafka.Producer._ensure_producer)
+    consumer = aiokafka.AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9")
+    assert isinstance(consumer._fetch_min_bytes, int)
+    assert isinstance(consumer._fetch_max_wait_ms, int)
+    handler_options = inspect.signature(RequestHandler.__init__).parameters
+    assert {"auto_decompress", "keepalive_timeout"} <= set(handler_options)
+    runner: Any = app.web._runner  # type: ignore[attr-defined]
+    assert isinstance(runner._kwargs, dict)
+    configure_web_handler(app.web, keepalive_timeout=12.5)
+    assert runner._kwargs["keepalive_timeout"] == 12.5
+    await consumer.stop()
