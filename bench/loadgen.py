@@ -61,6 +61,7 @@ class Result:
         self.service = np.full(n, np.nan)  # s, from the moment the request was handed to aiohttp
         self.late = np.full(n, np.nan)  # s, dispatch lateness vs schedule (open loop)
         self.ok = np.zeros(n, dtype=bool)
+        self.offset = np.zeros(n)  # s after the start at which the request was due
         self.statuses: Counter[str] = Counter()
 
 
@@ -93,6 +94,7 @@ async def run_open(
     n = int(np.searchsorted(offsets, duration, side="left"))
     offsets = offsets[:n]
     res = Result(n)
+    res.offset[:] = offsets
     t0 = time.perf_counter() + 0.05
     wall0 = time.time() + (t0 - time.perf_counter())
 
@@ -215,10 +217,26 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "latency_ms": percentiles(res.latency[:n][ok] * 1000),
         "service_ms": percentiles(res.service[:n][ok] * 1000),
         "dispatch_late_ms": percentiles(res.late[:n] * 1000),
+        "slowest": slowest(res, ok, wall0, args.slowest) if args.mode == "open" else [],
         "cpu_s": cpu,
         "cpu_share": cpu / max(done_wall - wall0, 1e-9),
         "prep_s": prep_s,
     }
+
+
+def slowest(res: Result, ok: np.ndarray, wall0: float, count: int) -> list[dict[str, float]]:
+    """The ``count`` slowest accepted requests of an open loop: when each was due (wall clock,
+    s) and how long its answer took, to line up with the worker's logs."""
+    latency = np.where(ok, res.latency[: len(ok)], -1.0)
+    worst = np.argsort(latency)[::-1][:count]
+    return [
+        {
+            "due": round(wall0 + float(res.offset[i]), 3),
+            "latency_ms": round(float(latency[i]) * 1000, 1),
+        }
+        for i in worst
+        if latency[i] >= 0
+    ]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -235,6 +253,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reuse", action="store_true", help="saturate: cycle the pool (no dedup)")
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--out", default="-")
+    p.add_argument("--slowest", type=int, default=0, help="open: list the N slowest requests")
     return p.parse_args(argv)
 
 

@@ -71,6 +71,11 @@ jvm() {
     -cp "$(classpath)"
 }
 
+# The broker's GC pauses, as Kafka's own start scripts log them (a stalled produce shows here).
+gc_log() {
+  printf '%s' "-Xlog:gc:file=$dir/logs/kafkaServer-gc.log:time,uptime:filecount=5,filesize=20M"
+}
+
 java_run() {
   local cmd; mapfile -t cmd < <(jvm)
   "${cmd[@]}" "$@"
@@ -183,14 +188,14 @@ start() {
 
 launch() {
   local cmd; mapfile -t cmd < <(jvm)
-  setsid nohup "${cmd[@]}" kafka.Kafka "$dir/server.properties" >"$dir/logs/stdout.log" 2>&1 &
+  setsid nohup "${cmd[@]}" "$(gc_log)" kafka.Kafka "$dir/server.properties" >"$dir/logs/stdout.log" 2>&1 &
   echo $! >"$pidfile"
 }
 
 run() {
   prepare
   local cmd; mapfile -t cmd < <(jvm)
-  exec "${cmd[@]}" kafka.Kafka "$dir/server.properties"
+  exec "${cmd[@]}" "$(gc_log)" kafka.Kafka "$dir/server.properties"
 }
 
 stop() {

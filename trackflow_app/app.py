@@ -16,6 +16,7 @@ from faust.worker import Worker
 from trackflow_app.gc_tuning import settle_after_start
 from trackflow_app.kafka import fetch_tuned_transport
 from trackflow_app.logs import logging_config
+from trackflow_app.loop_watch import LoopWatch, time_gc_pauses
 from trackflow_app.settings import Settings, load_settings
 from trackflow_app.shutdown import StopWatchdog, stop_limit_s
 from trackflow_app.store import EventStore
@@ -74,6 +75,10 @@ class TrackFlowApp(faust.App):
             state.thresholds,
             state.frozen_objects,
         )
+        if settings.loop_stall_ms:
+            self.loop_watch = LoopWatch(settings.loop_stall_ms / 1000)
+            self.loop_watch.start()
+            time_gc_pauses(settings.loop_stall_ms / 1000)
 
 
 class TrackFlowWorker(Worker):

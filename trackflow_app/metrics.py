@@ -40,6 +40,14 @@ RATE_LIMIT_GROUP_SIZE = Gauge(
 PRODUCE_SECONDS = Histogram(
     "trackflow_produce_seconds", "Time for Kafka to acknowledge a raw batch"
 )
+EDGE_PHASE_SECONDS = Histogram(
+    "trackflow_edge_phase_seconds",
+    "Time a POST spends in each step: body (reading it), decode (parse, check, authenticate), "
+    "enqueue (handing the raw batch to the producer), ack (waiting for Kafka's acknowledgement)",
+    ["phase"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+EDGE_PHASES = {p: EDGE_PHASE_SECONDS.labels(p) for p in ("body", "decode", "enqueue", "ack")}
 
 
 def record_outcome(processed: Sequence[ProcessedEvent], rejected: Sequence[DeadLetter]) -> None:

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     # Young-generation GC threshold once the worker is up (Python's default is 700); 0 keeps
     # Python's garbage-collector settings as they are (see trackflow_app/gc_tuning.py).
     gc_gen0_threshold: int = Field(default=20_000, ge=0)
+    # Log the event loop's stack when it has not run for this long, and garbage collections that
+    # pause it this long (trackflow_app/loop_watch.py); 0 turns the watch off.
+    loop_stall_ms: int = Field(default=250, ge=0)
+    # Log accepted POSTs slower than this, with the time each step took; 0: never.
+    slow_request_ms: int = Field(default=1000, ge=0)
 
     # Tenants: ingest keys are public (embedded in pages); read keys are secrets.
     api_keys: str = ""

@@ -32,6 +32,7 @@ from web.edge import (
     client_ip,
     decode_request,
 )
+from web.phases import PhaseTimer
 from web.query import epoch_ms
 from web.ratelimit import Limited, RateLimits
 
@@ -141,7 +142,7 @@ async def read_body(request: aioweb.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def produce_acknowledged(value: bytes) -> None:
+async def produce_acknowledged(value: bytes, timer: PhaseTimer) -> None:
     """Write to the raw topic and return only once Kafka acknowledged it (acks=all)."""
     started = time.monotonic()
     # One deadline for both steps, without wait_for's extra task per request; the shield keeps
@@ -150,7 +151,9 @@ async def produce_acknowledged(value: bytes) -> None:
         delivery = await app.producer.send(
             raw_topic.get_topic_name(), None, value, None, None, None
         )
+        timer.mark("enqueue")
         await asyncio.shield(delivery)
+        timer.mark("ack")
     metrics.PRODUCE_SECONDS.observe(time.monotonic() - started)
 
 
@@ -162,11 +165,13 @@ class BatchView(JsonView):
     async def post(self, faust_request: Request, **kwargs: Any) -> Response:
         request = cast(aioweb.Request, faust_request)  # Faust's aiohttp driver passes these
         received_at = int(time.time() * 1000)
+        timer = PhaseTimer()
         ip = client_ip(request.remote, request.headers, settings.trusted_proxy_networks)
         try:
             raise_if_limited(RATE_LIMITS.check_ip(ip))
             async with asyncio.timeout(settings.body_timeout_s):
                 body = await read_body(request, settings.max_body_bytes)
+            timer.mark("body")
             envelope = decode_request(
                 body,
                 request.headers.get("Content-Type", ""),
@@ -178,6 +183,7 @@ class BatchView(JsonView):
             )
             check_origin(request.headers.get("Origin"), api_key, settings.allowed_origins)
             raise_if_limited(RATE_LIMITS.check_tenant(api_key, len(envelope.events)))
+            timer.mark("decode")
         except TimeoutError:
             error = EdgeError(
                 408, "body_timeout", f"the body did not arrive within {settings.body_timeout_s} s"
@@ -194,7 +200,7 @@ class BatchView(JsonView):
             envelope, api_key, received_at, ip, request.headers.get("User-Agent", "")
         )
         try:
-            await produce_acknowledged(orjson.dumps(record))
+            await produce_acknowledged(orjson.dumps(record), timer)
         except MessageSizeTooLargeError:
             too_big = EdgeError(
                 413, "payload_too_large", "the batch is larger than the event log accepts"
@@ -211,6 +217,7 @@ class BatchView(JsonView):
                 status=503,
                 headers={**CORS_HEADERS, "Retry-After": str(settings.retry_after_s)},
             )
+        timer.report(settings.slow_request_ms / 1000)
         metrics.BATCHES_ACCEPTED.inc()
         metrics.EVENTS_ACCEPTED.inc(len(envelope.events))
         if envelope.dropped:

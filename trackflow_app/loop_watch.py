@@ -1,0 +1,154 @@
+"""Event-loop stall watch: notices when the worker's event loop has not run for a while and logs
+where it is stuck, and times the garbage collector's pauses.
+
+Every POST, every stage and the sink's mapping share one event loop; anything that holds it
+(a long synchronous call, a collection of a large heap, another thread holding the GIL) delays
+every request at once, which a POST's tail latency shows but no handler's own timing does. A
+heartbeat task stamps the loop's progress; a watcher thread compares the stamp with the clock
+and, once the loop is late by more than the threshold, logs the loop thread's stack at that
+moment (one line per stall, and its full length when it ends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import Histogram
+
+log = logging.getLogger(__name__)
+
+LOOP_LAG_SECONDS = Histogram(
+    "trackflow_event_loop_lag_seconds",
+    "How late the event loop ran a task scheduled to run now",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+GC_PAUSE_SECONDS = Histogram(
+    "trackflow_gc_pause_seconds",
+    "Pauses of Python's cyclic garbage collector",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+)
+
+
+@dataclass
+class StallTracker:
+    """Decides, from the loop's last heartbeat, when a stall starts and ends (no I/O)."""
+
+    threshold_s: float
+    last_beat: float = 0.0
+    stalled_since: float | None = None
+    stalls: int = field(default=0)
+
+    def beat(self, now: float) -> float | None:
+        """Record a heartbeat; returns how long the stall that just ended lasted, if any."""
+        self.last_beat = now
+        if self.stalled_since is None:
+            return None
+        started, self.stalled_since = self.stalled_since, None
+        return now - started
+
+    def check(self, now: float) -> bool:
+        """True once per stall: when the loop is first seen late by more than the threshold."""
+        if self.stalled_since is not None or now - self.last_beat <= self.threshold_s:
+            return False
+        self.stalled_since = self.last_beat
+        self.stalls += 1
+        return True
+
+
+def thread_stack(thread_id: int, limit: int = 8) -> str:
+    """The innermost frames a thread is running, oldest first, as 'file:line function' parts."""
+    frame = sys._current_frames().get(thread_id)
+    if frame is None:
+        return "<thread gone>"
+    frames = traceback.extract_stack(frame)[-limit:]
+    return " <- ".join(
+        f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno} {f.name}" for f in reversed(frames)
+    )
+
+
+class LoopWatch:
+    """The heartbeat task and the watcher thread around a StallTracker."""
+
+    def __init__(self, threshold_s: float, interval_s: float = 0.01) -> None:
+        self.tracker = StallTracker(threshold_s)
+        self.interval_s = interval_s
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._loop_thread = threading.get_ident()
+        self._task: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._loop_thread = threading.get_ident()
+        self._beat(time.monotonic())
+        self._task = asyncio.get_running_loop().create_task(self._heartbeat())
+        self._thread = threading.Thread(target=self._watch, name="loop-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            due = time.monotonic() + self.interval_s
+            await asyncio.sleep(self.interval_s)
+            now = time.monotonic()
+            LOOP_LAG_SECONDS.observe(max(now - due, 0.0))
+            self._beat(now)
+
+    def _beat(self, now: float) -> None:
+        with self._lock:
+            ended = self.tracker.beat(now)
+        if ended is not None:
+            log.warning("event loop was blocked for %.0f ms", ended * 1000)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            now = time.monotonic()
+            with self._lock:
+                late = now - self.tracker.last_beat
+                started = self.tracker.check(now)
+            if started:
+                log.warning(
+                    "event loop blocked for %.0f ms so far, at: %s",
+                    late * 1000,
+                    thread_stack(self._loop_thread),
+                )
+
+
+def time_gc_pauses(
+    slow_s: float, clock: Callable[[], float] = time.perf_counter
+) -> Callable[..., None]:
+    """Install a gc callback that observes every collection's pause (and logs slow ones)."""
+    started: dict[str, float] = {}
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started["at"] = clock()
+            return
+        now = clock()
+        pause = now - started.pop("at", now)
+        generation = info.get("generation", -1)
+        GC_PAUSE_SECONDS.labels(str(generation)).observe(pause)
+        if slow_s and pause > slow_s:
+            log.warning(
+                "garbage collection of generation %s took %.0f ms (%s collected)",
+                generation,
+                pause * 1000,
+                info.get("collected"),
+            )
+
+    gc.callbacks.append(on_gc)
+    return on_gc
