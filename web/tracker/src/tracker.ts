@@ -46,36 +46,41 @@ export interface TrackEvent {
   seq: number;
 }
 
+/** The whole-queue layout of earlier tracker versions (key `q:<tab>`); its field names are stored data. */
 interface Persisted {
+  /** dropped count */
   d: number;
+  /** queued events, oldest first */
   e: TrackEvent[];
 }
 
 export const OPT_OUT_KEY = 'trackflow:optout';
-const CT = 'text/plain;charset=UTF-8';
-const MAX_KEEPALIVE = 60000;
-const BASE_MS = 1000;
-const CAP_MS = 60000;
+const CONTENT_TYPE = 'text/plain;charset=UTF-8';
+/** Body size limit of keepalive fetches and beacons. */
+const MAX_KEEPALIVE_BYTES = 60000;
+const BACKOFF_BASE_MS = 1000;
+const BACKOFF_CAP_MS = 60000;
 const MAX_RETRY_AFTER_MS = 3600000;
 const MAX_ERRORS = 100;
 /** A click reports the nearest of these around its target (like PostHog's autocapture). */
-const INTERACTIVE = 'button,a,input,select,textarea,label,[role=button],[onclick]';
+const INTERACTIVE_SELECTOR = 'button,a,input,select,textarea,label,[role=button],[onclick]';
 
-let optOutMem = false;
+/** Opt-out of this page, also when localStorage is unavailable. */
+let optedOutInMemory = false;
 
 type Store = Storage | null | undefined;
 
-const sget = (s: Store, k: string): string | null => {
+const storageGet = (storage: Store, key: string): string | null => {
   try {
-    return s ? s.getItem(k) : null;
+    return storage ? storage.getItem(key) : null;
   } catch (e) {
     return null;
   }
 };
-const sset = (s: Store, k: string, v: string): boolean => {
+const storageSet = (storage: Store, key: string, value: string): boolean => {
   try {
-    if (s) {
-      s.setItem(k, v);
+    if (storage) {
+      storage.setItem(key, value);
       return true;
     }
   } catch (e) {
@@ -83,70 +88,76 @@ const sset = (s: Store, k: string, v: string): boolean => {
   }
   return false;
 };
-const sdel = (s: Store, k: string) => {
+const storageRemove = (storage: Store, key: string) => {
   try {
-    if (s) s.removeItem(k);
+    if (storage) storage.removeItem(key);
   } catch (e) {
     /* ignore */
   }
 };
-const jget = (s: Store, k: string): any => {
+const storageGetJson = (storage: Store, key: string): any => {
   try {
-    return JSON.parse(sget(s, k) || 'null');
+    return JSON.parse(storageGet(storage, key) || 'null');
   } catch (e) {
     return null;
   }
 };
-/** The keys that start with prefix `p`, without it. */
-const skeys = (s: Store, p: string): string[] => {
-  const out: string[] = [];
+/** The keys that start with `prefix`, without it. */
+const storageKeys = (storage: Store, prefix: string): string[] => {
+  const keys: string[] = [];
   try {
-    if (s)
-      for (let i = 0, k; i < s.length; i++) if (!(k = s.key(i)!).indexOf(p)) out.push(k.slice(p.length));
+    if (storage)
+      for (let i = 0, key; i < storage.length; i++)
+        if (!(key = storage.key(i)!).indexOf(prefix)) keys.push(key.slice(prefix.length));
   } catch (e) {
     /* ignore */
   }
-  return out;
+  return keys;
 };
-const bytes = (s: string): number => new Blob([s]).size;
-const offline = () => navigator.onLine === false;
-const pos = (v: unknown, d: number): number => (typeof v == 'number' && v >= 1 && v < 1 / 0 ? Math.floor(v) : d);
+const byteLength = (text: string): number => new Blob([text]).size;
+const isOffline = () => navigator.onLine === false;
+/** `value` as a whole number >= 1, else `fallback`. */
+const positiveInt = (value: unknown, fallback: number): number =>
+  typeof value == 'number' && value >= 1 && value < 1 / 0 ? Math.floor(value) : fallback;
 
 export function browserStore(name: 'localStorage' | 'sessionStorage'): Storage | null {
   try {
-    const s = window[name];
-    s.getItem('tf');
-    return s;
+    const storage = window[name];
+    storage.getItem('tf');
+    return storage;
   } catch (e) {
     return null;
   }
 }
 
-export function setOptOut(v: boolean, ls: Store) {
-  optOutMem = v;
-  if (v) sset(ls, OPT_OUT_KEY, '1');
-  else sdel(ls, OPT_OUT_KEY);
+export function setOptOut(optedOut: boolean, localStore: Store) {
+  optedOutInMemory = optedOut;
+  if (optedOut) storageSet(localStore, OPT_OUT_KEY, '1');
+  else storageRemove(localStore, OPT_OUT_KEY);
 }
 
 /** Parse Retry-After (delta-seconds or HTTP-date) into ms, or null. */
-export function retryAfterMs(v: string | null | undefined, now: number): number | null {
-  if (!v) return null;
-  let ms = +v * 1000; // delta-seconds (Number() trims whitespace)
-  if (ms !== ms) ms = Date.parse(v) - now;
+export function retryAfterMs(header: string | null | undefined, now: number): number | null {
+  if (!header) return null;
+  let ms = +header * 1000; // delta-seconds (Number() trims whitespace)
+  if (ms !== ms) ms = Date.parse(header) - now;
   if (ms !== ms) return null;
   return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
 }
 
 /** Full-jitter exponential backoff: random() * min(cap, base * 2^attempt). attempt starts at 0. */
 export function backoffMs(attempt: number, random: () => number): number {
-  return random() * Math.min(CAP_MS, BASE_MS * Math.pow(2, attempt));
+  return random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * Math.pow(2, attempt));
 }
 
 export function isPrivacyBlocked(cfg: TrackFlowConfig): boolean {
   // only ever called in a browser (init() checks)
-  const n: any = navigator;
-  const dnt = n.doNotTrack == '1' || (window as any).doNotTrack == '1';
-  return !!((cfg.respectDoNotTrack && dnt) || (cfg.respectGlobalPrivacyControl && n.globalPrivacyControl === true));
+  const nav: any = navigator;
+  const doNotTrack = nav.doNotTrack == '1' || (window as any).doNotTrack == '1';
+  return !!(
+    (cfg.respectDoNotTrack && doNotTrack) ||
+    (cfg.respectGlobalPrivacyControl && nav.globalPrivacyControl === true)
+  );
 }
 
 export class Tracker {
@@ -197,10 +208,10 @@ export class Tracker {
 
   constructor(cfg: TrackFlowConfig, env: TrackerEnv = {}) {
     this._cfg = cfg;
-    this._batchSize = pos(cfg.batchSize, 20);
-    this._flushIntervalMs = pos(cfg.flushIntervalMs, 5000);
-    this._maxQueue = pos(cfg.maxQueue, 1000);
-    this._timeoutMs = pos(cfg.timeoutMs, 10000);
+    this._batchSize = positiveInt(cfg.batchSize, 20);
+    this._flushIntervalMs = positiveInt(cfg.flushIntervalMs, 5000);
+    this._maxQueue = positiveInt(cfg.maxQueue, 1000);
+    this._timeoutMs = positiveInt(cfg.timeoutMs, 10000);
     this._url = String(cfg.endpoint).replace(/\/+$/, '') + '/v1/batch';
     this._P = 'tf:' + cfg.apiKey + ':';
     this._ls = 'localStorage' in env ? env.localStorage : browserStore('localStorage');
@@ -244,12 +255,12 @@ export class Tracker {
   }
 
   private _active(): boolean {
-    return !this._disabled && !optOutMem && sget(this._ls, OPT_OUT_KEY) != '1';
+    return !this._disabled && !optedOutInMemory && storageGet(this._ls, OPT_OUT_KEY) != '1';
   }
 
   /** Restore (or create) session id, seq counter and tab id; load this tab's persisted queue. */
   private _boot() {
-    let r = jget(this._ss, this._P + 's');
+    let r = storageGetJson(this._ss, this._P + 's');
     let tab: string | null = r && r.t;
     if (tab) {
       if (this._alive(tab)) {
@@ -283,29 +294,29 @@ export class Tracker {
     const ek = 'e:' + tab + ':';
     const dk = P + 'd:' + tab;
     const e: TrackEvent[] = [];
-    for (const k of skeys(this._ls, P))
+    for (const k of storageKeys(this._ls, P))
       if (!k.indexOf(ek)) {
-        const v = jget(this._ls, P + k);
+        const v = storageGetJson(this._ls, P + k);
         if (v) e.push(v);
-        if (take) sdel(this._ls, P + k);
+        if (take) storageRemove(this._ls, P + k);
       }
-    const old: Persisted | null = jget(this._ls, P + 'q:' + tab);
+    const old: Persisted | null = storageGetJson(this._ls, P + 'q:' + tab);
     for (const v of (old && old.e) || []) {
       e.push(v);
       if (!take) this._put(v);
     }
-    sdel(this._ls, P + 'q:' + tab);
-    const d = ((old && old.d) || 0) + (+(sget(this._ls, dk) as any) || 0);
-    if (take) sdel(this._ls, dk);
+    storageRemove(this._ls, P + 'q:' + tab);
+    const d = ((old && old.d) || 0) + (+(storageGet(this._ls, dk) as any) || 0);
+    if (take) storageRemove(this._ls, dk);
     return { e: e.sort((a, b) => a.timestamp - b.timestamp), d };
   }
 
   private _sess() {
-    sset(this._ss, this._P + 's', JSON.stringify({ s: this._sessionId, n: this._n, t: this._tab }));
+    storageSet(this._ss, this._P + 's', JSON.stringify({ s: this._sessionId, n: this._n, t: this._tab }));
   }
 
   private _nextSeq(): number {
-    const r = jget(this._ss, this._P + 's');
+    const r = storageGetJson(this._ss, this._P + 's');
     if (r && r.s == this._sessionId && r.n > this._n) this._n = r.n;
     this._n++;
     this._sess();
@@ -313,18 +324,18 @@ export class Tracker {
   }
 
   private _beat(v?: number) {
-    sset(this._ls, this._P + 'hb:' + this._tab, String(v === 0 ? 0 : this._now()));
+    storageSet(this._ls, this._P + 'hb:' + this._tab, String(v === 0 ? 0 : this._now()));
   }
 
   private _alive(tab: string): boolean {
-    const hb = +(sget(this._ls, this._P + 'hb:' + tab) || 0);
+    const hb = +(storageGet(this._ls, this._P + 'hb:' + tab) || 0);
     return hb > 0 && this._now() - hb < this._staleMs;
   }
 
   /** True if another tab holds a valid lease on `tab` and has already taken its queue (it deletes the heartbeat). */
   private _lost(tab: string): boolean {
-    const l = jget(this._ls, this._P + 'l:' + tab);
-    return !!(l && l.b != tab && l.u > this._now() && sget(this._ls, this._P + 'hb:' + tab) == null);
+    const l = storageGetJson(this._ls, this._P + 'l:' + tab);
+    return !!(l && l.b != tab && l.u > this._now() && storageGet(this._ls, this._P + 'hb:' + tab) == null);
   }
 
   /** If another tab adopted our queue (e.g. we were frozen), give it up and continue under a new tab id. */
@@ -346,20 +357,20 @@ export class Tracker {
 
   /** Persist one event: a write of constant size, whatever the queue length. On quota errors it stays in memory only. */
   private _put(e: TrackEvent) {
-    sset(this._ls, this._key(e.eventId), JSON.stringify(e));
+    storageSet(this._ls, this._key(e.eventId), JSON.stringify(e));
   }
 
   /** Persist the dropped count (`d:<tab>`, absent when 0). */
   _saveDropped() {
     const k = 'd:' + this._tab;
-    if (this._dropped) sset(this._ls, this._P + k, String(this._dropped));
-    else sdel(this._ls, this._P + k);
+    if (this._dropped) storageSet(this._ls, this._P + k, String(this._dropped));
+    else storageRemove(this._ls, this._P + k);
   }
 
   private _bound() {
     const n = this._q.length - this._maxQueue;
     if (n > 0) {
-      for (const e of this._q.splice(0, n)) sdel(this._ls, this._key(e.eventId));
+      for (const e of this._q.splice(0, n)) storageRemove(this._ls, this._key(e.eventId));
       this._dropped += n;
       this._saveDropped();
     }
@@ -367,7 +378,7 @@ export class Tracker {
 
   private _remove(ids: Record<string, 1>) {
     this._q = this._q.filter((e) => !ids[e.eventId]);
-    for (const id in ids) sdel(this._ls, this._key(id));
+    for (const id in ids) storageRemove(this._ls, this._key(id));
   }
 
   /** Clear every persisted queue of this apiKey (opt-out / privacy). */
@@ -377,7 +388,7 @@ export class Tracker {
     clearTimeout(this._timer);
     clearTimeout(this._retry);
     this._timer = this._retry = 0;
-    for (const k of skeys(this._ls, this._P)) if (/^[qed]:/.test(k)) sdel(this._ls, this._P + k);
+    for (const k of storageKeys(this._ls, this._P)) if (/^[qed]:/.test(k)) storageRemove(this._ls, this._P + k);
   }
 
   _optOut() {
@@ -410,7 +421,7 @@ export class Tracker {
     const mine: string[] = [];
     const queued: Record<string, 1> = {};
     const other: string[][] = [];
-    for (const k of skeys(this._ls, this._P)) {
+    for (const k of storageKeys(this._ls, this._P)) {
       const m = k.match(/^(q|e|d|hb|l):([^:]+)/);
       if (!m || m[2] == me) continue;
       if ('qed'.indexOf(m[1]) < 0) other.push([k, m[1], m[2]]);
@@ -418,16 +429,16 @@ export class Tracker {
     }
     for (const t in queued) {
       if (this._alive(t)) continue;
-      const l = jget(this._ls, this._P + 'l:' + t);
+      const l = storageGetJson(this._ls, this._P + 'l:' + t);
       if (l && l.b != me && l.u > now) continue;
-      sset(this._ls, this._P + 'l:' + t, JSON.stringify({ b: me, u: now + this._leaseMs }));
+      storageSet(this._ls, this._P + 'l:' + t, JSON.stringify({ b: me, u: now + this._leaseMs }));
       mine.push(t);
     }
     // housekeeping: heartbeats of dead tabs and expired leases, of tabs that have no queue
     for (const [k, kind, t] of other)
       if (!queued[t]) {
-        const l = kind == 'l' && jget(this._ls, this._P + k);
-        if (l ? !(l.u > now) : !this._alive(t)) sdel(this._ls, this._P + k);
+        const l = kind == 'l' && storageGetJson(this._ls, this._P + k);
+        if (l ? !(l.u > now) : !this._alive(t)) storageRemove(this._ls, this._P + k);
       }
     if (!mine.length) {
       this._claiming = false;
@@ -439,14 +450,14 @@ export class Tracker {
         this._safe(() => {
           let got = 0;
           for (const t of mine) {
-            const l = jget(this._ls, this._P + 'l:' + t);
+            const l = storageGetJson(this._ls, this._P + 'l:' + t);
             if (!l || l.b != me) continue;
             if (this._alive(t) || this._tab != me) {
-              sdel(this._ls, this._P + 'l:' + t);
+              storageRemove(this._ls, this._P + 'l:' + t);
               continue;
             }
             const d = this._read(t, true);
-            sdel(this._ls, this._P + 'hb:' + t);
+            storageRemove(this._ls, this._P + 'hb:' + t);
             const have: Record<string, 1> = {};
             for (const e of this._q) have[e.eventId] = 1;
             const add = d.e.filter((e) => !have[e.eventId]);
@@ -503,7 +514,7 @@ export class Tracker {
       (e: MouseEvent) => {
         let el: any = e.target;
         // the control the user meant (a <span> inside a <button> reports the button), else the target itself
-        el = (el && el.closest && el.closest(INTERACTIVE)) || el;
+        el = (el && el.closest && el.closest(INTERACTIVE_SELECTOR)) || el;
         if (el && el.tagName) this._track('click', { tag: el.tagName.toUpperCase(), id: el.id || null });
       },
       true,
@@ -697,7 +708,7 @@ export class Tracker {
     let ra: string | null | undefined = null;
     let timer: any;
     try {
-      if (offline()) throw 0;
+      if (isOffline()) throw 0;
       body = body || this._body(batch, dropped);
       const ac = window.AbortController && new AbortController();
       // a request that hangs must not stop sending for the life of the page: abort it after timeoutMs
@@ -705,10 +716,10 @@ export class Tracker {
       const res = await this._fx(this._url, {
         method: 'POST',
         body,
-        headers: { 'Content-Type': CT },
+        headers: { 'Content-Type': CONTENT_TYPE },
         // Only exit sends must outlive the page. Chromium does not cancel an aborted keepalive request, so a
         // hanging endpoint would keep the connections busy.
-        keepalive: this._exit && bytes(body) < MAX_KEEPALIVE,
+        keepalive: this._exit && byteLength(body) < MAX_KEEPALIVE_BYTES,
         credentials: 'omit',
         mode: 'cors',
         signal: ac ? ac.signal : null,
@@ -758,7 +769,7 @@ export class Tracker {
   _beaconFlush() {
     if (!this._active()) return;
     this._waiting.forEach((e) => this._titled(e));
-    if (!this._q.length || offline()) return; // kept for the next load
+    if (!this._q.length || isOffline()) return; // kept for the next load
     this._exit = true;
     this._flush();
     const rest = this._q.filter((e) => !this._beaconed[e.eventId]);
@@ -767,11 +778,11 @@ export class Tracker {
       // chunk to stay under the keepalive/beacon body limit
       let n = rest.length;
       let body = this._body(rest.slice(0, n), 0);
-      while (n > 1 && bytes(body) >= MAX_KEEPALIVE) body = this._body(rest.slice(0, (n = Math.ceil(n / 2))), 0);
+      while (n > 1 && byteLength(body) >= MAX_KEEPALIVE_BYTES) body = this._body(rest.slice(0, (n = Math.ceil(n / 2))), 0);
       const chunk = rest.splice(0, n);
       let ok = false;
       try {
-        ok = this._beacon(this._url, new Blob([body], { type: CT }));
+        ok = this._beacon(this._url, new Blob([body], { type: CONTENT_TYPE }));
       } catch (e) {
         /* fall back to fetch */
       }
