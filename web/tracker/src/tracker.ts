@@ -165,67 +165,67 @@ export class Tracker {
   readonly _flushIntervalMs: number;
   readonly _maxQueue: number;
   readonly _timeoutMs: number;
-  readonly _url: string;
+  readonly _batchUrl: string;
   /** localStorage key prefix, namespaced by apiKey */
-  readonly _P: string;
-  _tab = '';
+  readonly _keyPrefix: string;
+  _tabId = '';
   _sessionId = '';
   _userId: string | null = null;
-  _q: TrackEvent[] = [];
+  _queue: TrackEvent[] = [];
   _dropped = 0;
   _attempt = 0;
   _disabled = false;
 
-  private _cfg: TrackFlowConfig;
-  private _ls: Store;
-  private _ss: Store;
+  private _config: TrackFlowConfig;
+  private _localStore: Store;
+  private _sessionStore: Store;
   private _now: () => number;
-  private _rnd: () => number;
-  private _fx: NonNullable<TrackerEnv['fetch']>;
-  private _beacon: NonNullable<TrackerEnv['sendBeacon']>;
-  private _hbMs: number;
+  private _random: () => number;
+  private _fetch: NonNullable<TrackerEnv['fetch']>;
+  private _sendBeacon: NonNullable<TrackerEnv['sendBeacon']>;
+  private _heartbeatMs: number;
   private _staleMs: number;
-  private _claimMs: number;
+  private _claimDelayMs: number;
   private _leaseMs: number;
-  private _n = 0;
-  private _fly: Record<string, 1> = {};
+  private _seq = 0;
+  private _inFlight: Record<string, 1> = {};
   private _sending: Promise<void> | null = null;
-  private _timer: any = 0;
-  private _retry: any = 0;
-  private _hb: any = 0;
+  private _flushTimer: any = 0;
+  private _retryTimer: any = 0;
+  private _heartbeatTimer: any = 0;
   private _warned = false;
-  private _errs = 0;
+  private _errorCount = 0;
   private _lastUrl = '';
   private _claiming = false;
-  private _offs: Array<() => void> = [];
+  private _cleanups: Array<() => void> = [];
   /** page_views of SPA navigations waiting for the app to set document.title */
-  private _waiting = new Set<TrackEvent>();
+  private _awaitingTitle = new Set<TrackEvent>();
   /** ids handed to sendBeacon since the page was last visible (one exit attempt per hide) */
   private _beaconed: Record<string, 1> = {};
   /** true while the exit attempt is being made (its fetches use keepalive) */
-  private _exit = false;
-  private _dev: DeviceInfo;
+  private _exiting = false;
+  private _deviceInfo: DeviceInfo;
 
   constructor(cfg: TrackFlowConfig, env: TrackerEnv = {}) {
-    this._cfg = cfg;
+    this._config = cfg;
     this._batchSize = positiveInt(cfg.batchSize, 20);
     this._flushIntervalMs = positiveInt(cfg.flushIntervalMs, 5000);
     this._maxQueue = positiveInt(cfg.maxQueue, 1000);
     this._timeoutMs = positiveInt(cfg.timeoutMs, 10000);
-    this._url = String(cfg.endpoint).replace(/\/+$/, '') + '/v1/batch';
-    this._P = 'tf:' + cfg.apiKey + ':';
-    this._ls = 'localStorage' in env ? env.localStorage : browserStore('localStorage');
-    this._ss = 'sessionStorage' in env ? env.sessionStorage : browserStore('sessionStorage');
+    this._batchUrl = String(cfg.endpoint).replace(/\/+$/, '') + '/v1/batch';
+    this._keyPrefix = 'tf:' + cfg.apiKey + ':';
+    this._localStore = 'localStorage' in env ? env.localStorage : browserStore('localStorage');
+    this._sessionStore = 'sessionStorage' in env ? env.sessionStorage : browserStore('sessionStorage');
     this._now = env.now || (() => Date.now());
-    this._rnd = env.random || Math.random;
-    this._fx = env.fetch || ((u, i) => fetch(u, i));
-    this._beacon = env.sendBeacon || ((u, d) => navigator.sendBeacon(u, d));
-    this._hbMs = env.heartbeatMs || 5000;
+    this._random = env.random || Math.random;
+    this._fetch = env.fetch || ((u, i) => fetch(u, i));
+    this._sendBeacon = env.sendBeacon || ((u, d) => navigator.sendBeacon(u, d));
+    this._heartbeatMs = env.heartbeatMs || 5000;
     this._staleMs = env.staleMs || 90000;
-    this._claimMs = env.claimDelayMs || 300;
+    this._claimDelayMs = env.claimDelayMs || 300;
     this._leaseMs = env.leaseMs || 600000;
     const n: any = navigator;
-    this._dev = detectDevice(n.userAgent, n.userAgentData, n.maxTouchPoints);
+    this._deviceInfo = detectDevice(n.userAgent, n.userAgentData, n.maxTouchPoints);
 
     if (isPrivacyBlocked(cfg)) {
       this._log('off: DNT/GPC');
@@ -234,7 +234,7 @@ export class Tracker {
       return;
     }
     this._boot();
-    this._hb = setInterval(() => this._safe(this._tick), this._hbMs);
+    this._heartbeatTimer = setInterval(() => this._safe(this._tick), this._heartbeatMs);
     if (env.autocapture !== false) this._capture();
     this._adopt();
     this._schedule();
@@ -243,7 +243,7 @@ export class Tracker {
   // ---------------------------------------------------------------- state
 
   private _log(...a: unknown[]) {
-    if (this._cfg.debug) console.log('[TrackFlow]', ...a);
+    if (this._config.debug) console.log('[TrackFlow]', ...a);
   }
 
   private _safe(fn: (...a: any[]) => void, ...a: any[]) {
@@ -255,12 +255,12 @@ export class Tracker {
   }
 
   private _active(): boolean {
-    return !this._disabled && !optedOutInMemory && storageGet(this._ls, OPT_OUT_KEY) != '1';
+    return !this._disabled && !optedOutInMemory && storageGet(this._localStore, OPT_OUT_KEY) != '1';
   }
 
   /** Restore (or create) session id, seq counter and tab id; load this tab's persisted queue. */
   private _boot() {
-    let r = storageGetJson(this._ss, this._P + 's');
+    let r = storageGetJson(this._sessionStore, this._keyPrefix + 's');
     let tab: string | null = r && r.t;
     if (tab) {
       if (this._alive(tab)) {
@@ -270,16 +270,16 @@ export class Tracker {
       } else if (this._lost(tab)) tab = null;
     }
     this._sessionId = (r && r.s) || uuid();
-    this._n = (r && r.n) || 0;
-    this._tab = tab || uuid();
+    this._seq = (r && r.n) || 0;
+    this._tabId = tab || uuid();
     this._sess();
     this._load();
     this._beat();
   }
 
   private _load() {
-    const d = this._read(this._tab);
-    this._q = d.e;
+    const d = this._read(this._tabId);
+    this._queue = d.e;
     this._dropped = d.d;
     this._saveDropped();
   }
@@ -290,61 +290,70 @@ export class Tracker {
    * its events move to per-event keys. `take` (adopting another tab's queue) deletes every key read.
    */
   private _read(tab: string, take?: boolean): Persisted {
-    const P = this._P;
+    const P = this._keyPrefix;
     const ek = 'e:' + tab + ':';
     const dk = P + 'd:' + tab;
     const e: TrackEvent[] = [];
-    for (const k of storageKeys(this._ls, P))
+    for (const k of storageKeys(this._localStore, P))
       if (!k.indexOf(ek)) {
-        const v = storageGetJson(this._ls, P + k);
+        const v = storageGetJson(this._localStore, P + k);
         if (v) e.push(v);
-        if (take) storageRemove(this._ls, P + k);
+        if (take) storageRemove(this._localStore, P + k);
       }
-    const old: Persisted | null = storageGetJson(this._ls, P + 'q:' + tab);
+    const old: Persisted | null = storageGetJson(this._localStore, P + 'q:' + tab);
     for (const v of (old && old.e) || []) {
       e.push(v);
       if (!take) this._put(v);
     }
-    storageRemove(this._ls, P + 'q:' + tab);
-    const d = ((old && old.d) || 0) + (+(storageGet(this._ls, dk) as any) || 0);
-    if (take) storageRemove(this._ls, dk);
+    storageRemove(this._localStore, P + 'q:' + tab);
+    const d = ((old && old.d) || 0) + (+(storageGet(this._localStore, dk) as any) || 0);
+    if (take) storageRemove(this._localStore, dk);
     return { e: e.sort((a, b) => a.timestamp - b.timestamp), d };
   }
 
   private _sess() {
-    storageSet(this._ss, this._P + 's', JSON.stringify({ s: this._sessionId, n: this._n, t: this._tab }));
+    storageSet(
+      this._sessionStore,
+      this._keyPrefix + 's',
+      JSON.stringify({ s: this._sessionId, n: this._seq, t: this._tabId }),
+    );
   }
 
   private _nextSeq(): number {
-    const r = storageGetJson(this._ss, this._P + 's');
-    if (r && r.s == this._sessionId && r.n > this._n) this._n = r.n;
-    this._n++;
+    const r = storageGetJson(this._sessionStore, this._keyPrefix + 's');
+    if (r && r.s == this._sessionId && r.n > this._seq) this._seq = r.n;
+    this._seq++;
     this._sess();
-    return this._n;
+    return this._seq;
   }
 
   private _beat(v?: number) {
-    storageSet(this._ls, this._P + 'hb:' + this._tab, String(v === 0 ? 0 : this._now()));
+    storageSet(this._localStore, this._keyPrefix + 'hb:' + this._tabId, String(v === 0 ? 0 : this._now()));
   }
 
   private _alive(tab: string): boolean {
-    const hb = +(storageGet(this._ls, this._P + 'hb:' + tab) || 0);
+    const hb = +(storageGet(this._localStore, this._keyPrefix + 'hb:' + tab) || 0);
     return hb > 0 && this._now() - hb < this._staleMs;
   }
 
   /** True if another tab holds a valid lease on `tab` and has already taken its queue (it deletes the heartbeat). */
   private _lost(tab: string): boolean {
-    const l = storageGetJson(this._ls, this._P + 'l:' + tab);
-    return !!(l && l.b != tab && l.u > this._now() && storageGet(this._ls, this._P + 'hb:' + tab) == null);
+    const l = storageGetJson(this._localStore, this._keyPrefix + 'l:' + tab);
+    return !!(
+      l &&
+      l.b != tab &&
+      l.u > this._now() &&
+      storageGet(this._localStore, this._keyPrefix + 'hb:' + tab) == null
+    );
   }
 
   /** If another tab adopted our queue (e.g. we were frozen), give it up and continue under a new tab id. */
   private _own() {
-    if (this._lost(this._tab)) {
+    if (this._lost(this._tabId)) {
       this._log('queue adopted elsewhere');
-      this._q = [];
+      this._queue = [];
       this._dropped = 0;
-      this._tab = uuid();
+      this._tabId = uuid();
       this._sess();
       this._beat();
     }
@@ -352,52 +361,53 @@ export class Tracker {
 
   /** Storage key of one queued event of this tab. */
   private _key(id: string): string {
-    return this._P + 'e:' + this._tab + ':' + id;
+    return this._keyPrefix + 'e:' + this._tabId + ':' + id;
   }
 
   /** Persist one event: a write of constant size, whatever the queue length. On quota errors it stays in memory only. */
   private _put(e: TrackEvent) {
-    storageSet(this._ls, this._key(e.eventId), JSON.stringify(e));
+    storageSet(this._localStore, this._key(e.eventId), JSON.stringify(e));
   }
 
   /** Persist the dropped count (`d:<tab>`, absent when 0). */
   _saveDropped() {
-    const k = 'd:' + this._tab;
-    if (this._dropped) storageSet(this._ls, this._P + k, String(this._dropped));
-    else storageRemove(this._ls, this._P + k);
+    const k = 'd:' + this._tabId;
+    if (this._dropped) storageSet(this._localStore, this._keyPrefix + k, String(this._dropped));
+    else storageRemove(this._localStore, this._keyPrefix + k);
   }
 
   private _bound() {
-    const n = this._q.length - this._maxQueue;
+    const n = this._queue.length - this._maxQueue;
     if (n > 0) {
-      for (const e of this._q.splice(0, n)) storageRemove(this._ls, this._key(e.eventId));
+      for (const e of this._queue.splice(0, n)) storageRemove(this._localStore, this._key(e.eventId));
       this._dropped += n;
       this._saveDropped();
     }
   }
 
   private _remove(ids: Record<string, 1>) {
-    this._q = this._q.filter((e) => !ids[e.eventId]);
-    for (const id in ids) storageRemove(this._ls, this._key(id));
+    this._queue = this._queue.filter((e) => !ids[e.eventId]);
+    for (const id in ids) storageRemove(this._localStore, this._key(id));
   }
 
   /** Clear every persisted queue of this apiKey (opt-out / privacy). */
   _clearAll() {
-    this._q = [];
+    this._queue = [];
     this._dropped = 0;
-    clearTimeout(this._timer);
-    clearTimeout(this._retry);
-    this._timer = this._retry = 0;
-    for (const k of storageKeys(this._ls, this._P)) if (/^[qed]:/.test(k)) storageRemove(this._ls, this._P + k);
+    clearTimeout(this._flushTimer);
+    clearTimeout(this._retryTimer);
+    this._flushTimer = this._retryTimer = 0;
+    for (const k of storageKeys(this._localStore, this._keyPrefix))
+      if (/^[qed]:/.test(k)) storageRemove(this._localStore, this._keyPrefix + k);
   }
 
   _optOut() {
-    setOptOut(true, this._ls);
+    setOptOut(true, this._localStore);
     this._clearAll();
   }
 
   _optIn() {
-    setOptOut(false, this._ls);
+    setOptOut(false, this._localStore);
   }
 
   // ---------------------------------------------------------------- multi-tab
@@ -414,14 +424,14 @@ export class Tracker {
    * write a lease, wait claimDelayMs, re-read the lease and the heartbeat, then move the events.
    */
   _adopt(): Promise<void> {
-    if (this._claiming || !this._ls || !this._active()) return Promise.resolve();
+    if (this._claiming || !this._localStore || !this._active()) return Promise.resolve();
     this._claiming = true;
-    const me = this._tab;
+    const me = this._tabId;
     const now = this._now();
     const mine: string[] = [];
     const queued: Record<string, 1> = {};
     const other: string[][] = [];
-    for (const k of storageKeys(this._ls, this._P)) {
+    for (const k of storageKeys(this._localStore, this._keyPrefix)) {
       const m = k.match(/^(q|e|d|hb|l):([^:]+)/);
       if (!m || m[2] == me) continue;
       if ('qed'.indexOf(m[1]) < 0) other.push([k, m[1], m[2]]);
@@ -429,16 +439,16 @@ export class Tracker {
     }
     for (const t in queued) {
       if (this._alive(t)) continue;
-      const l = storageGetJson(this._ls, this._P + 'l:' + t);
+      const l = storageGetJson(this._localStore, this._keyPrefix + 'l:' + t);
       if (l && l.b != me && l.u > now) continue;
-      storageSet(this._ls, this._P + 'l:' + t, JSON.stringify({ b: me, u: now + this._leaseMs }));
+      storageSet(this._localStore, this._keyPrefix + 'l:' + t, JSON.stringify({ b: me, u: now + this._leaseMs }));
       mine.push(t);
     }
     // housekeeping: heartbeats of dead tabs and expired leases, of tabs that have no queue
     for (const [k, kind, t] of other)
       if (!queued[t]) {
-        const l = kind == 'l' && storageGetJson(this._ls, this._P + k);
-        if (l ? !(l.u > now) : !this._alive(t)) storageRemove(this._ls, this._P + k);
+        const l = kind == 'l' && storageGetJson(this._localStore, this._keyPrefix + k);
+        if (l ? !(l.u > now) : !this._alive(t)) storageRemove(this._localStore, this._keyPrefix + k);
       }
     if (!mine.length) {
       this._claiming = false;
@@ -450,19 +460,19 @@ export class Tracker {
         this._safe(() => {
           let got = 0;
           for (const t of mine) {
-            const l = storageGetJson(this._ls, this._P + 'l:' + t);
+            const l = storageGetJson(this._localStore, this._keyPrefix + 'l:' + t);
             if (!l || l.b != me) continue;
-            if (this._alive(t) || this._tab != me) {
-              storageRemove(this._ls, this._P + 'l:' + t);
+            if (this._alive(t) || this._tabId != me) {
+              storageRemove(this._localStore, this._keyPrefix + 'l:' + t);
               continue;
             }
             const d = this._read(t, true);
-            storageRemove(this._ls, this._P + 'hb:' + t);
+            storageRemove(this._localStore, this._keyPrefix + 'hb:' + t);
             const have: Record<string, 1> = {};
-            for (const e of this._q) have[e.eventId] = 1;
+            for (const e of this._queue) have[e.eventId] = 1;
             const add = d.e.filter((e) => !have[e.eventId]);
             for (const e of add) this._put(e);
-            this._q = add.concat(this._q);
+            this._queue = add.concat(this._queue);
             this._dropped += d.d;
             got += d.e.length + d.d;
           }
@@ -474,7 +484,7 @@ export class Tracker {
           }
         });
         res();
-      }, this._claimMs),
+      }, this._claimDelayMs),
     );
   }
 
@@ -483,7 +493,7 @@ export class Tracker {
   private _on(t: EventTarget, type: string, fn: (e: any) => void, capture?: boolean) {
     const h = (e: Event) => this._safe(fn, e);
     t.addEventListener(type, h, capture);
-    this._offs.push(() => t.removeEventListener(type, h, capture));
+    this._cleanups.push(() => t.removeEventListener(type, h, capture));
   }
 
   private _capture() {
@@ -502,7 +512,7 @@ export class Tracker {
         return r;
       };
       h[m] = wrapped;
-      this._offs.push(() => {
+      this._cleanups.push(() => {
         if (h[m] === wrapped) h[m] = orig;
       });
     }
@@ -558,8 +568,8 @@ export class Tracker {
       else this._back();
     });
     this._on(w, 'online', () => {
-      clearTimeout(this._retry);
-      this._retry = 0;
+      clearTimeout(this._retryTimer);
+      this._retryTimer = 0;
       this._flush();
     });
     this._perf();
@@ -583,13 +593,13 @@ export class Tracker {
 
   /** A page_view waiting for its title is queued now (page hide, or its frame / 100 ms came). */
   private _titled(ev: TrackEvent) {
-    if (!this._waiting.delete(ev)) return;
+    if (!this._awaitingTitle.delete(ev)) return;
     ev.properties.title = document.title;
     this._add(ev);
   }
 
   private _err(message: string, source: string | undefined, line: number, col: number, stack: string | null | undefined) {
-    if (++this._errs > MAX_ERRORS) return;
+    if (++this._errorCount > MAX_ERRORS) return;
     const p = {
       message: String(message).slice(0, 2000),
       source: source ? String(source) : null,
@@ -631,19 +641,19 @@ export class Tracker {
       eventId: uuid(),
       eventType,
       timestamp: this._now(),
-      tenantId: this._cfg.apiKey,
+      tenantId: this._config.apiKey,
       sessionId: this._sessionId,
       userId: this._userId,
       pageUrl: location.href,
       referrer: document.referrer || null,
-      deviceInfo: this._dev,
+      deviceInfo: this._deviceInfo,
       properties,
       seq: this._nextSeq(),
       ...top,
     };
     if (!later) return this._add(ev);
     // URL, time and seq are the navigation's; the title is read once the app had a frame to set it.
-    this._waiting.add(ev);
+    this._awaitingTitle.add(ev);
     const go = () => this._safe(this._titled, ev);
     setTimeout(go, 100);
     const w: any = window;
@@ -653,18 +663,18 @@ export class Tracker {
   private _add(ev: TrackEvent) {
     if (!this._active()) return;
     this._log('event', ev);
-    this._q.push(ev);
+    this._queue.push(ev);
     this._put(ev);
     this._bound();
     this._schedule();
   }
 
   private _schedule() {
-    if (this._retry || this._sending || !this._q.length) return;
-    if (this._q.length >= this._batchSize) this._flush();
-    else if (!this._timer)
-      this._timer = setTimeout(() => {
-        this._timer = 0;
+    if (this._retryTimer || this._sending || !this._queue.length) return;
+    if (this._queue.length >= this._batchSize) this._flush();
+    else if (!this._flushTimer)
+      this._flushTimer = setTimeout(() => {
+        this._flushTimer = 0;
         this._flush();
       }, this._flushIntervalMs);
   }
@@ -672,9 +682,9 @@ export class Tracker {
   /** Send everything queued, in batches of batchSize. Never rejects. Does nothing while backing off. */
   _flush(): Promise<void> {
     if (this._sending) return this._sending;
-    if (this._retry || !this._active()) return Promise.resolve();
-    clearTimeout(this._timer);
-    this._timer = 0;
+    if (this._retryTimer || !this._active()) return Promise.resolve();
+    clearTimeout(this._flushTimer);
+    this._flushTimer = 0;
     return (this._sending = this._drain()
       .catch((e) => this._log('internal', e))
       .then(() => {
@@ -685,9 +695,9 @@ export class Tracker {
 
   private async _drain() {
     for (;;) {
-      if (!this._active() || this._retry) return;
+      if (!this._active() || this._retryTimer) return;
       this._own();
-      const batch = this._q.filter((e) => !this._fly[e.eventId]).slice(0, this._batchSize);
+      const batch = this._queue.filter((e) => !this._inFlight[e.eventId]).slice(0, this._batchSize);
       if (!batch.length) return;
       if (!(await this._send(batch, this._dropped))) return;
     }
@@ -701,8 +711,8 @@ export class Tracker {
   private async _send(batch: TrackEvent[], dropped: number, body?: string): Promise<boolean> {
     const ids: Record<string, 1> = {};
     for (const e of batch) {
-      ids[e.eventId] = this._fly[e.eventId] = 1;
-      if (this._exit) this._beaconed[e.eventId] = 1; // this is its exit attempt
+      ids[e.eventId] = this._inFlight[e.eventId] = 1;
+      if (this._exiting) this._beaconed[e.eventId] = 1; // this is its exit attempt
     }
     let status = 0;
     let ra: string | null | undefined = null;
@@ -713,13 +723,13 @@ export class Tracker {
       const ac = window.AbortController && new AbortController();
       // a request that hangs must not stop sending for the life of the page: abort it after timeoutMs
       timer = setTimeout(() => ac && ac.abort(), this._timeoutMs);
-      const res = await this._fx(this._url, {
+      const res = await this._fetch(this._batchUrl, {
         method: 'POST',
         body,
         headers: { 'Content-Type': CONTENT_TYPE },
         // Only exit sends must outlive the page. Chromium does not cancel an aborted keepalive request, so a
         // hanging endpoint would keep the connections busy.
-        keepalive: this._exit && byteLength(body) < MAX_KEEPALIVE_BYTES,
+        keepalive: this._exiting && byteLength(body) < MAX_KEEPALIVE_BYTES,
         credentials: 'omit',
         mode: 'cors',
         signal: ac ? ac.signal : null,
@@ -730,7 +740,7 @@ export class Tracker {
       status = 0; // network error, timeout or offline
     }
     clearTimeout(timer);
-    for (const id in ids) delete this._fly[id];
+    for (const id in ids) delete this._inFlight[id];
     if (status >= 200 && status < 300) {
       this._remove(ids);
       this._dropped = Math.max(0, this._dropped - dropped);
@@ -747,12 +757,12 @@ export class Tracker {
       }
       return true;
     }
-    if (!this._retry) {
-      const delay = retryAfterMs(ra, this._now()) ?? backoffMs(this._attempt, this._rnd);
+    if (!this._retryTimer) {
+      const delay = retryAfterMs(ra, this._now()) ?? backoffMs(this._attempt, this._random);
       this._attempt++;
       this._log('retry', status, delay);
-      this._retry = setTimeout(() => {
-        this._retry = 0;
+      this._retryTimer = setTimeout(() => {
+        this._retryTimer = 0;
         this._flush();
       }, delay);
     }
@@ -768,11 +778,11 @@ export class Tracker {
    */
   _beaconFlush() {
     if (!this._active()) return;
-    this._waiting.forEach((e) => this._titled(e));
-    if (!this._q.length || isOffline()) return; // kept for the next load
-    this._exit = true;
+    this._awaitingTitle.forEach((e) => this._titled(e));
+    if (!this._queue.length || isOffline()) return; // kept for the next load
+    this._exiting = true;
     this._flush();
-    const rest = this._q.filter((e) => !this._beaconed[e.eventId]);
+    const rest = this._queue.filter((e) => !this._beaconed[e.eventId]);
     // Beacons never report `dropped`: their answer is not seen, so the count is reported (and cleared) by a fetch.
     while (rest.length) {
       // chunk to stay under the keepalive/beacon body limit
@@ -782,23 +792,23 @@ export class Tracker {
       const chunk = rest.splice(0, n);
       let ok = false;
       try {
-        ok = this._beacon(this._url, new Blob([body], { type: CONTENT_TYPE }));
+        ok = this._sendBeacon(this._batchUrl, new Blob([body], { type: CONTENT_TYPE }));
       } catch (e) {
         /* fall back to fetch */
       }
       if (ok) for (const e of chunk) this._beaconed[e.eventId] = 1;
       else this._send(chunk, 0, body);
     }
-    this._exit = false;
+    this._exiting = false;
   }
 
   _destroy() {
-    clearInterval(this._hb);
-    clearTimeout(this._timer);
-    clearTimeout(this._retry);
-    this._timer = this._retry = 0;
+    clearInterval(this._heartbeatTimer);
+    clearTimeout(this._flushTimer);
+    clearTimeout(this._retryTimer);
+    this._flushTimer = this._retryTimer = 0;
     this._disabled = true;
-    for (const off of this._offs) off();
-    this._offs = [];
+    for (const off of this._cleanups) off();
+    this._cleanups = [];
   }
 }
