@@ -233,11 +233,11 @@ export class Tracker {
       this._clearAll();
       return;
     }
-    this._boot();
-    this._heartbeatTimer = setInterval(() => this._safe(this._tick), this._heartbeatMs);
-    if (env.autocapture !== false) this._capture();
-    this._adopt();
-    this._schedule();
+    this._restoreSession();
+    this._heartbeatTimer = setInterval(() => this._safe(this._heartbeatTick), this._heartbeatMs);
+    if (env.autocapture !== false) this._installAutocapture();
+    this._adoptOrphans();
+    this._scheduleFlush();
   }
 
   // ---------------------------------------------------------------- state
@@ -254,31 +254,31 @@ export class Tracker {
     }
   }
 
-  private _active(): boolean {
+  private _isActive(): boolean {
     return !this._disabled && !optedOutInMemory && storageGet(this._localStore, OPT_OUT_KEY) != '1';
   }
 
   /** Restore (or create) session id, seq counter and tab id; load this tab's persisted queue. */
-  private _boot() {
+  private _restoreSession() {
     let r = storageGetJson(this._sessionStore, this._keyPrefix + 's');
     let tab: string | null = r && r.t;
     if (tab) {
-      if (this._alive(tab)) {
+      if (this._isAlive(tab)) {
         // The previous owner of this tab id is still alive: this is a duplicated tab
         // (sessionStorage was copied). Start a fresh session and tab.
         r = tab = null;
-      } else if (this._lost(tab)) tab = null;
+      } else if (this._isAdoptedElsewhere(tab)) tab = null;
     }
     this._sessionId = (r && r.s) || uuid();
     this._seq = (r && r.n) || 0;
     this._tabId = tab || uuid();
-    this._sess();
-    this._load();
-    this._beat();
+    this._saveSession();
+    this._loadQueue();
+    this._writeHeartbeat();
   }
 
-  private _load() {
-    const d = this._read(this._tabId);
+  private _loadQueue() {
+    const d = this._readQueue(this._tabId);
     this._queue = d.e;
     this._dropped = d.d;
     this._saveDropped();
@@ -289,7 +289,7 @@ export class Tracker {
    * count (`d:<tab>`). The whole-queue key `q:<tab>` of earlier versions is read too and deleted; for our own tab
    * its events move to per-event keys. `take` (adopting another tab's queue) deletes every key read.
    */
-  private _read(tab: string, take?: boolean): Persisted {
+  private _readQueue(tab: string, take?: boolean): Persisted {
     const P = this._keyPrefix;
     const ek = 'e:' + tab + ':';
     const dk = P + 'd:' + tab;
@@ -303,7 +303,7 @@ export class Tracker {
     const old: Persisted | null = storageGetJson(this._localStore, P + 'q:' + tab);
     for (const v of (old && old.e) || []) {
       e.push(v);
-      if (!take) this._put(v);
+      if (!take) this._persistEvent(v);
     }
     storageRemove(this._localStore, P + 'q:' + tab);
     const d = ((old && old.d) || 0) + (+(storageGet(this._localStore, dk) as any) || 0);
@@ -311,7 +311,7 @@ export class Tracker {
     return { e: e.sort((a, b) => a.timestamp - b.timestamp), d };
   }
 
-  private _sess() {
+  private _saveSession() {
     storageSet(
       this._sessionStore,
       this._keyPrefix + 's',
@@ -323,21 +323,21 @@ export class Tracker {
     const r = storageGetJson(this._sessionStore, this._keyPrefix + 's');
     if (r && r.s == this._sessionId && r.n > this._seq) this._seq = r.n;
     this._seq++;
-    this._sess();
+    this._saveSession();
     return this._seq;
   }
 
-  private _beat(v?: number) {
+  private _writeHeartbeat(v?: number) {
     storageSet(this._localStore, this._keyPrefix + 'hb:' + this._tabId, String(v === 0 ? 0 : this._now()));
   }
 
-  private _alive(tab: string): boolean {
+  private _isAlive(tab: string): boolean {
     const hb = +(storageGet(this._localStore, this._keyPrefix + 'hb:' + tab) || 0);
     return hb > 0 && this._now() - hb < this._staleMs;
   }
 
   /** True if another tab holds a valid lease on `tab` and has already taken its queue (it deletes the heartbeat). */
-  private _lost(tab: string): boolean {
+  private _isAdoptedElsewhere(tab: string): boolean {
     const l = storageGetJson(this._localStore, this._keyPrefix + 'l:' + tab);
     return !!(
       l &&
@@ -348,25 +348,25 @@ export class Tracker {
   }
 
   /** If another tab adopted our queue (e.g. we were frozen), give it up and continue under a new tab id. */
-  private _own() {
-    if (this._lost(this._tabId)) {
+  private _checkQueueOwnership() {
+    if (this._isAdoptedElsewhere(this._tabId)) {
       this._log('queue adopted elsewhere');
       this._queue = [];
       this._dropped = 0;
       this._tabId = uuid();
-      this._sess();
-      this._beat();
+      this._saveSession();
+      this._writeHeartbeat();
     }
   }
 
   /** Storage key of one queued event of this tab. */
-  private _key(id: string): string {
+  private _eventKey(id: string): string {
     return this._keyPrefix + 'e:' + this._tabId + ':' + id;
   }
 
   /** Persist one event: a write of constant size, whatever the queue length. On quota errors it stays in memory only. */
-  private _put(e: TrackEvent) {
-    storageSet(this._localStore, this._key(e.eventId), JSON.stringify(e));
+  private _persistEvent(e: TrackEvent) {
+    storageSet(this._localStore, this._eventKey(e.eventId), JSON.stringify(e));
   }
 
   /** Persist the dropped count (`d:<tab>`, absent when 0). */
@@ -376,18 +376,18 @@ export class Tracker {
     else storageRemove(this._localStore, this._keyPrefix + k);
   }
 
-  private _bound() {
+  private _enforceMaxQueue() {
     const n = this._queue.length - this._maxQueue;
     if (n > 0) {
-      for (const e of this._queue.splice(0, n)) storageRemove(this._localStore, this._key(e.eventId));
+      for (const e of this._queue.splice(0, n)) storageRemove(this._localStore, this._eventKey(e.eventId));
       this._dropped += n;
       this._saveDropped();
     }
   }
 
-  private _remove(ids: Record<string, 1>) {
+  private _removeEvents(ids: Record<string, 1>) {
     this._queue = this._queue.filter((e) => !ids[e.eventId]);
-    for (const id in ids) storageRemove(this._localStore, this._key(id));
+    for (const id in ids) storageRemove(this._localStore, this._eventKey(id));
   }
 
   /** Clear every persisted queue of this apiKey (opt-out / privacy). */
@@ -412,19 +412,19 @@ export class Tracker {
 
   // ---------------------------------------------------------------- multi-tab
 
-  private _tick() {
-    if (!this._active()) return;
-    this._own();
-    this._beat();
-    this._adopt();
+  private _heartbeatTick() {
+    if (!this._isActive()) return;
+    this._checkQueueOwnership();
+    this._writeHeartbeat();
+    this._adoptOrphans();
   }
 
   /**
    * Adopt queues of tabs that are gone (heartbeat released or stale):
    * write a lease, wait claimDelayMs, re-read the lease and the heartbeat, then move the events.
    */
-  _adopt(): Promise<void> {
-    if (this._claiming || !this._localStore || !this._active()) return Promise.resolve();
+  _adoptOrphans(): Promise<void> {
+    if (this._claiming || !this._localStore || !this._isActive()) return Promise.resolve();
     this._claiming = true;
     const me = this._tabId;
     const now = this._now();
@@ -438,7 +438,7 @@ export class Tracker {
       else queued[m[2]] = 1;
     }
     for (const t in queued) {
-      if (this._alive(t)) continue;
+      if (this._isAlive(t)) continue;
       const l = storageGetJson(this._localStore, this._keyPrefix + 'l:' + t);
       if (l && l.b != me && l.u > now) continue;
       storageSet(this._localStore, this._keyPrefix + 'l:' + t, JSON.stringify({ b: me, u: now + this._leaseMs }));
@@ -448,7 +448,7 @@ export class Tracker {
     for (const [k, kind, t] of other)
       if (!queued[t]) {
         const l = kind == 'l' && storageGetJson(this._localStore, this._keyPrefix + k);
-        if (l ? !(l.u > now) : !this._alive(t)) storageRemove(this._localStore, this._keyPrefix + k);
+        if (l ? !(l.u > now) : !this._isAlive(t)) storageRemove(this._localStore, this._keyPrefix + k);
       }
     if (!mine.length) {
       this._claiming = false;
@@ -462,25 +462,25 @@ export class Tracker {
           for (const t of mine) {
             const l = storageGetJson(this._localStore, this._keyPrefix + 'l:' + t);
             if (!l || l.b != me) continue;
-            if (this._alive(t) || this._tabId != me) {
+            if (this._isAlive(t) || this._tabId != me) {
               storageRemove(this._localStore, this._keyPrefix + 'l:' + t);
               continue;
             }
-            const d = this._read(t, true);
+            const d = this._readQueue(t, true);
             storageRemove(this._localStore, this._keyPrefix + 'hb:' + t);
             const have: Record<string, 1> = {};
             for (const e of this._queue) have[e.eventId] = 1;
             const add = d.e.filter((e) => !have[e.eventId]);
-            for (const e of add) this._put(e);
+            for (const e of add) this._persistEvent(e);
             this._queue = add.concat(this._queue);
             this._dropped += d.d;
             got += d.e.length + d.d;
           }
           if (got) {
             this._log('adopted', got);
-            this._bound();
+            this._enforceMaxQueue();
             this._saveDropped();
-            this._schedule();
+            this._scheduleFlush();
           }
         });
         res();
@@ -490,25 +490,25 @@ export class Tracker {
 
   // ---------------------------------------------------------------- capture
 
-  private _on(t: EventTarget, type: string, fn: (e: any) => void, capture?: boolean) {
+  private _listen(t: EventTarget, type: string, fn: (e: any) => void, capture?: boolean) {
     const h = (e: Event) => this._safe(fn, e);
     t.addEventListener(type, h, capture);
     this._cleanups.push(() => t.removeEventListener(type, h, capture));
   }
 
-  private _capture() {
+  private _installAutocapture() {
     const w = window;
     const d = document;
     const h: any = history;
     const self = this;
     // Deferred by a microtask so that identify() called right after init() applies to it.
-    Promise.resolve().then(() => this._safe(this._nav));
+    Promise.resolve().then(() => this._safe(this._onNavigation));
     for (const m of ['pushState', 'replaceState']) {
       const orig = h[m];
       if (typeof orig != 'function') continue;
       const wrapped = function (this: History) {
         const r = orig.apply(this, arguments as any);
-        self._safe(self._nav);
+        self._safe(self._onNavigation);
         return r;
       };
       h[m] = wrapped;
@@ -516,9 +516,9 @@ export class Tracker {
         if (h[m] === wrapped) h[m] = orig;
       });
     }
-    this._on(w, 'popstate', this._nav);
-    this._on(w, 'hashchange', this._nav);
-    this._on(
+    this._listen(w, 'popstate', this._onNavigation);
+    this._listen(w, 'hashchange', this._onNavigation);
+    this._listen(
       d,
       'click',
       (e: MouseEvent) => {
@@ -529,13 +529,13 @@ export class Tracker {
       },
       true,
     );
-    this._on(w, 'error', (e: ErrorEvent) => {
+    this._listen(w, 'error', (e: ErrorEvent) => {
       const er: any = e.error;
       if (e.message == null && !er) return; // not a script error
       // A cross-origin script's error is muted to "Script error." without a filename: no source then.
-      this._err(e.message || (er && er.message) || 'Script error', e.filename, e.lineno, e.colno, er && er.stack);
+      this._trackError(e.message || (er && er.message) || 'Script error', e.filename, e.lineno, e.colno, er && er.stack);
     });
-    this._on(w, 'unhandledrejection', (e: PromiseRejectionEvent) => {
+    this._listen(w, 'unhandledrejection', (e: PromiseRejectionEvent) => {
       const r: any = e.reason;
       let stack: string | null = null;
       let msg: string | undefined;
@@ -551,38 +551,38 @@ export class Tracker {
         }
       }
       const m = stack && stack.match(/((?:https?|file):\/\/[^\s()]+?):\d+:\d+/);
-      this._err(msg || 'Unhandled rejection', m ? m[1] : location.href, 0, 0, stack);
+      this._trackError(msg || 'Unhandled rejection', m ? m[1] : location.href, 0, 0, stack);
     });
-    this._on(w, 'pagehide', () => {
+    this._listen(w, 'pagehide', () => {
       this._beaconFlush();
-      this._beat(0); // release: other tabs may adopt what is left immediately
+      this._writeHeartbeat(0); // release: other tabs may adopt what is left immediately
     });
-    this._on(w, 'pageshow', (e: PageTransitionEvent) => {
+    this._listen(w, 'pageshow', (e: PageTransitionEvent) => {
       if (!e.persisted) return; // restored from bfcache: storage may have moved on
-      this._load();
-      this._back();
-      this._schedule();
+      this._loadQueue();
+      this._onVisibleAgain();
+      this._scheduleFlush();
     });
-    this._on(d, 'visibilitychange', () => {
+    this._listen(d, 'visibilitychange', () => {
       if (d.visibilityState == 'hidden') this._beaconFlush();
-      else this._back();
+      else this._onVisibleAgain();
     });
-    this._on(w, 'online', () => {
+    this._listen(w, 'online', () => {
       clearTimeout(this._retryTimer);
       this._retryTimer = 0;
       this._flush();
     });
-    this._perf();
+    this._trackPerformance();
   }
 
   /** The page is visible again (or restored from bfcache). */
-  private _back() {
-    this._own();
-    this._beat();
+  private _onVisibleAgain() {
+    this._checkQueueOwnership();
+    this._writeHeartbeat();
     this._beaconed = {};
   }
 
-  private _nav() {
+  private _onNavigation() {
     const u = location.href;
     if (u == this._lastUrl) return;
     // After the first page view the URL changed through history: the app sets the title only after that.
@@ -592,13 +592,19 @@ export class Tracker {
   }
 
   /** A page_view waiting for its title is queued now (page hide, or its frame / 100 ms came). */
-  private _titled(ev: TrackEvent) {
+  private _queueWithTitle(ev: TrackEvent) {
     if (!this._awaitingTitle.delete(ev)) return;
     ev.properties.title = document.title;
-    this._add(ev);
+    this._enqueue(ev);
   }
 
-  private _err(message: string, source: string | undefined, line: number, col: number, stack: string | null | undefined) {
+  private _trackError(
+    message: string,
+    source: string | undefined,
+    line: number,
+    col: number,
+    stack: string | null | undefined,
+  ) {
     if (++this._errorCount > MAX_ERRORS) return;
     const p = {
       message: String(message).slice(0, 2000),
@@ -612,7 +618,7 @@ export class Tracker {
     else this._track('error', {}, false, { name: 'Error', ...p });
   }
 
-  private _perf() {
+  private _trackPerformance() {
     const go = (tries: number) => {
       const p: any = window.performance;
       // Navigation Timing 2, else the old performance.timing (times relative to navigationStart)
@@ -629,14 +635,14 @@ export class Tracker {
     };
     const start = () => setTimeout(() => this._safe(go, 0), 0);
     if (document.readyState == 'complete') start();
-    else this._on(window, 'load', start);
+    else this._listen(window, 'load', start);
   }
 
   // ---------------------------------------------------------------- queue
 
   _track(eventType: string, properties: Record<string, unknown>, later?: boolean, top?: Record<string, unknown>) {
-    if (!this._active()) return;
-    this._own();
+    if (!this._isActive()) return;
+    this._checkQueueOwnership();
     const ev: TrackEvent = {
       eventId: uuid(),
       eventType,
@@ -651,25 +657,25 @@ export class Tracker {
       seq: this._nextSeq(),
       ...top,
     };
-    if (!later) return this._add(ev);
+    if (!later) return this._enqueue(ev);
     // URL, time and seq are the navigation's; the title is read once the app had a frame to set it.
     this._awaitingTitle.add(ev);
-    const go = () => this._safe(this._titled, ev);
+    const go = () => this._safe(this._queueWithTitle, ev);
     setTimeout(go, 100);
     const w: any = window;
     if (w.requestAnimationFrame) w.requestAnimationFrame(go);
   }
 
-  private _add(ev: TrackEvent) {
-    if (!this._active()) return;
+  private _enqueue(ev: TrackEvent) {
+    if (!this._isActive()) return;
     this._log('event', ev);
     this._queue.push(ev);
-    this._put(ev);
-    this._bound();
-    this._schedule();
+    this._persistEvent(ev);
+    this._enforceMaxQueue();
+    this._scheduleFlush();
   }
 
-  private _schedule() {
+  private _scheduleFlush() {
     if (this._retryTimer || this._sending || !this._queue.length) return;
     if (this._queue.length >= this._batchSize) this._flush();
     else if (!this._flushTimer)
@@ -682,33 +688,33 @@ export class Tracker {
   /** Send everything queued, in batches of batchSize. Never rejects. Does nothing while backing off. */
   _flush(): Promise<void> {
     if (this._sending) return this._sending;
-    if (this._retryTimer || !this._active()) return Promise.resolve();
+    if (this._retryTimer || !this._isActive()) return Promise.resolve();
     clearTimeout(this._flushTimer);
     this._flushTimer = 0;
     return (this._sending = this._drain()
       .catch((e) => this._log('internal', e))
       .then(() => {
         this._sending = null;
-        this._schedule();
+        this._scheduleFlush();
       }));
   }
 
   private async _drain() {
     for (;;) {
-      if (!this._active() || this._retryTimer) return;
-      this._own();
+      if (!this._isActive() || this._retryTimer) return;
+      this._checkQueueOwnership();
       const batch = this._queue.filter((e) => !this._inFlight[e.eventId]).slice(0, this._batchSize);
       if (!batch.length) return;
-      if (!(await this._send(batch, this._dropped))) return;
+      if (!(await this._sendBatch(batch, this._dropped))) return;
     }
   }
 
-  private _body(events: TrackEvent[], dropped: number): string {
+  private _batchBody(events: TrackEvent[], dropped: number): string {
     return JSON.stringify({ events, sentAt: this._now(), dropped: dropped || undefined }); // no key when 0
   }
 
   /** POST one batch. Resolves true if the batch is settled (2xx or permanently rejected), false if a retry was scheduled. */
-  private async _send(batch: TrackEvent[], dropped: number, body?: string): Promise<boolean> {
+  private async _sendBatch(batch: TrackEvent[], dropped: number, body?: string): Promise<boolean> {
     const ids: Record<string, 1> = {};
     for (const e of batch) {
       ids[e.eventId] = this._inFlight[e.eventId] = 1;
@@ -719,7 +725,7 @@ export class Tracker {
     let timer: any;
     try {
       if (isOffline()) throw 0;
-      body = body || this._body(batch, dropped);
+      body = body || this._batchBody(batch, dropped);
       const ac = window.AbortController && new AbortController();
       // a request that hangs must not stop sending for the life of the page: abort it after timeoutMs
       timer = setTimeout(() => ac && ac.abort(), this._timeoutMs);
@@ -742,7 +748,7 @@ export class Tracker {
     clearTimeout(timer);
     for (const id in ids) delete this._inFlight[id];
     if (status >= 200 && status < 300) {
-      this._remove(ids);
+      this._removeEvents(ids);
       this._dropped = Math.max(0, this._dropped - dropped);
       this._attempt = 0;
       this._saveDropped();
@@ -750,7 +756,7 @@ export class Tracker {
       return true;
     }
     if (status && status != 429 && status < 500) {
-      this._remove(ids);
+      this._removeEvents(ids);
       if (!this._warned) {
         this._warned = true;
         console.warn('[TrackFlow] HTTP ' + status + ': batch dropped');
@@ -777,8 +783,8 @@ export class Tracker {
    * the tracker saw, and the next page load sends them again (the store keeps one row per eventId).
    */
   _beaconFlush() {
-    if (!this._active()) return;
-    this._awaitingTitle.forEach((e) => this._titled(e));
+    if (!this._isActive()) return;
+    this._awaitingTitle.forEach((e) => this._queueWithTitle(e));
     if (!this._queue.length || isOffline()) return; // kept for the next load
     this._exiting = true;
     this._flush();
@@ -787,8 +793,8 @@ export class Tracker {
     while (rest.length) {
       // chunk to stay under the keepalive/beacon body limit
       let n = rest.length;
-      let body = this._body(rest.slice(0, n), 0);
-      while (n > 1 && byteLength(body) >= MAX_KEEPALIVE_BYTES) body = this._body(rest.slice(0, (n = Math.ceil(n / 2))), 0);
+      let body = this._batchBody(rest.slice(0, n), 0);
+      while (n > 1 && byteLength(body) >= MAX_KEEPALIVE_BYTES) body = this._batchBody(rest.slice(0, (n = Math.ceil(n / 2))), 0);
       const chunk = rest.splice(0, n);
       let ok = false;
       try {
@@ -797,7 +803,7 @@ export class Tracker {
         /* fall back to fetch */
       }
       if (ok) for (const e of chunk) this._beaconed[e.eventId] = 1;
-      else this._send(chunk, 0, body);
+      else this._sendBatch(chunk, 0, body);
     }
     this._exiting = false;
   }

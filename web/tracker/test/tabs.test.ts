@@ -35,7 +35,7 @@ describe('persistence across reloads', () => {
     await vi.advanceTimersByTimeAsync(1000); // first attempt fails
     expect(a.f.calls).toHaveLength(1);
     // reload: pagehide releases the heartbeat, then the page is gone (every event was persisted when tracked)
-    a.t._beat(0);
+    a.t._writeHeartbeat(0);
     a.t._destroy();
 
     const f = mockFetch(200);
@@ -96,7 +96,7 @@ describe('multi-tab ownership', () => {
   it('adopts a released (closed) tab immediately and keeps events in storage until a 2xx', async () => {
     const ls = new MemStorage();
     const a = offlineTab(ls, ['A1', 'A2']);
-    a.t._beat(0);
+    a.t._writeHeartbeat(0);
     a.t._destroy();
     const f = mockFetch(503, 200);
     const { t: b } = mk(ls, { flushIntervalMs: 1000 }, { fetch: f.fn, random: () => 0.5 });
@@ -114,7 +114,7 @@ describe('multi-tab ownership', () => {
   it('two tabs racing for an orphan: only one gets it', async () => {
     const ls = new MemStorage();
     const a = offlineTab(ls, ['A1', 'A2']);
-    a.t._beat(0);
+    a.t._writeHeartbeat(0);
     a.t._destroy();
     const fb = mockFetch(200);
     const fc = mockFetch(200);
@@ -126,14 +126,14 @@ describe('multi-tab ownership', () => {
 
     // Worse interleaving: both believe they wrote the lease; the last writer wins on re-read.
     const d = offlineTab(ls, ['D1']);
-    d.t._beat(0);
+    d.t._writeHeartbeat(0);
     d.t._destroy();
     const lk = `tf:key-1:l:${d.t._tabId}`;
     b._claiming = false;
-    const pb = b._adopt();
+    const pb = b._adoptOrphans();
     expect(JSON.parse(ls.getItem(lk)!).b).toBe(b._tabId);
     ls.setItem(lk, JSON.stringify({ b: c._tabId, u: Date.now() + 600000 })); // C wrote after B
-    const pc = c._adopt();
+    const pc = c._adoptOrphans();
     await vi.advanceTimersByTimeAsync(300);
     await Promise.all([pb, pc]);
     await vi.advanceTimersByTimeAsync(2000);
