@@ -54,6 +54,24 @@ interface Persisted {
   e: TrackEvent[];
 }
 
+/** sessionStorage `s`: this tab's session. The short field names are stored data. */
+interface SessionRecord {
+  /** session id */
+  s: string;
+  /** last seq number used */
+  n: number;
+  /** tab id */
+  t: string;
+}
+
+/** localStorage `l:<tabId>`: a claim on another tab's queue. The short field names are stored data. */
+interface Lease {
+  /** tab id of the claiming tab */
+  b: string;
+  /** expiry time in ms */
+  u: number;
+}
+
 export const OPT_OUT_KEY = 'trackflow:optout';
 const CONTENT_TYPE = 'text/plain;charset=UTF-8';
 /** Body size limit of keepalive fetches and beacons. */
@@ -150,13 +168,13 @@ export function backoffMs(attempt: number, random: () => number): number {
   return random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * Math.pow(2, attempt));
 }
 
-export function isPrivacyBlocked(cfg: TrackFlowConfig): boolean {
+export function isPrivacyBlocked(config: TrackFlowConfig): boolean {
   // only ever called in a browser (init() checks)
   const nav: any = navigator;
   const doNotTrack = nav.doNotTrack == '1' || (window as any).doNotTrack == '1';
   return !!(
-    (cfg.respectDoNotTrack && doNotTrack) ||
-    (cfg.respectGlobalPrivacyControl && nav.globalPrivacyControl === true)
+    (config.respectDoNotTrack && doNotTrack) ||
+    (config.respectGlobalPrivacyControl && nav.globalPrivacyControl === true)
   );
 }
 
@@ -206,28 +224,28 @@ export class Tracker {
   private _exiting = false;
   private _deviceInfo: DeviceInfo;
 
-  constructor(cfg: TrackFlowConfig, env: TrackerEnv = {}) {
-    this._config = cfg;
-    this._batchSize = positiveInt(cfg.batchSize, 20);
-    this._flushIntervalMs = positiveInt(cfg.flushIntervalMs, 5000);
-    this._maxQueue = positiveInt(cfg.maxQueue, 1000);
-    this._timeoutMs = positiveInt(cfg.timeoutMs, 10000);
-    this._batchUrl = String(cfg.endpoint).replace(/\/+$/, '') + '/v1/batch';
-    this._keyPrefix = 'tf:' + cfg.apiKey + ':';
+  constructor(config: TrackFlowConfig, env: TrackerEnv = {}) {
+    this._config = config;
+    this._batchSize = positiveInt(config.batchSize, 20);
+    this._flushIntervalMs = positiveInt(config.flushIntervalMs, 5000);
+    this._maxQueue = positiveInt(config.maxQueue, 1000);
+    this._timeoutMs = positiveInt(config.timeoutMs, 10000);
+    this._batchUrl = String(config.endpoint).replace(/\/+$/, '') + '/v1/batch';
+    this._keyPrefix = 'tf:' + config.apiKey + ':';
     this._localStore = 'localStorage' in env ? env.localStorage : browserStore('localStorage');
     this._sessionStore = 'sessionStorage' in env ? env.sessionStorage : browserStore('sessionStorage');
     this._now = env.now || (() => Date.now());
     this._random = env.random || Math.random;
-    this._fetch = env.fetch || ((u, i) => fetch(u, i));
-    this._sendBeacon = env.sendBeacon || ((u, d) => navigator.sendBeacon(u, d));
+    this._fetch = env.fetch || ((url, init) => fetch(url, init));
+    this._sendBeacon = env.sendBeacon || ((url, data) => navigator.sendBeacon(url, data));
     this._heartbeatMs = env.heartbeatMs || 5000;
     this._staleMs = env.staleMs || 90000;
     this._claimDelayMs = env.claimDelayMs || 300;
     this._leaseMs = env.leaseMs || 600000;
-    const n: any = navigator;
-    this._deviceInfo = detectDevice(n.userAgent, n.userAgentData, n.maxTouchPoints);
+    const nav: any = navigator;
+    this._deviceInfo = detectDevice(nav.userAgent, nav.userAgentData, nav.maxTouchPoints);
 
-    if (isPrivacyBlocked(cfg)) {
+    if (isPrivacyBlocked(config)) {
       this._log('off: DNT/GPC');
       this._disabled = true;
       this._clearAll();
@@ -242,13 +260,14 @@ export class Tracker {
 
   // ---------------------------------------------------------------- state
 
-  private _log(...a: unknown[]) {
-    if (this._config.debug) console.log('[TrackFlow]', ...a);
+  private _log(...args: unknown[]) {
+    if (this._config.debug) console.log('[TrackFlow]', ...args);
   }
 
-  private _safe(fn: (...a: any[]) => void, ...a: any[]) {
+  /** Call `fn` as a method of this tracker; an exception is logged, never thrown into the page. */
+  private _safe(fn: (...args: any[]) => void, ...args: any[]) {
     try {
-      fn.apply(this, a);
+      fn.apply(this, args);
     } catch (e) {
       this._log('internal', e);
     }
@@ -260,55 +279,55 @@ export class Tracker {
 
   /** Restore (or create) session id, seq counter and tab id; load this tab's persisted queue. */
   private _restoreSession() {
-    let r = storageGetJson(this._sessionStore, this._keyPrefix + 's');
-    let tab: string | null = r && r.t;
-    if (tab) {
-      if (this._isAlive(tab)) {
+    let session: SessionRecord | null = storageGetJson(this._sessionStore, this._keyPrefix + 's');
+    let tabId: string | null = session && session.t;
+    if (tabId) {
+      if (this._isAlive(tabId)) {
         // The previous owner of this tab id is still alive: this is a duplicated tab
         // (sessionStorage was copied). Start a fresh session and tab.
-        r = tab = null;
-      } else if (this._isAdoptedElsewhere(tab)) tab = null;
+        session = tabId = null;
+      } else if (this._isAdoptedElsewhere(tabId)) tabId = null;
     }
-    this._sessionId = (r && r.s) || uuid();
-    this._seq = (r && r.n) || 0;
-    this._tabId = tab || uuid();
+    this._sessionId = (session && session.s) || uuid();
+    this._seq = (session && session.n) || 0;
+    this._tabId = tabId || uuid();
     this._saveSession();
     this._loadQueue();
     this._writeHeartbeat();
   }
 
   private _loadQueue() {
-    const d = this._readQueue(this._tabId);
-    this._queue = d.e;
-    this._dropped = d.d;
+    const persisted = this._readQueue(this._tabId);
+    this._queue = persisted.e;
+    this._dropped = persisted.d;
     this._saveDropped();
   }
 
   /**
-   * Everything persisted for `tab`, oldest first: the events (one key `e:<tab>:<eventId>` each) and the dropped
-   * count (`d:<tab>`). The whole-queue key `q:<tab>` of earlier versions is read too and deleted; for our own tab
-   * its events move to per-event keys. `take` (adopting another tab's queue) deletes every key read.
+   * Everything persisted for `tabId`, oldest first: the events (one key `e:<tabId>:<eventId>` each) and the dropped
+   * count (`d:<tabId>`). The whole-queue key `q:<tabId>` of earlier versions is read too and deleted; for our own
+   * tab its events move to per-event keys. `take` (adopting another tab's queue) deletes every key read.
    */
-  private _readQueue(tab: string, take?: boolean): Persisted {
-    const P = this._keyPrefix;
-    const ek = 'e:' + tab + ':';
-    const dk = P + 'd:' + tab;
-    const e: TrackEvent[] = [];
-    for (const k of storageKeys(this._localStore, P))
-      if (!k.indexOf(ek)) {
-        const v = storageGetJson(this._localStore, P + k);
-        if (v) e.push(v);
-        if (take) storageRemove(this._localStore, P + k);
+  private _readQueue(tabId: string, take?: boolean): Persisted {
+    const prefix = this._keyPrefix;
+    const eventKeyStart = 'e:' + tabId + ':';
+    const droppedKey = prefix + 'd:' + tabId;
+    const events: TrackEvent[] = [];
+    for (const key of storageKeys(this._localStore, prefix))
+      if (!key.indexOf(eventKeyStart)) {
+        const event = storageGetJson(this._localStore, prefix + key);
+        if (event) events.push(event);
+        if (take) storageRemove(this._localStore, prefix + key);
       }
-    const old: Persisted | null = storageGetJson(this._localStore, P + 'q:' + tab);
-    for (const v of (old && old.e) || []) {
-      e.push(v);
-      if (!take) this._persistEvent(v);
+    const legacy: Persisted | null = storageGetJson(this._localStore, prefix + 'q:' + tabId);
+    for (const event of (legacy && legacy.e) || []) {
+      events.push(event);
+      if (!take) this._persistEvent(event);
     }
-    storageRemove(this._localStore, P + 'q:' + tab);
-    const d = ((old && old.d) || 0) + (+(storageGet(this._localStore, dk) as any) || 0);
-    if (take) storageRemove(this._localStore, dk);
-    return { e: e.sort((a, b) => a.timestamp - b.timestamp), d };
+    storageRemove(this._localStore, prefix + 'q:' + tabId);
+    const dropped = ((legacy && legacy.d) || 0) + (+(storageGet(this._localStore, droppedKey) as any) || 0);
+    if (take) storageRemove(this._localStore, droppedKey);
+    return { e: events.sort((a, b) => a.timestamp - b.timestamp), d: dropped };
   }
 
   private _saveSession() {
@@ -320,30 +339,31 @@ export class Tracker {
   }
 
   private _nextSeq(): number {
-    const r = storageGetJson(this._sessionStore, this._keyPrefix + 's');
-    if (r && r.s == this._sessionId && r.n > this._seq) this._seq = r.n;
+    const session: SessionRecord | null = storageGetJson(this._sessionStore, this._keyPrefix + 's');
+    if (session && session.s == this._sessionId && session.n > this._seq) this._seq = session.n;
     this._seq++;
     this._saveSession();
     return this._seq;
   }
 
-  private _writeHeartbeat(v?: number) {
-    storageSet(this._localStore, this._keyPrefix + 'hb:' + this._tabId, String(v === 0 ? 0 : this._now()));
+  /** Write this tab's heartbeat: the current time; `time` 0 marks the tab released, so others may adopt its queue. */
+  private _writeHeartbeat(time?: number) {
+    storageSet(this._localStore, this._keyPrefix + 'hb:' + this._tabId, String(time === 0 ? 0 : this._now()));
   }
 
-  private _isAlive(tab: string): boolean {
-    const hb = +(storageGet(this._localStore, this._keyPrefix + 'hb:' + tab) || 0);
-    return hb > 0 && this._now() - hb < this._staleMs;
+  private _isAlive(tabId: string): boolean {
+    const heartbeat = +(storageGet(this._localStore, this._keyPrefix + 'hb:' + tabId) || 0);
+    return heartbeat > 0 && this._now() - heartbeat < this._staleMs;
   }
 
-  /** True if another tab holds a valid lease on `tab` and has already taken its queue (it deletes the heartbeat). */
-  private _isAdoptedElsewhere(tab: string): boolean {
-    const l = storageGetJson(this._localStore, this._keyPrefix + 'l:' + tab);
+  /** True if another tab holds a valid lease on `tabId` and has already taken its queue (it deletes the heartbeat). */
+  private _isAdoptedElsewhere(tabId: string): boolean {
+    const lease: Lease | null = storageGetJson(this._localStore, this._keyPrefix + 'l:' + tabId);
     return !!(
-      l &&
-      l.b != tab &&
-      l.u > this._now() &&
-      storageGet(this._localStore, this._keyPrefix + 'hb:' + tab) == null
+      lease &&
+      lease.b != tabId &&
+      lease.u > this._now() &&
+      storageGet(this._localStore, this._keyPrefix + 'hb:' + tabId) == null
     );
   }
 
@@ -360,34 +380,35 @@ export class Tracker {
   }
 
   /** Storage key of one queued event of this tab. */
-  private _eventKey(id: string): string {
-    return this._keyPrefix + 'e:' + this._tabId + ':' + id;
+  private _eventKey(eventId: string): string {
+    return this._keyPrefix + 'e:' + this._tabId + ':' + eventId;
   }
 
   /** Persist one event: a write of constant size, whatever the queue length. On quota errors it stays in memory only. */
-  private _persistEvent(e: TrackEvent) {
-    storageSet(this._localStore, this._eventKey(e.eventId), JSON.stringify(e));
+  private _persistEvent(event: TrackEvent) {
+    storageSet(this._localStore, this._eventKey(event.eventId), JSON.stringify(event));
   }
 
   /** Persist the dropped count (`d:<tab>`, absent when 0). */
   _saveDropped() {
-    const k = 'd:' + this._tabId;
-    if (this._dropped) storageSet(this._localStore, this._keyPrefix + k, String(this._dropped));
-    else storageRemove(this._localStore, this._keyPrefix + k);
+    const key = 'd:' + this._tabId;
+    if (this._dropped) storageSet(this._localStore, this._keyPrefix + key, String(this._dropped));
+    else storageRemove(this._localStore, this._keyPrefix + key);
   }
 
+  /** Drop the oldest events beyond maxQueue, and count them. */
   private _enforceMaxQueue() {
-    const n = this._queue.length - this._maxQueue;
-    if (n > 0) {
-      for (const e of this._queue.splice(0, n)) storageRemove(this._localStore, this._eventKey(e.eventId));
-      this._dropped += n;
+    const excess = this._queue.length - this._maxQueue;
+    if (excess > 0) {
+      for (const event of this._queue.splice(0, excess)) storageRemove(this._localStore, this._eventKey(event.eventId));
+      this._dropped += excess;
       this._saveDropped();
     }
   }
 
   private _removeEvents(ids: Record<string, 1>) {
-    this._queue = this._queue.filter((e) => !ids[e.eventId]);
-    for (const id in ids) storageRemove(this._localStore, this._eventKey(id));
+    this._queue = this._queue.filter((event) => !ids[event.eventId]);
+    for (const eventId in ids) storageRemove(this._localStore, this._eventKey(eventId));
   }
 
   /** Clear every persisted queue of this apiKey (opt-out / privacy). */
@@ -397,8 +418,8 @@ export class Tracker {
     clearTimeout(this._flushTimer);
     clearTimeout(this._retryTimer);
     this._flushTimer = this._retryTimer = 0;
-    for (const k of storageKeys(this._localStore, this._keyPrefix))
-      if (/^[qed]:/.test(k)) storageRemove(this._localStore, this._keyPrefix + k);
+    for (const key of storageKeys(this._localStore, this._keyPrefix))
+      if (/^[qed]:/.test(key)) storageRemove(this._localStore, this._keyPrefix + key);
   }
 
   _optOut() {
@@ -426,148 +447,164 @@ export class Tracker {
   _adoptOrphans(): Promise<void> {
     if (this._claiming || !this._localStore || !this._isActive()) return Promise.resolve();
     this._claiming = true;
-    const me = this._tabId;
+    const myTabId = this._tabId;
     const now = this._now();
-    const mine: string[] = [];
-    const queued: Record<string, 1> = {};
-    const other: string[][] = [];
-    for (const k of storageKeys(this._localStore, this._keyPrefix)) {
-      const m = k.match(/^(q|e|d|hb|l):([^:]+)/);
-      if (!m || m[2] == me) continue;
-      if ('qed'.indexOf(m[1]) < 0) other.push([k, m[1], m[2]]);
-      else queued[m[2]] = 1;
+    /** tabs on whose queue this tab wrote a lease */
+    const claimed: string[] = [];
+    /** other tabs that have queue keys */
+    const tabsWithQueue: Record<string, 1> = {};
+    /** [key, kind, tabId] of other tabs' heartbeats and leases */
+    const otherKeys: string[][] = [];
+    for (const key of storageKeys(this._localStore, this._keyPrefix)) {
+      const match = key.match(/^(q|e|d|hb|l):([^:]+)/);
+      if (!match || match[2] == myTabId) continue;
+      if ('qed'.indexOf(match[1]) < 0) otherKeys.push([key, match[1], match[2]]);
+      else tabsWithQueue[match[2]] = 1;
     }
-    for (const t in queued) {
-      if (this._isAlive(t)) continue;
-      const l = storageGetJson(this._localStore, this._keyPrefix + 'l:' + t);
-      if (l && l.b != me && l.u > now) continue;
-      storageSet(this._localStore, this._keyPrefix + 'l:' + t, JSON.stringify({ b: me, u: now + this._leaseMs }));
-      mine.push(t);
+    for (const tabId in tabsWithQueue) {
+      if (this._isAlive(tabId)) continue;
+      const lease: Lease | null = storageGetJson(this._localStore, this._keyPrefix + 'l:' + tabId);
+      if (lease && lease.b != myTabId && lease.u > now) continue;
+      storageSet(
+        this._localStore,
+        this._keyPrefix + 'l:' + tabId,
+        JSON.stringify({ b: myTabId, u: now + this._leaseMs } satisfies Lease),
+      );
+      claimed.push(tabId);
     }
     // housekeeping: heartbeats of dead tabs and expired leases, of tabs that have no queue
-    for (const [k, kind, t] of other)
-      if (!queued[t]) {
-        const l = kind == 'l' && storageGetJson(this._localStore, this._keyPrefix + k);
-        if (l ? !(l.u > now) : !this._isAlive(t)) storageRemove(this._localStore, this._keyPrefix + k);
+    for (const [key, kind, tabId] of otherKeys)
+      if (!tabsWithQueue[tabId]) {
+        const lease: Lease | null | false = kind == 'l' && storageGetJson(this._localStore, this._keyPrefix + key);
+        if (lease ? !(lease.u > now) : !this._isAlive(tabId)) storageRemove(this._localStore, this._keyPrefix + key);
       }
-    if (!mine.length) {
+    if (!claimed.length) {
       this._claiming = false;
       return Promise.resolve();
     }
-    return new Promise<void>((res) =>
+    return new Promise<void>((resolve) =>
       setTimeout(() => {
         this._claiming = false;
         this._safe(() => {
-          let got = 0;
-          for (const t of mine) {
-            const l = storageGetJson(this._localStore, this._keyPrefix + 'l:' + t);
-            if (!l || l.b != me) continue;
-            if (this._isAlive(t) || this._tabId != me) {
-              storageRemove(this._localStore, this._keyPrefix + 'l:' + t);
+          let adopted = 0;
+          for (const tabId of claimed) {
+            const lease: Lease | null = storageGetJson(this._localStore, this._keyPrefix + 'l:' + tabId);
+            if (!lease || lease.b != myTabId) continue;
+            if (this._isAlive(tabId) || this._tabId != myTabId) {
+              storageRemove(this._localStore, this._keyPrefix + 'l:' + tabId);
               continue;
             }
-            const d = this._readQueue(t, true);
-            storageRemove(this._localStore, this._keyPrefix + 'hb:' + t);
-            const have: Record<string, 1> = {};
-            for (const e of this._queue) have[e.eventId] = 1;
-            const add = d.e.filter((e) => !have[e.eventId]);
-            for (const e of add) this._persistEvent(e);
-            this._queue = add.concat(this._queue);
-            this._dropped += d.d;
-            got += d.e.length + d.d;
+            const orphan = this._readQueue(tabId, true);
+            storageRemove(this._localStore, this._keyPrefix + 'hb:' + tabId);
+            const known: Record<string, 1> = {};
+            for (const event of this._queue) known[event.eventId] = 1;
+            const newEvents = orphan.e.filter((event) => !known[event.eventId]);
+            for (const event of newEvents) this._persistEvent(event);
+            this._queue = newEvents.concat(this._queue);
+            this._dropped += orphan.d;
+            adopted += orphan.e.length + orphan.d;
           }
-          if (got) {
-            this._log('adopted', got);
+          if (adopted) {
+            this._log('adopted', adopted);
             this._enforceMaxQueue();
             this._saveDropped();
             this._scheduleFlush();
           }
         });
-        res();
+        resolve();
       }, this._claimDelayMs),
     );
   }
 
   // ---------------------------------------------------------------- capture
 
-  private _listen(t: EventTarget, type: string, fn: (e: any) => void, capture?: boolean) {
-    const h = (e: Event) => this._safe(fn, e);
-    t.addEventListener(type, h, capture);
-    this._cleanups.push(() => t.removeEventListener(type, h, capture));
+  /** addEventListener with the listener wrapped in _safe; _destroy removes it. */
+  private _listen(target: EventTarget, type: string, listener: (event: any) => void, capture?: boolean) {
+    const handler = (event: Event) => this._safe(listener, event);
+    target.addEventListener(type, handler, capture);
+    this._cleanups.push(() => target.removeEventListener(type, handler, capture));
   }
 
   private _installAutocapture() {
-    const w = window;
-    const d = document;
-    const h: any = history;
+    const win = window;
+    const doc = document;
+    const hist: any = history;
     const self = this;
     // Deferred by a microtask so that identify() called right after init() applies to it.
     Promise.resolve().then(() => this._safe(this._onNavigation));
-    for (const m of ['pushState', 'replaceState']) {
-      const orig = h[m];
-      if (typeof orig != 'function') continue;
+    for (const method of ['pushState', 'replaceState']) {
+      const original = hist[method];
+      if (typeof original != 'function') continue;
       const wrapped = function (this: History) {
-        const r = orig.apply(this, arguments as any);
+        const result = original.apply(this, arguments as any);
         self._safe(self._onNavigation);
-        return r;
+        return result;
       };
-      h[m] = wrapped;
+      hist[method] = wrapped;
       this._cleanups.push(() => {
-        if (h[m] === wrapped) h[m] = orig;
+        if (hist[method] === wrapped) hist[method] = original;
       });
     }
-    this._listen(w, 'popstate', this._onNavigation);
-    this._listen(w, 'hashchange', this._onNavigation);
+    this._listen(win, 'popstate', this._onNavigation);
+    this._listen(win, 'hashchange', this._onNavigation);
     this._listen(
-      d,
+      doc,
       'click',
-      (e: MouseEvent) => {
-        let el: any = e.target;
+      (event: MouseEvent) => {
+        let element: any = event.target;
         // the control the user meant (a <span> inside a <button> reports the button), else the target itself
-        el = (el && el.closest && el.closest(INTERACTIVE_SELECTOR)) || el;
-        if (el && el.tagName) this._track('click', { tag: el.tagName.toUpperCase(), id: el.id || null });
+        element = (element && element.closest && element.closest(INTERACTIVE_SELECTOR)) || element;
+        if (element && element.tagName)
+          this._track('click', { tag: element.tagName.toUpperCase(), id: element.id || null });
       },
       true,
     );
-    this._listen(w, 'error', (e: ErrorEvent) => {
-      const er: any = e.error;
-      if (e.message == null && !er) return; // not a script error
+    this._listen(win, 'error', (event: ErrorEvent) => {
+      const error: any = event.error;
+      if (event.message == null && !error) return; // not a script error
       // A cross-origin script's error is muted to "Script error." without a filename: no source then.
-      this._trackError(e.message || (er && er.message) || 'Script error', e.filename, e.lineno, e.colno, er && er.stack);
+      this._trackError(
+        event.message || (error && error.message) || 'Script error',
+        event.filename,
+        event.lineno,
+        event.colno,
+        error && error.stack,
+      );
     });
-    this._listen(w, 'unhandledrejection', (e: PromiseRejectionEvent) => {
-      const r: any = e.reason;
+    this._listen(win, 'unhandledrejection', (event: PromiseRejectionEvent) => {
+      const reason: any = event.reason;
       let stack: string | null = null;
-      let msg: string | undefined;
+      let message: string | undefined;
       // Any value can be a reason, also one whose String() or getters throw (e.g. Object.create(null)).
       try {
-        stack = r && typeof r.stack == 'string' ? r.stack : null;
-        msg = String(r && r.message != null ? r.message : r);
-      } catch (x) {
+        stack = reason && typeof reason.stack == 'string' ? reason.stack : null;
+        message = String(reason && reason.message != null ? reason.message : reason);
+      } catch (e) {
         try {
-          msg = JSON.stringify(r);
-        } catch (y) {
+          message = JSON.stringify(reason);
+        } catch (e) {
           /* the generic message below */
         }
       }
-      const m = stack && stack.match(/((?:https?|file):\/\/[^\s()]+?):\d+:\d+/);
-      this._trackError(msg || 'Unhandled rejection', m ? m[1] : location.href, 0, 0, stack);
+      // the source is the first script URL in the stack
+      const sourceMatch = stack && stack.match(/((?:https?|file):\/\/[^\s()]+?):\d+:\d+/);
+      this._trackError(message || 'Unhandled rejection', sourceMatch ? sourceMatch[1] : location.href, 0, 0, stack);
     });
-    this._listen(w, 'pagehide', () => {
+    this._listen(win, 'pagehide', () => {
       this._beaconFlush();
       this._writeHeartbeat(0); // release: other tabs may adopt what is left immediately
     });
-    this._listen(w, 'pageshow', (e: PageTransitionEvent) => {
-      if (!e.persisted) return; // restored from bfcache: storage may have moved on
+    this._listen(win, 'pageshow', (event: PageTransitionEvent) => {
+      if (!event.persisted) return; // restored from bfcache: storage may have moved on
       this._loadQueue();
       this._onVisibleAgain();
       this._scheduleFlush();
     });
-    this._listen(d, 'visibilitychange', () => {
-      if (d.visibilityState == 'hidden') this._beaconFlush();
+    this._listen(doc, 'visibilitychange', () => {
+      if (doc.visibilityState == 'hidden') this._beaconFlush();
       else this._onVisibleAgain();
     });
-    this._listen(w, 'online', () => {
+    this._listen(win, 'online', () => {
       clearTimeout(this._retryTimer);
       this._retryTimer = 0;
       this._flush();
@@ -583,19 +620,19 @@ export class Tracker {
   }
 
   private _onNavigation() {
-    const u = location.href;
-    if (u == this._lastUrl) return;
+    const url = location.href;
+    if (url == this._lastUrl) return;
     // After the first page view the URL changed through history: the app sets the title only after that.
-    const later = !!this._lastUrl;
-    this._lastUrl = u;
-    this._track('page_view', { title: document.title }, later);
+    const titleLater = !!this._lastUrl;
+    this._lastUrl = url;
+    this._track('page_view', { title: document.title }, titleLater);
   }
 
   /** A page_view waiting for its title is queued now (page hide, or its frame / 100 ms came). */
-  private _queueWithTitle(ev: TrackEvent) {
-    if (!this._awaitingTitle.delete(ev)) return;
-    ev.properties.title = document.title;
-    this._enqueue(ev);
+  private _queueWithTitle(event: TrackEvent) {
+    if (!this._awaitingTitle.delete(event)) return;
+    event.properties.title = document.title;
+    this._enqueue(event);
   }
 
   private _trackError(
@@ -606,7 +643,7 @@ export class Tracker {
     stack: string | null | undefined,
   ) {
     if (++this._errorCount > MAX_ERRORS) return;
-    const p = {
+    const details = {
       message: String(message).slice(0, 2000),
       source: source ? String(source) : null,
       line: +line || 0,
@@ -614,36 +651,48 @@ export class Tracker {
       stack: stack ? String(stack).slice(0, 8000) : null,
     };
     // Without a source the contract's top-level error shape applies (there, source may be null).
-    if (source) this._track('error', p);
-    else this._track('error', {}, false, { name: 'Error', ...p });
+    if (source) this._track('error', details);
+    else this._track('error', {}, false, { name: 'Error', ...details });
   }
 
   private _trackPerformance() {
-    const go = (tries: number) => {
-      const p: any = window.performance;
+    const measure = (tries: number) => {
+      const perf: any = window.performance;
       // Navigation Timing 2, else the old performance.timing (times relative to navigationStart)
-      const nav = p && p.getEntriesByType && p.getEntriesByType('navigation')[0];
-      const t = nav || (p && p.timing);
-      const t0 = nav ? nav.startTime : t && t.navigationStart;
-      if (!t || !(nav || t0)) return;
-      if (!(t.loadEventEnd > 0)) {
-        if (tries < 50) setTimeout(() => this._safe(go, tries + 1), 100);
+      const navEntry = perf && perf.getEntriesByType && perf.getEntriesByType('navigation')[0];
+      const timing = navEntry || (perf && perf.timing);
+      const startTime = navEntry ? navEntry.startTime : timing && timing.navigationStart;
+      if (!timing || !(navEntry || startTime)) return;
+      if (!(timing.loadEventEnd > 0)) {
+        if (tries < 50) setTimeout(() => this._safe(measure, tries + 1), 100);
         return;
       }
-      const ms = (v: number) => Math.max(0, Math.round(v - t0));
-      this._track('performance', { loadTime: ms(t.loadEventEnd), domContentLoaded: ms(t.domContentLoadedEventEnd) });
+      const sinceStart = (time: number) => Math.max(0, Math.round(time - startTime));
+      this._track('performance', {
+        loadTime: sinceStart(timing.loadEventEnd),
+        domContentLoaded: sinceStart(timing.domContentLoadedEventEnd),
+      });
     };
-    const start = () => setTimeout(() => this._safe(go, 0), 0);
-    if (document.readyState == 'complete') start();
-    else this._listen(window, 'load', start);
+    const measureAfterLoad = () => setTimeout(() => this._safe(measure, 0), 0);
+    if (document.readyState == 'complete') measureAfterLoad();
+    else this._listen(window, 'load', measureAfterLoad);
   }
 
   // ---------------------------------------------------------------- queue
 
-  _track(eventType: string, properties: Record<string, unknown>, later?: boolean, top?: Record<string, unknown>) {
+  /**
+   * Build an event and queue it. With `titleLater` (a page_view of an SPA navigation) it is queued once the app had a
+   * chance to set document.title. `topLevel` adds or overrides fields of the event itself.
+   */
+  _track(
+    eventType: string,
+    properties: Record<string, unknown>,
+    titleLater?: boolean,
+    topLevel?: Record<string, unknown>,
+  ) {
     if (!this._isActive()) return;
     this._checkQueueOwnership();
-    const ev: TrackEvent = {
+    const event: TrackEvent = {
       eventId: uuid(),
       eventType,
       timestamp: this._now(),
@@ -655,22 +704,22 @@ export class Tracker {
       deviceInfo: this._deviceInfo,
       properties,
       seq: this._nextSeq(),
-      ...top,
+      ...topLevel,
     };
-    if (!later) return this._enqueue(ev);
+    if (!titleLater) return this._enqueue(event);
     // URL, time and seq are the navigation's; the title is read once the app had a frame to set it.
-    this._awaitingTitle.add(ev);
-    const go = () => this._safe(this._queueWithTitle, ev);
-    setTimeout(go, 100);
-    const w: any = window;
-    if (w.requestAnimationFrame) w.requestAnimationFrame(go);
+    this._awaitingTitle.add(event);
+    const queueWithTitle = () => this._safe(this._queueWithTitle, event);
+    setTimeout(queueWithTitle, 100);
+    const win: any = window;
+    if (win.requestAnimationFrame) win.requestAnimationFrame(queueWithTitle);
   }
 
-  private _enqueue(ev: TrackEvent) {
+  private _enqueue(event: TrackEvent) {
     if (!this._isActive()) return;
-    this._log('event', ev);
-    this._queue.push(ev);
-    this._persistEvent(ev);
+    this._log('event', event);
+    this._queue.push(event);
+    this._persistEvent(event);
     this._enforceMaxQueue();
     this._scheduleFlush();
   }
@@ -692,7 +741,7 @@ export class Tracker {
     clearTimeout(this._flushTimer);
     this._flushTimer = 0;
     return (this._sending = this._drain()
-      .catch((e) => this._log('internal', e))
+      .catch((error) => this._log('internal', error))
       .then(() => {
         this._sending = null;
         this._scheduleFlush();
@@ -703,7 +752,7 @@ export class Tracker {
     for (;;) {
       if (!this._isActive() || this._retryTimer) return;
       this._checkQueueOwnership();
-      const batch = this._queue.filter((e) => !this._inFlight[e.eventId]).slice(0, this._batchSize);
+      const batch = this._queue.filter((event) => !this._inFlight[event.eventId]).slice(0, this._batchSize);
       if (!batch.length) return;
       if (!(await this._sendBatch(batch, this._dropped))) return;
     }
@@ -713,23 +762,26 @@ export class Tracker {
     return JSON.stringify({ events, sentAt: this._now(), dropped: dropped || undefined }); // no key when 0
   }
 
-  /** POST one batch. Resolves true if the batch is settled (2xx or permanently rejected), false if a retry was scheduled. */
+  /**
+   * POST one batch. Resolves true if the batch is settled (2xx or permanently rejected), false if a retry was
+   * scheduled.
+   */
   private async _sendBatch(batch: TrackEvent[], dropped: number, body?: string): Promise<boolean> {
     const ids: Record<string, 1> = {};
-    for (const e of batch) {
-      ids[e.eventId] = this._inFlight[e.eventId] = 1;
-      if (this._exiting) this._beaconed[e.eventId] = 1; // this is its exit attempt
+    for (const event of batch) {
+      ids[event.eventId] = this._inFlight[event.eventId] = 1;
+      if (this._exiting) this._beaconed[event.eventId] = 1; // this is its exit attempt
     }
     let status = 0;
-    let ra: string | null | undefined = null;
-    let timer: any;
+    let retryAfter: string | null | undefined = null;
+    let abortTimer: any;
     try {
       if (isOffline()) throw 0;
       body = body || this._batchBody(batch, dropped);
-      const ac = window.AbortController && new AbortController();
+      const abortController = window.AbortController && new AbortController();
       // a request that hangs must not stop sending for the life of the page: abort it after timeoutMs
-      timer = setTimeout(() => ac && ac.abort(), this._timeoutMs);
-      const res = await this._fetch(this._batchUrl, {
+      abortTimer = setTimeout(() => abortController && abortController.abort(), this._timeoutMs);
+      const response = await this._fetch(this._batchUrl, {
         method: 'POST',
         body,
         headers: { 'Content-Type': CONTENT_TYPE },
@@ -738,15 +790,15 @@ export class Tracker {
         keepalive: this._exiting && byteLength(body) < MAX_KEEPALIVE_BYTES,
         credentials: 'omit',
         mode: 'cors',
-        signal: ac ? ac.signal : null,
+        signal: abortController ? abortController.signal : null,
       });
-      status = res.status;
-      ra = res.headers && res.headers.get('Retry-After');
+      status = response.status;
+      retryAfter = response.headers && response.headers.get('Retry-After');
     } catch (e) {
       status = 0; // network error, timeout or offline
     }
-    clearTimeout(timer);
-    for (const id in ids) delete this._inFlight[id];
+    clearTimeout(abortTimer);
+    for (const eventId in ids) delete this._inFlight[eventId];
     if (status >= 200 && status < 300) {
       this._removeEvents(ids);
       this._dropped = Math.max(0, this._dropped - dropped);
@@ -764,7 +816,7 @@ export class Tracker {
       return true;
     }
     if (!this._retryTimer) {
-      const delay = retryAfterMs(ra, this._now()) ?? backoffMs(this._attempt, this._random);
+      const delay = retryAfterMs(retryAfter, this._now()) ?? backoffMs(this._attempt, this._random);
       this._attempt++;
       this._log('retry', status, delay);
       this._retryTimer = setTimeout(() => {
@@ -784,25 +836,26 @@ export class Tracker {
    */
   _beaconFlush() {
     if (!this._isActive()) return;
-    this._awaitingTitle.forEach((e) => this._queueWithTitle(e));
+    this._awaitingTitle.forEach((event) => this._queueWithTitle(event));
     if (!this._queue.length || isOffline()) return; // kept for the next load
     this._exiting = true;
     this._flush();
-    const rest = this._queue.filter((e) => !this._beaconed[e.eventId]);
+    const unsent = this._queue.filter((event) => !this._beaconed[event.eventId]);
     // Beacons never report `dropped`: their answer is not seen, so the count is reported (and cleared) by a fetch.
-    while (rest.length) {
+    while (unsent.length) {
       // chunk to stay under the keepalive/beacon body limit
-      let n = rest.length;
-      let body = this._batchBody(rest.slice(0, n), 0);
-      while (n > 1 && byteLength(body) >= MAX_KEEPALIVE_BYTES) body = this._batchBody(rest.slice(0, (n = Math.ceil(n / 2))), 0);
-      const chunk = rest.splice(0, n);
-      let ok = false;
+      let count = unsent.length;
+      let body = this._batchBody(unsent.slice(0, count), 0);
+      while (count > 1 && byteLength(body) >= MAX_KEEPALIVE_BYTES)
+        body = this._batchBody(unsent.slice(0, (count = Math.ceil(count / 2))), 0);
+      const chunk = unsent.splice(0, count);
+      let beaconQueued = false;
       try {
-        ok = this._sendBeacon(this._batchUrl, new Blob([body], { type: CONTENT_TYPE }));
+        beaconQueued = this._sendBeacon(this._batchUrl, new Blob([body], { type: CONTENT_TYPE }));
       } catch (e) {
         /* fall back to fetch */
       }
-      if (ok) for (const e of chunk) this._beaconed[e.eventId] = 1;
+      if (beaconQueued) for (const event of chunk) this._beaconed[event.eventId] = 1;
       else this._sendBatch(chunk, 0, body);
     }
     this._exiting = false;
@@ -814,7 +867,7 @@ export class Tracker {
     clearTimeout(this._retryTimer);
     this._flushTimer = this._retryTimer = 0;
     this._disabled = true;
-    for (const off of this._cleanups) off();
+    for (const cleanup of this._cleanups) cleanup();
     this._cleanups = [];
   }
 }
