@@ -54,6 +54,13 @@ interface Persisted {
   e: TrackEvent[];
 }
 
+/** What _readQueue found for one tab. */
+interface TabQueue {
+  /** oldest first */
+  _events: TrackEvent[];
+  _dropped: number;
+}
+
 /** sessionStorage `s`: this tab's session. The short field names are stored data. */
 interface SessionRecord {
   /** session id */
@@ -297,9 +304,9 @@ export class Tracker {
   }
 
   private _loadQueue() {
-    const persisted = this._readQueue(this._tabId);
-    this._queue = persisted.e;
-    this._dropped = persisted.d;
+    const saved = this._readQueue(this._tabId);
+    this._queue = saved._events;
+    this._dropped = saved._dropped;
     this._saveDropped();
   }
 
@@ -308,7 +315,7 @@ export class Tracker {
    * count (`d:<tabId>`). The whole-queue key `q:<tabId>` of earlier versions is read too and deleted; for our own
    * tab its events move to per-event keys. `take` (adopting another tab's queue) deletes every key read.
    */
-  private _readQueue(tabId: string, take?: boolean): Persisted {
+  private _readQueue(tabId: string, take?: boolean): TabQueue {
     const prefix = this._keyPrefix;
     const eventKeyStart = 'e:' + tabId + ':';
     const droppedKey = prefix + 'd:' + tabId;
@@ -327,7 +334,7 @@ export class Tracker {
     storageRemove(this._localStore, prefix + 'q:' + tabId);
     const dropped = ((legacy && legacy.d) || 0) + (+(storageGet(this._localStore, droppedKey) as any) || 0);
     if (take) storageRemove(this._localStore, droppedKey);
-    return { e: events.sort((a, b) => a.timestamp - b.timestamp), d: dropped };
+    return { _events: events.sort((a, b) => a.timestamp - b.timestamp), _dropped: dropped };
   }
 
   private _saveSession() {
@@ -498,11 +505,11 @@ export class Tracker {
             storageRemove(this._localStore, this._keyPrefix + 'hb:' + tabId);
             const known: Record<string, 1> = {};
             for (const event of this._queue) known[event.eventId] = 1;
-            const newEvents = orphan.e.filter((event) => !known[event.eventId]);
+            const newEvents = orphan._events.filter((event) => !known[event.eventId]);
             for (const event of newEvents) this._persistEvent(event);
             this._queue = newEvents.concat(this._queue);
-            this._dropped += orphan.d;
-            adopted += orphan.e.length + orphan.d;
+            this._dropped += orphan._dropped;
+            adopted += orphan._events.length + orphan._dropped;
           }
           if (adopted) {
             this._log('adopted', adopted);
