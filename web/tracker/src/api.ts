@@ -3,9 +3,9 @@ import { Tracker, browserStore, setOptOut, type TrackFlowConfig, type TrackerEnv
 let tracker: Tracker | null = null;
 let pendingUser: string | null = null;
 
-const warn = (m: string) => {
+const warn = (message: string) => {
   try {
-    console.warn('[TrackFlow] ' + m);
+    console.warn('[TrackFlow] ' + message);
   } catch (e) {
     /* ignore */
   }

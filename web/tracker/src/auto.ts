@@ -7,19 +7,19 @@ import { init } from './api';
  */
 export function autoInit(current: HTMLScriptElement | null): void {
   try {
-    const s =
+    const script =
       current && current.hasAttribute('data-api-key')
         ? current
         : (document.querySelector('script[data-api-key]') as HTMLScriptElement | null);
-    const key = s && s.getAttribute('data-api-key');
-    if (!s || !key) return;
-    const has = (a: string) => s.hasAttribute(a);
+    const key = script && script.getAttribute('data-api-key');
+    if (!script || !key) return;
+    const hasAttribute = (name: string) => script.hasAttribute(name);
     init({
       apiKey: key,
-      endpoint: s.getAttribute('data-endpoint') || new URL(s.src, location.href).origin,
-      respectDoNotTrack: has('data-respect-dnt'),
-      respectGlobalPrivacyControl: has('data-respect-gpc'),
-      debug: has('data-debug'),
+      endpoint: script.getAttribute('data-endpoint') || new URL(script.src, location.href).origin,
+      respectDoNotTrack: hasAttribute('data-respect-dnt'),
+      respectGlobalPrivacyControl: hasAttribute('data-respect-gpc'),
+      debug: hasAttribute('data-debug'),
     });
   } catch (e) {
     /* never break the host page */

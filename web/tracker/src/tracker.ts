@@ -46,36 +46,66 @@ export interface TrackEvent {
   seq: number;
 }
 
+/** The whole-queue layout of earlier tracker versions (key `q:<tab>`); its field names are stored data. */
 interface Persisted {
+  /** dropped count */
   d: number;
+  /** queued events, oldest first */
   e: TrackEvent[];
 }
 
+/** What _readQueue found for one tab. */
+interface TabQueue {
+  /** oldest first */
+  _events: TrackEvent[];
+  _dropped: number;
+}
+
+/** sessionStorage `s`: this tab's session. The short field names are stored data. */
+interface SessionRecord {
+  /** session id */
+  s: string;
+  /** last seq number used */
+  n: number;
+  /** tab id */
+  t: string;
+}
+
+/** localStorage `l:<tabId>`: a claim on another tab's queue. The short field names are stored data. */
+interface Lease {
+  /** tab id of the claiming tab */
+  b: string;
+  /** expiry time in ms */
+  u: number;
+}
+
 export const OPT_OUT_KEY = 'trackflow:optout';
-const CT = 'text/plain;charset=UTF-8';
-const MAX_KEEPALIVE = 60000;
-const BASE_MS = 1000;
-const CAP_MS = 60000;
+const CONTENT_TYPE = 'text/plain;charset=UTF-8';
+/** Body size limit of keepalive fetches and beacons. */
+const MAX_KEEPALIVE_BYTES = 60000;
+const BACKOFF_BASE_MS = 1000;
+const BACKOFF_CAP_MS = 60000;
 const MAX_RETRY_AFTER_MS = 3600000;
 const MAX_ERRORS = 100;
 /** A click reports the nearest of these around its target (like PostHog's autocapture). */
-const INTERACTIVE = 'button,a,input,select,textarea,label,[role=button],[onclick]';
+const INTERACTIVE_SELECTOR = 'button,a,input,select,textarea,label,[role=button],[onclick]';
 
-let optOutMem = false;
+/** Opt-out of this page, also when localStorage is unavailable. */
+let optedOutInMemory = false;
 
 type Store = Storage | null | undefined;
 
-const sget = (s: Store, k: string): string | null => {
+const storageGet = (storage: Store, key: string): string | null => {
   try {
-    return s ? s.getItem(k) : null;
+    return storage ? storage.getItem(key) : null;
   } catch (e) {
     return null;
   }
 };
-const sset = (s: Store, k: string, v: string): boolean => {
+const storageSet = (storage: Store, key: string, value: string): boolean => {
   try {
-    if (s) {
-      s.setItem(k, v);
+    if (storage) {
+      storage.setItem(key, value);
       return true;
     }
   } catch (e) {
@@ -83,70 +113,76 @@ const sset = (s: Store, k: string, v: string): boolean => {
   }
   return false;
 };
-const sdel = (s: Store, k: string) => {
+const storageRemove = (storage: Store, key: string) => {
   try {
-    if (s) s.removeItem(k);
+    if (storage) storage.removeItem(key);
   } catch (e) {
     /* ignore */
   }
 };
-const jget = (s: Store, k: string): any => {
+const storageGetJson = (storage: Store, key: string): any => {
   try {
-    return JSON.parse(sget(s, k) || 'null');
+    return JSON.parse(storageGet(storage, key) || 'null');
   } catch (e) {
     return null;
   }
 };
-/** The keys that start with prefix `p`, without it. */
-const skeys = (s: Store, p: string): string[] => {
-  const out: string[] = [];
+/** The keys that start with `prefix`, without it. */
+const storageKeys = (storage: Store, prefix: string): string[] => {
+  const keys: string[] = [];
   try {
-    if (s)
-      for (let i = 0, k; i < s.length; i++) if (!(k = s.key(i)!).indexOf(p)) out.push(k.slice(p.length));
+    if (storage)
+      for (let i = 0, key; i < storage.length; i++)
+        if (!(key = storage.key(i)!).indexOf(prefix)) keys.push(key.slice(prefix.length));
   } catch (e) {
     /* ignore */
   }
-  return out;
+  return keys;
 };
-const bytes = (s: string): number => new Blob([s]).size;
-const offline = () => navigator.onLine === false;
-const pos = (v: unknown, d: number): number => (typeof v == 'number' && v >= 1 && v < 1 / 0 ? Math.floor(v) : d);
+const byteLength = (text: string): number => new Blob([text]).size;
+const isOffline = () => navigator.onLine === false;
+/** `value` as a whole number >= 1, else `fallback`. */
+const positiveInt = (value: unknown, fallback: number): number =>
+  typeof value == 'number' && value >= 1 && value < 1 / 0 ? Math.floor(value) : fallback;
 
 export function browserStore(name: 'localStorage' | 'sessionStorage'): Storage | null {
   try {
-    const s = window[name];
-    s.getItem('tf');
-    return s;
+    const storage = window[name];
+    storage.getItem('tf');
+    return storage;
   } catch (e) {
     return null;
   }
 }
 
-export function setOptOut(v: boolean, ls: Store) {
-  optOutMem = v;
-  if (v) sset(ls, OPT_OUT_KEY, '1');
-  else sdel(ls, OPT_OUT_KEY);
+export function setOptOut(optedOut: boolean, localStore: Store) {
+  optedOutInMemory = optedOut;
+  if (optedOut) storageSet(localStore, OPT_OUT_KEY, '1');
+  else storageRemove(localStore, OPT_OUT_KEY);
 }
 
 /** Parse Retry-After (delta-seconds or HTTP-date) into ms, or null. */
-export function retryAfterMs(v: string | null | undefined, now: number): number | null {
-  if (!v) return null;
-  let ms = +v * 1000; // delta-seconds (Number() trims whitespace)
-  if (ms !== ms) ms = Date.parse(v) - now;
+export function retryAfterMs(header: string | null | undefined, now: number): number | null {
+  if (!header) return null;
+  let ms = +header * 1000; // delta-seconds (Number() trims whitespace)
+  if (ms !== ms) ms = Date.parse(header) - now;
   if (ms !== ms) return null;
   return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
 }
 
 /** Full-jitter exponential backoff: random() * min(cap, base * 2^attempt). attempt starts at 0. */
 export function backoffMs(attempt: number, random: () => number): number {
-  return random() * Math.min(CAP_MS, BASE_MS * Math.pow(2, attempt));
+  return random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * Math.pow(2, attempt));
 }
 
-export function isPrivacyBlocked(cfg: TrackFlowConfig): boolean {
+export function isPrivacyBlocked(config: TrackFlowConfig): boolean {
   // only ever called in a browser (init() checks)
-  const n: any = navigator;
-  const dnt = n.doNotTrack == '1' || (window as any).doNotTrack == '1';
-  return !!((cfg.respectDoNotTrack && dnt) || (cfg.respectGlobalPrivacyControl && n.globalPrivacyControl === true));
+  const nav: any = navigator;
+  const doNotTrack = nav.doNotTrack == '1' || (window as any).doNotTrack == '1';
+  return !!(
+    (config.respectDoNotTrack && doNotTrack) ||
+    (config.respectGlobalPrivacyControl && nav.globalPrivacyControl === true)
+  );
 }
 
 export class Tracker {
@@ -154,432 +190,467 @@ export class Tracker {
   readonly _flushIntervalMs: number;
   readonly _maxQueue: number;
   readonly _timeoutMs: number;
-  readonly _url: string;
+  readonly _batchUrl: string;
   /** localStorage key prefix, namespaced by apiKey */
-  readonly _P: string;
-  _tab = '';
+  readonly _keyPrefix: string;
+  _tabId = '';
   _sessionId = '';
   _userId: string | null = null;
-  _q: TrackEvent[] = [];
+  _queue: TrackEvent[] = [];
   _dropped = 0;
   _attempt = 0;
   _disabled = false;
 
-  private _cfg: TrackFlowConfig;
-  private _ls: Store;
-  private _ss: Store;
+  private _config: TrackFlowConfig;
+  private _localStore: Store;
+  private _sessionStore: Store;
   private _now: () => number;
-  private _rnd: () => number;
-  private _fx: NonNullable<TrackerEnv['fetch']>;
-  private _beacon: NonNullable<TrackerEnv['sendBeacon']>;
-  private _hbMs: number;
+  private _random: () => number;
+  private _fetch: NonNullable<TrackerEnv['fetch']>;
+  private _sendBeacon: NonNullable<TrackerEnv['sendBeacon']>;
+  private _heartbeatMs: number;
   private _staleMs: number;
-  private _claimMs: number;
+  private _claimDelayMs: number;
   private _leaseMs: number;
-  private _n = 0;
-  private _fly: Record<string, 1> = {};
+  private _seq = 0;
+  private _inFlight: Record<string, 1> = {};
   private _sending: Promise<void> | null = null;
-  private _timer: any = 0;
-  private _retry: any = 0;
-  private _hb: any = 0;
+  private _flushTimer: any = 0;
+  private _retryTimer: any = 0;
+  private _heartbeatTimer: any = 0;
   private _warned = false;
-  private _errs = 0;
+  private _errorCount = 0;
   private _lastUrl = '';
   private _claiming = false;
-  private _offs: Array<() => void> = [];
+  private _cleanups: Array<() => void> = [];
   /** page_views of SPA navigations waiting for the app to set document.title */
-  private _waiting = new Set<TrackEvent>();
+  private _awaitingTitle = new Set<TrackEvent>();
   /** ids handed to sendBeacon since the page was last visible (one exit attempt per hide) */
   private _beaconed: Record<string, 1> = {};
   /** true while the exit attempt is being made (its fetches use keepalive) */
-  private _exit = false;
-  private _dev: DeviceInfo;
+  private _exiting = false;
+  private _deviceInfo: DeviceInfo;
 
-  constructor(cfg: TrackFlowConfig, env: TrackerEnv = {}) {
-    this._cfg = cfg;
-    this._batchSize = pos(cfg.batchSize, 20);
-    this._flushIntervalMs = pos(cfg.flushIntervalMs, 5000);
-    this._maxQueue = pos(cfg.maxQueue, 1000);
-    this._timeoutMs = pos(cfg.timeoutMs, 10000);
-    this._url = String(cfg.endpoint).replace(/\/+$/, '') + '/v1/batch';
-    this._P = 'tf:' + cfg.apiKey + ':';
-    this._ls = 'localStorage' in env ? env.localStorage : browserStore('localStorage');
-    this._ss = 'sessionStorage' in env ? env.sessionStorage : browserStore('sessionStorage');
+  constructor(config: TrackFlowConfig, env: TrackerEnv = {}) {
+    this._config = config;
+    this._batchSize = positiveInt(config.batchSize, 20);
+    this._flushIntervalMs = positiveInt(config.flushIntervalMs, 5000);
+    this._maxQueue = positiveInt(config.maxQueue, 1000);
+    this._timeoutMs = positiveInt(config.timeoutMs, 10000);
+    this._batchUrl = String(config.endpoint).replace(/\/+$/, '') + '/v1/batch';
+    this._keyPrefix = 'tf:' + config.apiKey + ':';
+    this._localStore = 'localStorage' in env ? env.localStorage : browserStore('localStorage');
+    this._sessionStore = 'sessionStorage' in env ? env.sessionStorage : browserStore('sessionStorage');
     this._now = env.now || (() => Date.now());
-    this._rnd = env.random || Math.random;
-    this._fx = env.fetch || ((u, i) => fetch(u, i));
-    this._beacon = env.sendBeacon || ((u, d) => navigator.sendBeacon(u, d));
-    this._hbMs = env.heartbeatMs || 5000;
+    this._random = env.random || Math.random;
+    this._fetch = env.fetch || ((url, init) => fetch(url, init));
+    this._sendBeacon = env.sendBeacon || ((url, data) => navigator.sendBeacon(url, data));
+    this._heartbeatMs = env.heartbeatMs || 5000;
     this._staleMs = env.staleMs || 90000;
-    this._claimMs = env.claimDelayMs || 300;
+    this._claimDelayMs = env.claimDelayMs || 300;
     this._leaseMs = env.leaseMs || 600000;
-    const n: any = navigator;
-    this._dev = detectDevice(n.userAgent, n.userAgentData, n.maxTouchPoints);
+    const nav: any = navigator;
+    this._deviceInfo = detectDevice(nav.userAgent, nav.userAgentData, nav.maxTouchPoints);
 
-    if (isPrivacyBlocked(cfg)) {
+    if (isPrivacyBlocked(config)) {
       this._log('off: DNT/GPC');
       this._disabled = true;
       this._clearAll();
       return;
     }
-    this._boot();
-    this._hb = setInterval(() => this._safe(this._tick), this._hbMs);
-    if (env.autocapture !== false) this._capture();
-    this._adopt();
-    this._schedule();
+    this._restoreSession();
+    this._heartbeatTimer = setInterval(() => this._safe(this._heartbeatTick), this._heartbeatMs);
+    if (env.autocapture !== false) this._installAutocapture();
+    this._adoptOrphans();
+    this._scheduleFlush();
   }
 
   // ---------------------------------------------------------------- state
 
-  private _log(...a: unknown[]) {
-    if (this._cfg.debug) console.log('[TrackFlow]', ...a);
+  private _log(...args: unknown[]) {
+    if (this._config.debug) console.log('[TrackFlow]', ...args);
   }
 
-  private _safe(fn: (...a: any[]) => void, ...a: any[]) {
+  /** Call `fn` as a method of this tracker; an exception is logged, never thrown into the page. */
+  private _safe(fn: (...args: any[]) => void, ...args: any[]) {
     try {
-      fn.apply(this, a);
+      fn.apply(this, args);
     } catch (e) {
       this._log('internal', e);
     }
   }
 
-  private _active(): boolean {
-    return !this._disabled && !optOutMem && sget(this._ls, OPT_OUT_KEY) != '1';
+  private _isActive(): boolean {
+    return !this._disabled && !optedOutInMemory && storageGet(this._localStore, OPT_OUT_KEY) != '1';
   }
 
   /** Restore (or create) session id, seq counter and tab id; load this tab's persisted queue. */
-  private _boot() {
-    let r = jget(this._ss, this._P + 's');
-    let tab: string | null = r && r.t;
-    if (tab) {
-      if (this._alive(tab)) {
+  private _restoreSession() {
+    let session: SessionRecord | null = storageGetJson(this._sessionStore, this._keyPrefix + 's');
+    let tabId: string | null = session && session.t;
+    if (tabId) {
+      if (this._isAlive(tabId)) {
         // The previous owner of this tab id is still alive: this is a duplicated tab
         // (sessionStorage was copied). Start a fresh session and tab.
-        r = tab = null;
-      } else if (this._lost(tab)) tab = null;
+        session = tabId = null;
+      } else if (this._isAdoptedElsewhere(tabId)) tabId = null;
     }
-    this._sessionId = (r && r.s) || uuid();
-    this._n = (r && r.n) || 0;
-    this._tab = tab || uuid();
-    this._sess();
-    this._load();
-    this._beat();
+    this._sessionId = (session && session.s) || uuid();
+    this._seq = (session && session.n) || 0;
+    this._tabId = tabId || uuid();
+    this._saveSession();
+    this._loadQueue();
+    this._writeHeartbeat();
   }
 
-  private _load() {
-    const d = this._read(this._tab);
-    this._q = d.e;
-    this._dropped = d.d;
+  private _loadQueue() {
+    const saved = this._readQueue(this._tabId);
+    this._queue = saved._events;
+    this._dropped = saved._dropped;
     this._saveDropped();
   }
 
   /**
-   * Everything persisted for `tab`, oldest first: the events (one key `e:<tab>:<eventId>` each) and the dropped
-   * count (`d:<tab>`). The whole-queue key `q:<tab>` of earlier versions is read too and deleted; for our own tab
-   * its events move to per-event keys. `take` (adopting another tab's queue) deletes every key read.
+   * Everything persisted for `tabId`, oldest first: the events (one key `e:<tabId>:<eventId>` each) and the dropped
+   * count (`d:<tabId>`). The whole-queue key `q:<tabId>` of earlier versions is read too and deleted; for our own
+   * tab its events move to per-event keys. `take` (adopting another tab's queue) deletes every key read.
    */
-  private _read(tab: string, take?: boolean): Persisted {
-    const P = this._P;
-    const ek = 'e:' + tab + ':';
-    const dk = P + 'd:' + tab;
-    const e: TrackEvent[] = [];
-    for (const k of skeys(this._ls, P))
-      if (!k.indexOf(ek)) {
-        const v = jget(this._ls, P + k);
-        if (v) e.push(v);
-        if (take) sdel(this._ls, P + k);
+  private _readQueue(tabId: string, take?: boolean): TabQueue {
+    const prefix = this._keyPrefix;
+    const eventKeyStart = 'e:' + tabId + ':';
+    const droppedKey = prefix + 'd:' + tabId;
+    const events: TrackEvent[] = [];
+    for (const key of storageKeys(this._localStore, prefix))
+      if (!key.indexOf(eventKeyStart)) {
+        const event = storageGetJson(this._localStore, prefix + key);
+        if (event) events.push(event);
+        if (take) storageRemove(this._localStore, prefix + key);
       }
-    const old: Persisted | null = jget(this._ls, P + 'q:' + tab);
-    for (const v of (old && old.e) || []) {
-      e.push(v);
-      if (!take) this._put(v);
+    const legacy: Persisted | null = storageGetJson(this._localStore, prefix + 'q:' + tabId);
+    for (const event of (legacy && legacy.e) || []) {
+      events.push(event);
+      if (!take) this._persistEvent(event);
     }
-    sdel(this._ls, P + 'q:' + tab);
-    const d = ((old && old.d) || 0) + (+(sget(this._ls, dk) as any) || 0);
-    if (take) sdel(this._ls, dk);
-    return { e: e.sort((a, b) => a.timestamp - b.timestamp), d };
+    storageRemove(this._localStore, prefix + 'q:' + tabId);
+    const dropped = ((legacy && legacy.d) || 0) + (+(storageGet(this._localStore, droppedKey) as any) || 0);
+    if (take) storageRemove(this._localStore, droppedKey);
+    return { _events: events.sort((a, b) => a.timestamp - b.timestamp), _dropped: dropped };
   }
 
-  private _sess() {
-    sset(this._ss, this._P + 's', JSON.stringify({ s: this._sessionId, n: this._n, t: this._tab }));
+  private _saveSession() {
+    storageSet(
+      this._sessionStore,
+      this._keyPrefix + 's',
+      JSON.stringify({ s: this._sessionId, n: this._seq, t: this._tabId }),
+    );
   }
 
   private _nextSeq(): number {
-    const r = jget(this._ss, this._P + 's');
-    if (r && r.s == this._sessionId && r.n > this._n) this._n = r.n;
-    this._n++;
-    this._sess();
-    return this._n;
+    const session: SessionRecord | null = storageGetJson(this._sessionStore, this._keyPrefix + 's');
+    if (session && session.s == this._sessionId && session.n > this._seq) this._seq = session.n;
+    this._seq++;
+    this._saveSession();
+    return this._seq;
   }
 
-  private _beat(v?: number) {
-    sset(this._ls, this._P + 'hb:' + this._tab, String(v === 0 ? 0 : this._now()));
+  /** Write this tab's heartbeat: the current time; `time` 0 marks the tab released, so others may adopt its queue. */
+  private _writeHeartbeat(time?: number) {
+    storageSet(this._localStore, this._keyPrefix + 'hb:' + this._tabId, String(time === 0 ? 0 : this._now()));
   }
 
-  private _alive(tab: string): boolean {
-    const hb = +(sget(this._ls, this._P + 'hb:' + tab) || 0);
-    return hb > 0 && this._now() - hb < this._staleMs;
+  private _isAlive(tabId: string): boolean {
+    const heartbeat = +(storageGet(this._localStore, this._keyPrefix + 'hb:' + tabId) || 0);
+    return heartbeat > 0 && this._now() - heartbeat < this._staleMs;
   }
 
-  /** True if another tab holds a valid lease on `tab` and has already taken its queue (it deletes the heartbeat). */
-  private _lost(tab: string): boolean {
-    const l = jget(this._ls, this._P + 'l:' + tab);
-    return !!(l && l.b != tab && l.u > this._now() && sget(this._ls, this._P + 'hb:' + tab) == null);
+  /** True if another tab holds a valid lease on `tabId` and has already taken its queue (it deletes the heartbeat). */
+  private _isAdoptedElsewhere(tabId: string): boolean {
+    const lease: Lease | null = storageGetJson(this._localStore, this._keyPrefix + 'l:' + tabId);
+    return !!(
+      lease &&
+      lease.b != tabId &&
+      lease.u > this._now() &&
+      storageGet(this._localStore, this._keyPrefix + 'hb:' + tabId) == null
+    );
   }
 
   /** If another tab adopted our queue (e.g. we were frozen), give it up and continue under a new tab id. */
-  private _own() {
-    if (this._lost(this._tab)) {
+  private _checkQueueOwnership() {
+    if (this._isAdoptedElsewhere(this._tabId)) {
       this._log('queue adopted elsewhere');
-      this._q = [];
+      this._queue = [];
       this._dropped = 0;
-      this._tab = uuid();
-      this._sess();
-      this._beat();
+      this._tabId = uuid();
+      this._saveSession();
+      this._writeHeartbeat();
     }
   }
 
   /** Storage key of one queued event of this tab. */
-  private _key(id: string): string {
-    return this._P + 'e:' + this._tab + ':' + id;
+  private _eventKey(eventId: string): string {
+    return this._keyPrefix + 'e:' + this._tabId + ':' + eventId;
   }
 
   /** Persist one event: a write of constant size, whatever the queue length. On quota errors it stays in memory only. */
-  private _put(e: TrackEvent) {
-    sset(this._ls, this._key(e.eventId), JSON.stringify(e));
+  private _persistEvent(event: TrackEvent) {
+    storageSet(this._localStore, this._eventKey(event.eventId), JSON.stringify(event));
   }
 
   /** Persist the dropped count (`d:<tab>`, absent when 0). */
   _saveDropped() {
-    const k = 'd:' + this._tab;
-    if (this._dropped) sset(this._ls, this._P + k, String(this._dropped));
-    else sdel(this._ls, this._P + k);
+    const key = 'd:' + this._tabId;
+    if (this._dropped) storageSet(this._localStore, this._keyPrefix + key, String(this._dropped));
+    else storageRemove(this._localStore, this._keyPrefix + key);
   }
 
-  private _bound() {
-    const n = this._q.length - this._maxQueue;
-    if (n > 0) {
-      for (const e of this._q.splice(0, n)) sdel(this._ls, this._key(e.eventId));
-      this._dropped += n;
+  /** Drop the oldest events beyond maxQueue, and count them. */
+  private _enforceMaxQueue() {
+    const excess = this._queue.length - this._maxQueue;
+    if (excess > 0) {
+      for (const event of this._queue.splice(0, excess)) storageRemove(this._localStore, this._eventKey(event.eventId));
+      this._dropped += excess;
       this._saveDropped();
     }
   }
 
-  private _remove(ids: Record<string, 1>) {
-    this._q = this._q.filter((e) => !ids[e.eventId]);
-    for (const id in ids) sdel(this._ls, this._key(id));
+  private _removeEvents(ids: Record<string, 1>) {
+    this._queue = this._queue.filter((event) => !ids[event.eventId]);
+    for (const eventId in ids) storageRemove(this._localStore, this._eventKey(eventId));
   }
 
   /** Clear every persisted queue of this apiKey (opt-out / privacy). */
   _clearAll() {
-    this._q = [];
+    this._queue = [];
     this._dropped = 0;
-    clearTimeout(this._timer);
-    clearTimeout(this._retry);
-    this._timer = this._retry = 0;
-    for (const k of skeys(this._ls, this._P)) if (/^[qed]:/.test(k)) sdel(this._ls, this._P + k);
+    clearTimeout(this._flushTimer);
+    clearTimeout(this._retryTimer);
+    this._flushTimer = this._retryTimer = 0;
+    for (const key of storageKeys(this._localStore, this._keyPrefix))
+      if (/^[qed]:/.test(key)) storageRemove(this._localStore, this._keyPrefix + key);
   }
 
   _optOut() {
-    setOptOut(true, this._ls);
+    setOptOut(true, this._localStore);
     this._clearAll();
   }
 
   _optIn() {
-    setOptOut(false, this._ls);
+    setOptOut(false, this._localStore);
   }
 
   // ---------------------------------------------------------------- multi-tab
 
-  private _tick() {
-    if (!this._active()) return;
-    this._own();
-    this._beat();
-    this._adopt();
+  private _heartbeatTick() {
+    if (!this._isActive()) return;
+    this._checkQueueOwnership();
+    this._writeHeartbeat();
+    this._adoptOrphans();
   }
 
   /**
    * Adopt queues of tabs that are gone (heartbeat released or stale):
    * write a lease, wait claimDelayMs, re-read the lease and the heartbeat, then move the events.
    */
-  _adopt(): Promise<void> {
-    if (this._claiming || !this._ls || !this._active()) return Promise.resolve();
+  _adoptOrphans(): Promise<void> {
+    if (this._claiming || !this._localStore || !this._isActive()) return Promise.resolve();
     this._claiming = true;
-    const me = this._tab;
+    const myTabId = this._tabId;
     const now = this._now();
-    const mine: string[] = [];
-    const queued: Record<string, 1> = {};
-    const other: string[][] = [];
-    for (const k of skeys(this._ls, this._P)) {
-      const m = k.match(/^(q|e|d|hb|l):([^:]+)/);
-      if (!m || m[2] == me) continue;
-      if ('qed'.indexOf(m[1]) < 0) other.push([k, m[1], m[2]]);
-      else queued[m[2]] = 1;
+    /** tabs on whose queue this tab wrote a lease */
+    const claimed: string[] = [];
+    /** other tabs that have queue keys */
+    const tabsWithQueue: Record<string, 1> = {};
+    /** [key, kind, tabId] of other tabs' heartbeats and leases */
+    const otherKeys: string[][] = [];
+    for (const key of storageKeys(this._localStore, this._keyPrefix)) {
+      const match = key.match(/^(q|e|d|hb|l):([^:]+)/);
+      if (!match || match[2] == myTabId) continue;
+      if ('qed'.indexOf(match[1]) < 0) otherKeys.push([key, match[1], match[2]]);
+      else tabsWithQueue[match[2]] = 1;
     }
-    for (const t in queued) {
-      if (this._alive(t)) continue;
-      const l = jget(this._ls, this._P + 'l:' + t);
-      if (l && l.b != me && l.u > now) continue;
-      sset(this._ls, this._P + 'l:' + t, JSON.stringify({ b: me, u: now + this._leaseMs }));
-      mine.push(t);
+    for (const tabId in tabsWithQueue) {
+      if (this._isAlive(tabId)) continue;
+      const lease: Lease | null = storageGetJson(this._localStore, this._keyPrefix + 'l:' + tabId);
+      if (lease && lease.b != myTabId && lease.u > now) continue;
+      storageSet(
+        this._localStore,
+        this._keyPrefix + 'l:' + tabId,
+        JSON.stringify({ b: myTabId, u: now + this._leaseMs } satisfies Lease),
+      );
+      claimed.push(tabId);
     }
     // housekeeping: heartbeats of dead tabs and expired leases, of tabs that have no queue
-    for (const [k, kind, t] of other)
-      if (!queued[t]) {
-        const l = kind == 'l' && jget(this._ls, this._P + k);
-        if (l ? !(l.u > now) : !this._alive(t)) sdel(this._ls, this._P + k);
+    for (const [key, kind, tabId] of otherKeys)
+      if (!tabsWithQueue[tabId]) {
+        const lease: Lease | null | false = kind == 'l' && storageGetJson(this._localStore, this._keyPrefix + key);
+        if (lease ? !(lease.u > now) : !this._isAlive(tabId)) storageRemove(this._localStore, this._keyPrefix + key);
       }
-    if (!mine.length) {
+    if (!claimed.length) {
       this._claiming = false;
       return Promise.resolve();
     }
-    return new Promise<void>((res) =>
+    return new Promise<void>((resolve) =>
       setTimeout(() => {
         this._claiming = false;
         this._safe(() => {
-          let got = 0;
-          for (const t of mine) {
-            const l = jget(this._ls, this._P + 'l:' + t);
-            if (!l || l.b != me) continue;
-            if (this._alive(t) || this._tab != me) {
-              sdel(this._ls, this._P + 'l:' + t);
+          let adopted = 0;
+          for (const tabId of claimed) {
+            const lease: Lease | null = storageGetJson(this._localStore, this._keyPrefix + 'l:' + tabId);
+            if (!lease || lease.b != myTabId) continue;
+            if (this._isAlive(tabId) || this._tabId != myTabId) {
+              storageRemove(this._localStore, this._keyPrefix + 'l:' + tabId);
               continue;
             }
-            const d = this._read(t, true);
-            sdel(this._ls, this._P + 'hb:' + t);
-            const have: Record<string, 1> = {};
-            for (const e of this._q) have[e.eventId] = 1;
-            const add = d.e.filter((e) => !have[e.eventId]);
-            for (const e of add) this._put(e);
-            this._q = add.concat(this._q);
-            this._dropped += d.d;
-            got += d.e.length + d.d;
+            const orphan = this._readQueue(tabId, true);
+            storageRemove(this._localStore, this._keyPrefix + 'hb:' + tabId);
+            const known: Record<string, 1> = {};
+            for (const event of this._queue) known[event.eventId] = 1;
+            const newEvents = orphan._events.filter((event) => !known[event.eventId]);
+            for (const event of newEvents) this._persistEvent(event);
+            this._queue = newEvents.concat(this._queue);
+            this._dropped += orphan._dropped;
+            adopted += orphan._events.length + orphan._dropped;
           }
-          if (got) {
-            this._log('adopted', got);
-            this._bound();
+          if (adopted) {
+            this._log('adopted', adopted);
+            this._enforceMaxQueue();
             this._saveDropped();
-            this._schedule();
+            this._scheduleFlush();
           }
         });
-        res();
-      }, this._claimMs),
+        resolve();
+      }, this._claimDelayMs),
     );
   }
 
   // ---------------------------------------------------------------- capture
 
-  private _on(t: EventTarget, type: string, fn: (e: any) => void, capture?: boolean) {
-    const h = (e: Event) => this._safe(fn, e);
-    t.addEventListener(type, h, capture);
-    this._offs.push(() => t.removeEventListener(type, h, capture));
+  /** addEventListener with the listener wrapped in _safe; _destroy removes it. */
+  private _listen(target: EventTarget, type: string, listener: (event: any) => void, capture?: boolean) {
+    const handler = (event: Event) => this._safe(listener, event);
+    target.addEventListener(type, handler, capture);
+    this._cleanups.push(() => target.removeEventListener(type, handler, capture));
   }
 
-  private _capture() {
-    const w = window;
-    const d = document;
-    const h: any = history;
+  private _installAutocapture() {
+    const win = window;
+    const doc = document;
+    const hist: any = history;
     const self = this;
     // Deferred by a microtask so that identify() called right after init() applies to it.
-    Promise.resolve().then(() => this._safe(this._nav));
-    for (const m of ['pushState', 'replaceState']) {
-      const orig = h[m];
-      if (typeof orig != 'function') continue;
+    Promise.resolve().then(() => this._safe(this._onNavigation));
+    for (const method of ['pushState', 'replaceState']) {
+      const original = hist[method];
+      if (typeof original != 'function') continue;
       const wrapped = function (this: History) {
-        const r = orig.apply(this, arguments as any);
-        self._safe(self._nav);
-        return r;
+        const result = original.apply(this, arguments as any);
+        self._safe(self._onNavigation);
+        return result;
       };
-      h[m] = wrapped;
-      this._offs.push(() => {
-        if (h[m] === wrapped) h[m] = orig;
+      hist[method] = wrapped;
+      this._cleanups.push(() => {
+        if (hist[method] === wrapped) hist[method] = original;
       });
     }
-    this._on(w, 'popstate', this._nav);
-    this._on(w, 'hashchange', this._nav);
-    this._on(
-      d,
+    this._listen(win, 'popstate', this._onNavigation);
+    this._listen(win, 'hashchange', this._onNavigation);
+    this._listen(
+      doc,
       'click',
-      (e: MouseEvent) => {
-        let el: any = e.target;
+      (event: MouseEvent) => {
+        let element: any = event.target;
         // the control the user meant (a <span> inside a <button> reports the button), else the target itself
-        el = (el && el.closest && el.closest(INTERACTIVE)) || el;
-        if (el && el.tagName) this._track('click', { tag: el.tagName.toUpperCase(), id: el.id || null });
+        element = (element && element.closest && element.closest(INTERACTIVE_SELECTOR)) || element;
+        if (element && element.tagName)
+          this._track('click', { tag: element.tagName.toUpperCase(), id: element.id || null });
       },
       true,
     );
-    this._on(w, 'error', (e: ErrorEvent) => {
-      const er: any = e.error;
-      if (e.message == null && !er) return; // not a script error
+    this._listen(win, 'error', (event: ErrorEvent) => {
+      const error: any = event.error;
+      if (event.message == null && !error) return; // not a script error
       // A cross-origin script's error is muted to "Script error." without a filename: no source then.
-      this._err(e.message || (er && er.message) || 'Script error', e.filename, e.lineno, e.colno, er && er.stack);
+      this._trackError(
+        event.message || (error && error.message) || 'Script error',
+        event.filename,
+        event.lineno,
+        event.colno,
+        error && error.stack,
+      );
     });
-    this._on(w, 'unhandledrejection', (e: PromiseRejectionEvent) => {
-      const r: any = e.reason;
+    this._listen(win, 'unhandledrejection', (event: PromiseRejectionEvent) => {
+      const reason: any = event.reason;
       let stack: string | null = null;
-      let msg: string | undefined;
+      let message: string | undefined;
       // Any value can be a reason, also one whose String() or getters throw (e.g. Object.create(null)).
       try {
-        stack = r && typeof r.stack == 'string' ? r.stack : null;
-        msg = String(r && r.message != null ? r.message : r);
-      } catch (x) {
+        stack = reason && typeof reason.stack == 'string' ? reason.stack : null;
+        message = String(reason && reason.message != null ? reason.message : reason);
+      } catch (e) {
         try {
-          msg = JSON.stringify(r);
-        } catch (y) {
+          message = JSON.stringify(reason);
+        } catch (e) {
           /* the generic message below */
         }
       }
-      const m = stack && stack.match(/((?:https?|file):\/\/[^\s()]+?):\d+:\d+/);
-      this._err(msg || 'Unhandled rejection', m ? m[1] : location.href, 0, 0, stack);
+      // the source is the first script URL in the stack
+      const sourceMatch = stack && stack.match(/((?:https?|file):\/\/[^\s()]+?):\d+:\d+/);
+      this._trackError(message || 'Unhandled rejection', sourceMatch ? sourceMatch[1] : location.href, 0, 0, stack);
     });
-    this._on(w, 'pagehide', () => {
+    this._listen(win, 'pagehide', () => {
       this._beaconFlush();
-      this._beat(0); // release: other tabs may adopt what is left immediately
+      this._writeHeartbeat(0); // release: other tabs may adopt what is left immediately
     });
-    this._on(w, 'pageshow', (e: PageTransitionEvent) => {
-      if (!e.persisted) return; // restored from bfcache: storage may have moved on
-      this._load();
-      this._back();
-      this._schedule();
+    this._listen(win, 'pageshow', (event: PageTransitionEvent) => {
+      if (!event.persisted) return; // restored from bfcache: storage may have moved on
+      this._loadQueue();
+      this._onVisibleAgain();
+      this._scheduleFlush();
     });
-    this._on(d, 'visibilitychange', () => {
-      if (d.visibilityState == 'hidden') this._beaconFlush();
-      else this._back();
+    this._listen(doc, 'visibilitychange', () => {
+      if (doc.visibilityState == 'hidden') this._beaconFlush();
+      else this._onVisibleAgain();
     });
-    this._on(w, 'online', () => {
-      clearTimeout(this._retry);
-      this._retry = 0;
+    this._listen(win, 'online', () => {
+      clearTimeout(this._retryTimer);
+      this._retryTimer = 0;
       this._flush();
     });
-    this._perf();
+    this._trackPerformance();
   }
 
   /** The page is visible again (or restored from bfcache). */
-  private _back() {
-    this._own();
-    this._beat();
+  private _onVisibleAgain() {
+    this._checkQueueOwnership();
+    this._writeHeartbeat();
     this._beaconed = {};
   }
 
-  private _nav() {
-    const u = location.href;
-    if (u == this._lastUrl) return;
+  private _onNavigation() {
+    const url = location.href;
+    if (url == this._lastUrl) return;
     // After the first page view the URL changed through history: the app sets the title only after that.
-    const later = !!this._lastUrl;
-    this._lastUrl = u;
-    this._track('page_view', { title: document.title }, later);
+    const titleLater = !!this._lastUrl;
+    this._lastUrl = url;
+    this._track('page_view', { title: document.title }, titleLater);
   }
 
   /** A page_view waiting for its title is queued now (page hide, or its frame / 100 ms came). */
-  private _titled(ev: TrackEvent) {
-    if (!this._waiting.delete(ev)) return;
-    ev.properties.title = document.title;
-    this._add(ev);
+  private _queueWithTitle(event: TrackEvent) {
+    if (!this._awaitingTitle.delete(event)) return;
+    event.properties.title = document.title;
+    this._enqueue(event);
   }
 
-  private _err(message: string, source: string | undefined, line: number, col: number, stack: string | null | undefined) {
-    if (++this._errs > MAX_ERRORS) return;
-    const p = {
+  private _trackError(
+    message: string,
+    source: string | undefined,
+    line: number,
+    col: number,
+    stack: string | null | undefined,
+  ) {
+    if (++this._errorCount > MAX_ERRORS) return;
+    const details = {
       message: String(message).slice(0, 2000),
       source: source ? String(source) : null,
       line: +line || 0,
@@ -587,73 +658,85 @@ export class Tracker {
       stack: stack ? String(stack).slice(0, 8000) : null,
     };
     // Without a source the contract's top-level error shape applies (there, source may be null).
-    if (source) this._track('error', p);
-    else this._track('error', {}, false, { name: 'Error', ...p });
+    if (source) this._track('error', details);
+    else this._track('error', {}, false, { name: 'Error', ...details });
   }
 
-  private _perf() {
-    const go = (tries: number) => {
-      const p: any = window.performance;
+  private _trackPerformance() {
+    const measure = (tries: number) => {
+      const perf: any = window.performance;
       // Navigation Timing 2, else the old performance.timing (times relative to navigationStart)
-      const nav = p && p.getEntriesByType && p.getEntriesByType('navigation')[0];
-      const t = nav || (p && p.timing);
-      const t0 = nav ? nav.startTime : t && t.navigationStart;
-      if (!t || !(nav || t0)) return;
-      if (!(t.loadEventEnd > 0)) {
-        if (tries < 50) setTimeout(() => this._safe(go, tries + 1), 100);
+      const navEntry = perf && perf.getEntriesByType && perf.getEntriesByType('navigation')[0];
+      const timing = navEntry || (perf && perf.timing);
+      const startTime = navEntry ? navEntry.startTime : timing && timing.navigationStart;
+      if (!timing || !(navEntry || startTime)) return;
+      if (!(timing.loadEventEnd > 0)) {
+        if (tries < 50) setTimeout(() => this._safe(measure, tries + 1), 100);
         return;
       }
-      const ms = (v: number) => Math.max(0, Math.round(v - t0));
-      this._track('performance', { loadTime: ms(t.loadEventEnd), domContentLoaded: ms(t.domContentLoadedEventEnd) });
+      const sinceStart = (time: number) => Math.max(0, Math.round(time - startTime));
+      this._track('performance', {
+        loadTime: sinceStart(timing.loadEventEnd),
+        domContentLoaded: sinceStart(timing.domContentLoadedEventEnd),
+      });
     };
-    const start = () => setTimeout(() => this._safe(go, 0), 0);
-    if (document.readyState == 'complete') start();
-    else this._on(window, 'load', start);
+    const measureAfterLoad = () => setTimeout(() => this._safe(measure, 0), 0);
+    if (document.readyState == 'complete') measureAfterLoad();
+    else this._listen(window, 'load', measureAfterLoad);
   }
 
   // ---------------------------------------------------------------- queue
 
-  _track(eventType: string, properties: Record<string, unknown>, later?: boolean, top?: Record<string, unknown>) {
-    if (!this._active()) return;
-    this._own();
-    const ev: TrackEvent = {
+  /**
+   * Build an event and queue it. With `titleLater` (a page_view of an SPA navigation) it is queued once the app had a
+   * chance to set document.title. `topLevel` adds or overrides fields of the event itself.
+   */
+  _track(
+    eventType: string,
+    properties: Record<string, unknown>,
+    titleLater?: boolean,
+    topLevel?: Record<string, unknown>,
+  ) {
+    if (!this._isActive()) return;
+    this._checkQueueOwnership();
+    const event: TrackEvent = {
       eventId: uuid(),
       eventType,
       timestamp: this._now(),
-      tenantId: this._cfg.apiKey,
+      tenantId: this._config.apiKey,
       sessionId: this._sessionId,
       userId: this._userId,
       pageUrl: location.href,
       referrer: document.referrer || null,
-      deviceInfo: this._dev,
+      deviceInfo: this._deviceInfo,
       properties,
       seq: this._nextSeq(),
-      ...top,
+      ...topLevel,
     };
-    if (!later) return this._add(ev);
+    if (!titleLater) return this._enqueue(event);
     // URL, time and seq are the navigation's; the title is read once the app had a frame to set it.
-    this._waiting.add(ev);
-    const go = () => this._safe(this._titled, ev);
-    setTimeout(go, 100);
-    const w: any = window;
-    if (w.requestAnimationFrame) w.requestAnimationFrame(go);
+    this._awaitingTitle.add(event);
+    const queueWithTitle = () => this._safe(this._queueWithTitle, event);
+    setTimeout(queueWithTitle, 100);
+    const win: any = window;
+    if (win.requestAnimationFrame) win.requestAnimationFrame(queueWithTitle);
   }
 
-  private _add(ev: TrackEvent) {
-    if (!this._active()) return;
-    this._log('event', ev);
-    this._q.push(ev);
-    this._put(ev);
-    this._bound();
-    this._schedule();
+  private _enqueue(event: TrackEvent) {
+    if (!this._isActive()) return;
+    this._log('event', event);
+    this._queue.push(event);
+    this._persistEvent(event);
+    this._enforceMaxQueue();
+    this._scheduleFlush();
   }
 
-  private _schedule() {
-    if (this._retry || this._sending || !this._q.length) return;
-    if (this._q.length >= this._batchSize) this._flush();
-    else if (!this._timer)
-      this._timer = setTimeout(() => {
-        this._timer = 0;
+  private _scheduleFlush() {
+    if (this._retryTimer || this._sending || !this._queue.length) return;
+    if (this._queue.length >= this._batchSize) this._flush();
+    else if (!this._flushTimer)
+      this._flushTimer = setTimeout(() => {
+        this._flushTimer = 0;
         this._flush();
       }, this._flushIntervalMs);
   }
@@ -661,67 +744,70 @@ export class Tracker {
   /** Send everything queued, in batches of batchSize. Never rejects. Does nothing while backing off. */
   _flush(): Promise<void> {
     if (this._sending) return this._sending;
-    if (this._retry || !this._active()) return Promise.resolve();
-    clearTimeout(this._timer);
-    this._timer = 0;
+    if (this._retryTimer || !this._isActive()) return Promise.resolve();
+    clearTimeout(this._flushTimer);
+    this._flushTimer = 0;
     return (this._sending = this._drain()
-      .catch((e) => this._log('internal', e))
+      .catch((error) => this._log('internal', error))
       .then(() => {
         this._sending = null;
-        this._schedule();
+        this._scheduleFlush();
       }));
   }
 
   private async _drain() {
     for (;;) {
-      if (!this._active() || this._retry) return;
-      this._own();
-      const batch = this._q.filter((e) => !this._fly[e.eventId]).slice(0, this._batchSize);
+      if (!this._isActive() || this._retryTimer) return;
+      this._checkQueueOwnership();
+      const batch = this._queue.filter((event) => !this._inFlight[event.eventId]).slice(0, this._batchSize);
       if (!batch.length) return;
-      if (!(await this._send(batch, this._dropped))) return;
+      if (!(await this._sendBatch(batch, this._dropped))) return;
     }
   }
 
-  private _body(events: TrackEvent[], dropped: number): string {
+  private _batchBody(events: TrackEvent[], dropped: number): string {
     return JSON.stringify({ events, sentAt: this._now(), dropped: dropped || undefined }); // no key when 0
   }
 
-  /** POST one batch. Resolves true if the batch is settled (2xx or permanently rejected), false if a retry was scheduled. */
-  private async _send(batch: TrackEvent[], dropped: number, body?: string): Promise<boolean> {
+  /**
+   * POST one batch. Resolves true if the batch is settled (2xx or permanently rejected), false if a retry was
+   * scheduled.
+   */
+  private async _sendBatch(batch: TrackEvent[], dropped: number, body?: string): Promise<boolean> {
     const ids: Record<string, 1> = {};
-    for (const e of batch) {
-      ids[e.eventId] = this._fly[e.eventId] = 1;
-      if (this._exit) this._beaconed[e.eventId] = 1; // this is its exit attempt
+    for (const event of batch) {
+      ids[event.eventId] = this._inFlight[event.eventId] = 1;
+      if (this._exiting) this._beaconed[event.eventId] = 1; // this is its exit attempt
     }
     let status = 0;
-    let ra: string | null | undefined = null;
-    let timer: any;
+    let retryAfter: string | null | undefined = null;
+    let abortTimer: any;
     try {
-      if (offline()) throw 0;
-      body = body || this._body(batch, dropped);
-      const ac = window.AbortController && new AbortController();
+      if (isOffline()) throw 0;
+      body = body || this._batchBody(batch, dropped);
+      const abortController = window.AbortController && new AbortController();
       // a request that hangs must not stop sending for the life of the page: abort it after timeoutMs
-      timer = setTimeout(() => ac && ac.abort(), this._timeoutMs);
-      const res = await this._fx(this._url, {
+      abortTimer = setTimeout(() => abortController && abortController.abort(), this._timeoutMs);
+      const response = await this._fetch(this._batchUrl, {
         method: 'POST',
         body,
-        headers: { 'Content-Type': CT },
+        headers: { 'Content-Type': CONTENT_TYPE },
         // Only exit sends must outlive the page. Chromium does not cancel an aborted keepalive request, so a
         // hanging endpoint would keep the connections busy.
-        keepalive: this._exit && bytes(body) < MAX_KEEPALIVE,
+        keepalive: this._exiting && byteLength(body) < MAX_KEEPALIVE_BYTES,
         credentials: 'omit',
         mode: 'cors',
-        signal: ac ? ac.signal : null,
+        signal: abortController ? abortController.signal : null,
       });
-      status = res.status;
-      ra = res.headers && res.headers.get('Retry-After');
+      status = response.status;
+      retryAfter = response.headers && response.headers.get('Retry-After');
     } catch (e) {
       status = 0; // network error, timeout or offline
     }
-    clearTimeout(timer);
-    for (const id in ids) delete this._fly[id];
+    clearTimeout(abortTimer);
+    for (const eventId in ids) delete this._inFlight[eventId];
     if (status >= 200 && status < 300) {
-      this._remove(ids);
+      this._removeEvents(ids);
       this._dropped = Math.max(0, this._dropped - dropped);
       this._attempt = 0;
       this._saveDropped();
@@ -729,19 +815,19 @@ export class Tracker {
       return true;
     }
     if (status && status != 429 && status < 500) {
-      this._remove(ids);
+      this._removeEvents(ids);
       if (!this._warned) {
         this._warned = true;
         console.warn('[TrackFlow] HTTP ' + status + ': batch dropped');
       }
       return true;
     }
-    if (!this._retry) {
-      const delay = retryAfterMs(ra, this._now()) ?? backoffMs(this._attempt, this._rnd);
+    if (!this._retryTimer) {
+      const delay = retryAfterMs(retryAfter, this._now()) ?? backoffMs(this._attempt, this._random);
       this._attempt++;
       this._log('retry', status, delay);
-      this._retry = setTimeout(() => {
-        this._retry = 0;
+      this._retryTimer = setTimeout(() => {
+        this._retryTimer = 0;
         this._flush();
       }, delay);
     }
@@ -756,38 +842,39 @@ export class Tracker {
    * the tracker saw, and the next page load sends them again (the store keeps one row per eventId).
    */
   _beaconFlush() {
-    if (!this._active()) return;
-    this._waiting.forEach((e) => this._titled(e));
-    if (!this._q.length || offline()) return; // kept for the next load
-    this._exit = true;
+    if (!this._isActive()) return;
+    this._awaitingTitle.forEach((event) => this._queueWithTitle(event));
+    if (!this._queue.length || isOffline()) return; // kept for the next load
+    this._exiting = true;
     this._flush();
-    const rest = this._q.filter((e) => !this._beaconed[e.eventId]);
+    const unsent = this._queue.filter((event) => !this._beaconed[event.eventId]);
     // Beacons never report `dropped`: their answer is not seen, so the count is reported (and cleared) by a fetch.
-    while (rest.length) {
+    while (unsent.length) {
       // chunk to stay under the keepalive/beacon body limit
-      let n = rest.length;
-      let body = this._body(rest.slice(0, n), 0);
-      while (n > 1 && bytes(body) >= MAX_KEEPALIVE) body = this._body(rest.slice(0, (n = Math.ceil(n / 2))), 0);
-      const chunk = rest.splice(0, n);
-      let ok = false;
+      let count = unsent.length;
+      let body = this._batchBody(unsent.slice(0, count), 0);
+      while (count > 1 && byteLength(body) >= MAX_KEEPALIVE_BYTES)
+        body = this._batchBody(unsent.slice(0, (count = Math.ceil(count / 2))), 0);
+      const chunk = unsent.splice(0, count);
+      let beaconQueued = false;
       try {
-        ok = this._beacon(this._url, new Blob([body], { type: CT }));
+        beaconQueued = this._sendBeacon(this._batchUrl, new Blob([body], { type: CONTENT_TYPE }));
       } catch (e) {
         /* fall back to fetch */
       }
-      if (ok) for (const e of chunk) this._beaconed[e.eventId] = 1;
-      else this._send(chunk, 0, body);
+      if (beaconQueued) for (const event of chunk) this._beaconed[event.eventId] = 1;
+      else this._sendBatch(chunk, 0, body);
     }
-    this._exit = false;
+    this._exiting = false;
   }
 
   _destroy() {
-    clearInterval(this._hb);
-    clearTimeout(this._timer);
-    clearTimeout(this._retry);
-    this._timer = this._retry = 0;
+    clearInterval(this._heartbeatTimer);
+    clearTimeout(this._flushTimer);
+    clearTimeout(this._retryTimer);
+    this._flushTimer = this._retryTimer = 0;
     this._disabled = true;
-    for (const off of this._offs) off();
-    this._offs = [];
+    for (const cleanup of this._cleanups) cleanup();
+    this._cleanups = [];
   }
 }

@@ -134,7 +134,7 @@ describe('Do-Not-Track / Global Privacy Control', () => {
     await api.flush();
     await vi.advanceTimersByTimeAsync(60000);
     expect(f.calls).toHaveLength(0);
-    expect(t._q).toHaveLength(0);
+    expect(t._queue).toHaveLength(0);
     expect(queueKeys(ls)).toHaveLength(0); // stale queue purged
   });
 
@@ -164,8 +164,8 @@ describe('script-tag auto-init', () => {
     document.head.appendChild(s);
     autoInit(null);
     const t = api._instance() as any;
-    expect(t._cfg.apiKey).toBe('pk_live_1');
-    expect(t._url).toBe('https://collect.example.net/v1/batch');
+    expect(t._config.apiKey).toBe('pk_live_1');
+    expect(t._batchUrl).toBe('https://collect.example.net/v1/batch');
     s.remove();
   });
 
@@ -179,9 +179,9 @@ describe('script-tag auto-init', () => {
     s.setAttribute('data-respect-dnt', '');
     autoInit(s);
     const t = api._instance() as any;
-    expect(t._url).toBe('https://ingest.example.org/v1/batch');
-    expect(t._cfg.respectDoNotTrack).toBe(true);
-    expect(t._cfg.respectGlobalPrivacyControl).toBe(false);
+    expect(t._batchUrl).toBe('https://ingest.example.org/v1/batch');
+    expect(t._config.respectDoNotTrack).toBe(true);
+    expect(t._config.respectGlobalPrivacyControl).toBe(false);
   });
 });
 

@@ -33,7 +33,7 @@ describe('automatic capture', () => {
     });
     const { t, ss } = live();
     await vi.advanceTimersByTimeAsync(0);
-    const pv = t._q[0];
+    const pv = t._queue[0];
     expect(pv).toMatchObject({
       eventType: 'page_view',
       timestamp: T0,
@@ -51,7 +51,7 @@ describe('automatic capture', () => {
     document.getElementById('nope');
     document.body.innerHTML = '<button id="buy">Buy</button><p>text</p>';
     document.getElementById('buy')!.click();
-    expect(t._q[1]).toMatchObject({ eventType: 'click', userId: 'u-1', seq: 2, sessionId: pv.sessionId });
+    expect(t._queue[1]).toMatchObject({ eventType: 'click', userId: 'u-1', seq: 2, sessionId: pv.sessionId });
   });
 
   it('records a page_view for initial load and each SPA navigation', async () => {
@@ -70,7 +70,7 @@ describe('automatic capture', () => {
     await vi.advanceTimersByTimeAsync(50);
     window.dispatchEvent(new PopStateEvent('popstate'));
     await vi.advanceTimersByTimeAsync(100);
-    const views = t._q.filter((e: any) => e.eventType == 'page_view');
+    const views = t._queue.filter((e: any) => e.eventType == 'page_view');
     expect(views.map((e: any) => new URL(e.pageUrl).pathname + new URL(e.pageUrl).search + new URL(e.pageUrl).hash)).toEqual([
       '/start?x=1',
       '/products/42',
@@ -89,11 +89,11 @@ describe('automatic capture', () => {
     history.pushState({}, '', '/spa/2');
     document.title = 'Spa 2';
     document.body.click(); // tracked while the page_view waits for its title
-    expect(t._q.map((e: any) => e.eventType)).toEqual(['page_view', 'click']);
+    expect(t._queue.map((e: any) => e.eventType)).toEqual(['page_view', 'click']);
     await vi.advanceTimersByTimeAsync(100); // the next frame, at most 100 ms later
-    const pv = t._q[2];
+    const pv = t._queue[2];
     expect(pv).toMatchObject({ eventType: 'page_view', pageUrl: 'https://shop.example.com/spa/2', timestamp: T0 + 1000, seq: 2, properties: { title: 'Spa 2' } });
-    expect(t._q[1].seq).toBe(3);
+    expect(t._queue[1].seq).toBe(3);
   });
 
   it('two quick navigations keep their own URLs; page hide queues a page_view still waiting for its title', async () => {
@@ -103,7 +103,7 @@ describe('automatic capture', () => {
     history.pushState({}, '', '/b');
     document.title = 'B';
     window.dispatchEvent(new Event('pagehide'));
-    const views = t._q.filter((e: any) => e.eventType == 'page_view').slice(1);
+    const views = t._queue.filter((e: any) => e.eventType == 'page_view').slice(1);
     expect(views.map((e: any) => [new URL(e.pageUrl).pathname, e.properties.title])).toEqual([
       ['/a', 'B'],
       ['/b', 'B'],
@@ -111,7 +111,7 @@ describe('automatic capture', () => {
     expect(ls.keys().filter((k) => k.includes(':e:'))).toHaveLength(3); // persisted before the page goes
     await vi.advanceTimersByTimeAsync(200); // their frame / 100 ms pass: not queued twice
     expect(f.events().filter((e: any) => e.eventType == 'page_view')).toHaveLength(3);
-    expect(t._q).toHaveLength(0);
+    expect(t._queue).toHaveLength(0);
   });
 
   it('captures clicks in the capture phase, even when propagation is stopped', async () => {
@@ -121,7 +121,7 @@ describe('automatic capture', () => {
     document.getElementById('buy-button')!.click();
     document.querySelector('span')!.click();
     document.getElementById('icon')!.dispatchEvent(new MouseEvent('click', { bubbles: true }));
-    const clicks = t._q.filter((e: any) => e.eventType == 'click').map((e: any) => e.properties);
+    const clicks = t._queue.filter((e: any) => e.eventType == 'click').map((e: any) => e.properties);
     expect(clicks).toEqual([
       { tag: 'BUTTON', id: 'buy-button' },
       { tag: 'SPAN', id: null },
@@ -140,7 +140,7 @@ describe('automatic capture', () => {
       <section id="sec"><p>plain</p></section>`;
     for (const sel of ['#inner', '#p', 'label b', '#rb i', 'em', '#sec p', '#in'])
       document.querySelector(sel)!.dispatchEvent(new MouseEvent('click', { bubbles: true }));
-    expect(t._q.filter((e: any) => e.eventType == 'click').map((e: any) => e.properties)).toEqual([
+    expect(t._queue.filter((e: any) => e.eventType == 'click').map((e: any) => e.properties)).toEqual([
       { tag: 'BUTTON', id: 'nest' },
       { tag: 'A', id: null },
       { tag: 'LABEL', id: null },
@@ -163,7 +163,7 @@ describe('automatic capture', () => {
     window.dispatchEvent(Object.assign(new Event('unhandledrejection'), { reason: rej }));
     window.dispatchEvent(Object.assign(new Event('unhandledrejection'), { reason: 'plain string' }));
     window.dispatchEvent(new Event('error')); // resource-style error without message: ignored
-    const errs = t._q.filter((e: any) => e.eventType == 'error');
+    const errs = t._queue.filter((e: any) => e.eventType == 'error');
     expect(errs.map((e: any) => e.properties)).toEqual([
       { message: 'Uncaught TypeError: boom', source: 'https://cdn.example.com/app.js', line: 42, col: 15, stack: err.stack },
       {},
@@ -185,7 +185,7 @@ describe('automatic capture', () => {
     };
     const reasons = [Object.create(null), nullProto, null, undefined, 42, hostile, Symbol('s'), { toString: () => 'custom' }];
     for (const reason of reasons) window.dispatchEvent(Object.assign(new Event('unhandledrejection'), { reason }));
-    const msgs = t._q.filter((e: any) => e.eventType == 'error').map((e: any) => e.properties.message);
+    const msgs = t._queue.filter((e: any) => e.eventType == 'error').map((e: any) => e.properties.message);
     expect(msgs).toEqual(['{}', '{"code":7}', 'null', 'undefined', '42', 'Unhandled rejection', 'Symbol(s)', 'custom']);
   });
 
@@ -195,10 +195,10 @@ describe('automatic capture', () => {
     const spy = vi.spyOn(performance, 'getEntriesByType').mockImplementation(((type: string) => (type == 'navigation' ? [entry] : [])) as any);
     const { t, f } = live();
     await vi.advanceTimersByTimeAsync(250);
-    expect(t._q.some((e: any) => e.eventType == 'performance')).toBe(false);
+    expect(t._queue.some((e: any) => e.eventType == 'performance')).toBe(false);
     entry.loadEventEnd = 1530.6;
     await vi.advanceTimersByTimeAsync(10000); // includes a flush
-    expect(t._q).toHaveLength(0);
+    expect(t._queue).toHaveLength(0);
     const perf = f.events().filter((e: any) => e.eventType == 'performance');
     expect(perf).toHaveLength(1);
     expect(perf[0].properties).toEqual({ loadTime: 1531, domContentLoaded: 812 });
@@ -215,7 +215,7 @@ describe('automatic capture', () => {
     try {
       const { t } = live();
       await vi.advanceTimersByTimeAsync(10);
-      expect(t._q.find((e: any) => e.eventType == 'performance').properties).toEqual({ loadTime: 1100, domContentLoaded: 400 });
+      expect(t._queue.find((e: any) => e.eventType == 'performance').properties).toEqual({ loadTime: 1100, domContentLoaded: 400 });
     } finally {
       if (saved) Object.defineProperty(performance, 'timing', saved);
       else delete (performance as any).timing;
@@ -251,7 +251,7 @@ describe('automatic capture', () => {
     expect(() => window.dispatchEvent(new Event('pagehide'))).not.toThrow();
     await vi.advanceTimersByTimeAsync(5000);
     expect(fetchFn).toHaveBeenCalled();
-    expect(r.t._q.length).toBeGreaterThan(0); // kept in memory for retry
+    expect(r.t._queue.length).toBeGreaterThan(0); // kept in memory for retry
   });
 
   it('keeps in memory what localStorage has no room for', async () => {
@@ -264,10 +264,10 @@ describe('automatic capture', () => {
     const { t } = tab(ls, { batchSize: 100 }, {});
     trackers.push(t);
     for (let i = 0; i < 20; i++) t._track('click', { tag: 'T' + i, id: null });
-    expect(t._q).toHaveLength(20);
+    expect(t._queue).toHaveLength(20);
     expect(ls.keys().filter((x) => x.includes(':e:'))).toHaveLength(5);
     await t._flush();
-    expect(t._q).toHaveLength(0);
+    expect(t._queue).toHaveLength(0);
     expect(ls.keys().filter((x) => x.includes(':e:'))).toHaveLength(0);
   });
 });

@@ -31,14 +31,14 @@ describe('batching', () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(f.calls).toHaveLength(1);
     expect(f.calls[0].body.events.map((e: any) => e.properties.tag)).toEqual(['A', 'B', 'C']);
-    expect(t._q).toHaveLength(0);
+    expect(t._queue).toHaveLength(0);
   });
 
   it('splits a large backlog into batches of batchSize', async () => {
     const f = mockFetch(200);
     const { t } = mk(new MemStorage(), { batchSize: 4, flushIntervalMs: 1000 }, { fetch: f.fn });
     for (let i = 0; i < 3; i++) t._track('click', { tag: 'X', id: null });
-    t._q.push(...Array.from({ length: 7 }, () => ({ ...t._q[0], eventId: crypto.randomUUID() })));
+    t._queue.push(...Array.from({ length: 7 }, () => ({ ...t._queue[0], eventId: crypto.randomUUID() })));
     await t._flush();
     expect(f.calls.map((c) => c.body.events.length)).toEqual([4, 4, 2]);
   });
@@ -112,7 +112,7 @@ describe('retries', () => {
       times.push(Date.now() - T0);
     }
     expect(times).toEqual([500, 1500, 3500, 7500]);
-    expect(t._q).toHaveLength(0);
+    expect(t._queue).toHaveLength(0);
     expect(t._attempt).toBe(0);
     // every attempt carried the same event and a fresh sentAt
     const ids = new Set(f.calls.map((c) => c.body.events[0].eventId));
@@ -147,7 +147,7 @@ describe('retries', () => {
     await vi.advanceTimersByTimeAsync(1);
     // the retry drains both queued events (batchSize 1 => two requests back to back)
     expect(f.calls.map((c) => c.body.events[0].properties.tag)).toEqual(['A', 'A', 'B']);
-    expect(t._q).toHaveLength(0);
+    expect(t._queue).toHaveLength(0);
   });
 
   it('honours Retry-After on 503 and parses HTTP dates', async () => {
@@ -172,7 +172,7 @@ describe('retries', () => {
     t._track('click', { tag: 'A', id: null });
     await vi.advanceTimersByTimeAsync(0);
     expect(f.calls).toHaveLength(1);
-    expect(t._q).toHaveLength(0);
+    expect(t._queue).toHaveLength(0);
     expect(queueKeys(ls)).toHaveLength(0);
     await vi.advanceTimersByTimeAsync(10 * 60000);
     expect(f.calls).toHaveLength(1);
@@ -191,7 +191,7 @@ describe('retries', () => {
     window.dispatchEvent(new Event('online'));
     await vi.advanceTimersByTimeAsync(0);
     expect(f.calls).toHaveLength(2);
-    expect(t._q).toHaveLength(0);
+    expect(t._queue).toHaveLength(0);
   });
 });
 
@@ -201,10 +201,10 @@ describe('queue bound', () => {
     const ls = new MemStorage();
     const { t } = mk(ls, { maxQueue: 5, batchSize: 100, flushIntervalMs: 1000 }, { fetch: f.fn, random: () => 0.5 });
     for (let i = 1; i <= 8; i++) t._track('click', { tag: 'T' + i, id: null });
-    expect(t._q.map((e: any) => e.properties.tag)).toEqual(['T4', 'T5', 'T6', 'T7', 'T8']);
+    expect(t._queue.map((e: any) => e.properties.tag)).toEqual(['T4', 'T5', 'T6', 'T7', 'T8']);
     expect(t._dropped).toBe(3);
-    expect(ls.getItem(`tf:key-1:d:${t._tab}`)).toBe('3');
-    expect(stored(ls, t._tab).map((e: any) => e.properties.tag)).toEqual(['T4', 'T5', 'T6', 'T7', 'T8']);
+    expect(ls.getItem(`tf:key-1:d:${t._tabId}`)).toBe('3');
+    expect(stored(ls, t._tabId).map((e: any) => e.properties.tag)).toEqual(['T4', 'T5', 'T6', 'T7', 'T8']);
     await vi.advanceTimersByTimeAsync(1000); // fails
     expect(f.calls[0].body.dropped).toBe(3);
     t._track('click', { tag: 'T9', id: null }); // drops T4
@@ -242,7 +242,7 @@ describe('page hide: fetch keepalive, then sendBeacon, never a deletion without 
     expect(f.calls[0].body.events.map((e: any) => e.eventType)).toEqual(['page_view', 'click']);
     expect(beacons).toHaveLength(0); // everything is in flight already
     await vi.advanceTimersByTimeAsync(0);
-    expect(t._q).toHaveLength(0);
+    expect(t._queue).toHaveLength(0);
     expect(queueKeys(ls)).toHaveLength(0);
   });
 
@@ -266,8 +266,8 @@ describe('page hide: fetch keepalive, then sendBeacon, never a deletion without 
     expect(body.events.map((e: any) => e.eventType)).toEqual(['page_view', 'click', 'click']);
     expect(body.sentAt).toBe(T0);
     // true from sendBeacon only means "queued by the browser": nothing is removed
-    expect(t._q).toHaveLength(3);
-    expect(stored(ls, t._tab)).toHaveLength(3);
+    expect(t._queue).toHaveLength(3);
+    expect(stored(ls, t._tabId)).toHaveLength(3);
     window.dispatchEvent(new Event('pagehide'));
     expect(beacons).toHaveLength(1); // one exit attempt per hide
 
@@ -275,8 +275,8 @@ describe('page hide: fetch keepalive, then sendBeacon, never a deletion without 
     t._destroy();
     const g = mockFetch(200);
     const { t: next } = mk(ls, { batchSize: 2 }, { fetch: g.fn }, ss);
-    expect(next._tab).toBe(t._tab);
-    expect(next._q.map((e: any) => e.eventId)).toEqual(body.events.map((e: any) => e.eventId));
+    expect(next._tabId).toBe(t._tabId);
+    expect(next._queue.map((e: any) => e.eventId)).toEqual(body.events.map((e: any) => e.eventId));
     await next._flush();
     expect(g.events().map((e: any) => e.eventId).sort()).toEqual(body.events.map((e: any) => e.eventId).sort());
     expect(queueKeys(ls)).toHaveLength(0);
@@ -312,7 +312,7 @@ describe('page hide: fetch keepalive, then sendBeacon, never a deletion without 
     document.dispatchEvent(new Event('visibilitychange')); // visible
     hide();
     expect(beacons).toHaveLength(2);
-    expect(t._q.length).toBeGreaterThan(0);
+    expect(t._queue.length).toBeGreaterThan(0);
   });
 
   it('falls back to fetch keepalive when sendBeacon refuses, keeping events until 2xx', async () => {
@@ -324,9 +324,9 @@ describe('page hide: fetch keepalive, then sendBeacon, never a deletion without 
     t._beaconFlush();
     expect(f.calls).toHaveLength(2);
     expect(f.calls[1].init.keepalive).toBe(true);
-    expect(t._q).toHaveLength(1); // not yet acknowledged
+    expect(t._queue).toHaveLength(1); // not yet acknowledged
     await vi.advanceTimersByTimeAsync(0);
-    expect(t._q).toHaveLength(0);
+    expect(t._queue).toHaveLength(0);
   });
 
   it('beacons the events of a running request too (it dies with the page), but an exit send only once', async () => {
@@ -344,10 +344,10 @@ describe('page hide: fetch keepalive, then sendBeacon, never a deletion without 
     expect(beacons).toHaveLength(1);
     release({ status: 200 }); // the page lived on: A's answer arrives
     await vi.advanceTimersByTimeAsync(0);
-    expect(t._q.map((e: any) => e.properties.tag)).toEqual(['B']); // beaconed, not yet acknowledged
+    expect(t._queue.map((e: any) => e.properties.tag)).toEqual(['B']); // beaconed, not yet acknowledged
     release({ status: 200 }); // B's own fetch
     await vi.advanceTimersByTimeAsync(0);
-    expect(t._q).toHaveLength(0);
+    expect(t._queue).toHaveLength(0);
   });
 });
 
@@ -372,7 +372,7 @@ describe('request timeout', () => {
     hang = false;
     await vi.advanceTimersByTimeAsync(500);
     expect(calls).toHaveLength(2);
-    expect(t._q).toHaveLength(0);
+    expect(t._queue).toHaveLength(0);
   });
 
   it('defaults to 10 s', () => {

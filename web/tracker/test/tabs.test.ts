@@ -35,14 +35,14 @@ describe('persistence across reloads', () => {
     await vi.advanceTimersByTimeAsync(1000); // first attempt fails
     expect(a.f.calls).toHaveLength(1);
     // reload: pagehide releases the heartbeat, then the page is gone (every event was persisted when tracked)
-    a.t._beat(0);
+    a.t._writeHeartbeat(0);
     a.t._destroy();
 
     const f = mockFetch(200);
     const { t: b } = mk(ls, { flushIntervalMs: 1000 }, { fetch: f.fn }, ss);
-    expect(b._tab).toBe(a.t._tab);
+    expect(b._tabId).toBe(a.t._tabId);
     expect(b._sessionId).toBe(a.t._sessionId);
-    expect(b._q).toHaveLength(2);
+    expect(b._queue).toHaveLength(2);
     b._track('click', { tag: 'B1', id: null });
     await vi.advanceTimersByTimeAsync(1000);
     const sent = f.events();
@@ -60,7 +60,7 @@ describe('persistence across reloads', () => {
     for (const k of ss.keys()) copy.setItem(k, ss.getItem(k)!);
     const { t: b } = mk(ls, {}, {}, copy);
     expect(b._sessionId).not.toBe(a._sessionId);
-    expect(b._tab).not.toBe(a._tab);
+    expect(b._tabId).not.toBe(a._tabId);
   });
 });
 
@@ -73,8 +73,8 @@ describe('multi-tab ownership', () => {
     b._track('click', { tag: 'B1', id: null });
     await vi.advanceTimersByTimeAsync(10 * 60000); // A keeps heartbeating
     expect(tags(f.events())).toEqual(['B1']);
-    expect(a.t._q).toHaveLength(2);
-    expect(stored(ls, a.t._tab)).toHaveLength(2);
+    expect(a.t._queue).toHaveLength(2);
+    expect(stored(ls, a.t._tabId)).toHaveLength(2);
   });
 
   it('adopts a crashed tab after its heartbeat goes stale, and sends its events exactly once', async () => {
@@ -87,7 +87,7 @@ describe('multi-tab ownership', () => {
     expect(f.calls).toHaveLength(0); // heartbeat 80 s old: not stale yet (90 s)
     await vi.advanceTimersByTimeAsync(30000);
     expect(tags(f.events())).toEqual(['A1', 'A2', 'A3']);
-    expect(stored(ls, a.t._tab)).toHaveLength(0);
+    expect(stored(ls, a.t._tabId)).toHaveLength(0);
     await vi.advanceTimersByTimeAsync(10 * 60000);
     expect(f.events()).toHaveLength(3);
     expect(queueKeys(ls)).toHaveLength(0);
@@ -96,16 +96,16 @@ describe('multi-tab ownership', () => {
   it('adopts a released (closed) tab immediately and keeps events in storage until a 2xx', async () => {
     const ls = new MemStorage();
     const a = offlineTab(ls, ['A1', 'A2']);
-    a.t._beat(0);
+    a.t._writeHeartbeat(0);
     a.t._destroy();
     const f = mockFetch(503, 200);
     const { t: b } = mk(ls, { flushIntervalMs: 1000 }, { fetch: f.fn, random: () => 0.5 });
     await vi.advanceTimersByTimeAsync(300); // claim delay
-    expect(b._q).toHaveLength(2);
-    expect(stored(ls, b._tab)).toHaveLength(2);
+    expect(b._queue).toHaveLength(2);
+    expect(stored(ls, b._tabId)).toHaveLength(2);
     await vi.advanceTimersByTimeAsync(1000); // flush -> 503
     expect(f.calls).toHaveLength(1);
-    expect(stored(ls, b._tab)).toHaveLength(2);
+    expect(stored(ls, b._tabId)).toHaveLength(2);
     await vi.advanceTimersByTimeAsync(500); // retry -> 200
     expect(f.calls).toHaveLength(2);
     expect(queueKeys(ls)).toHaveLength(0);
@@ -114,7 +114,7 @@ describe('multi-tab ownership', () => {
   it('two tabs racing for an orphan: only one gets it', async () => {
     const ls = new MemStorage();
     const a = offlineTab(ls, ['A1', 'A2']);
-    a.t._beat(0);
+    a.t._writeHeartbeat(0);
     a.t._destroy();
     const fb = mockFetch(200);
     const fc = mockFetch(200);
@@ -126,14 +126,14 @@ describe('multi-tab ownership', () => {
 
     // Worse interleaving: both believe they wrote the lease; the last writer wins on re-read.
     const d = offlineTab(ls, ['D1']);
-    d.t._beat(0);
+    d.t._writeHeartbeat(0);
     d.t._destroy();
-    const lk = `tf:key-1:l:${d.t._tab}`;
+    const lk = `tf:key-1:l:${d.t._tabId}`;
     b._claiming = false;
-    const pb = b._adopt();
-    expect(JSON.parse(ls.getItem(lk)!).b).toBe(b._tab);
-    ls.setItem(lk, JSON.stringify({ b: c._tab, u: Date.now() + 600000 })); // C wrote after B
-    const pc = c._adopt();
+    const pb = b._adoptOrphans();
+    expect(JSON.parse(ls.getItem(lk)!).b).toBe(b._tabId);
+    ls.setItem(lk, JSON.stringify({ b: c._tabId, u: Date.now() + 600000 })); // C wrote after B
+    const pc = c._adoptOrphans();
     await vi.advanceTimersByTimeAsync(300);
     await Promise.all([pb, pc]);
     await vi.advanceTimersByTimeAsync(2000);
@@ -144,19 +144,19 @@ describe('multi-tab ownership', () => {
   it('a frozen owner whose queue was adopted gives it up instead of re-sending', async () => {
     const ls = new MemStorage();
     const a = offlineTab(ls, ['A1', 'A2']);
-    const oldTab = a.t._tab;
-    clearInterval(a.t._hb); // frozen: no heartbeats, no timers
-    clearTimeout(a.t._timer);
-    a.t._timer = 0;
+    const oldTab = a.t._tabId;
+    clearInterval(a.t._heartbeatTimer); // frozen: no heartbeats, no timers
+    clearTimeout(a.t._flushTimer);
+    a.t._flushTimer = 0;
     const f = mockFetch(200);
     mk(ls, { flushIntervalMs: 1000 }, { fetch: f.fn });
     await vi.advanceTimersByTimeAsync(100000);
     expect(tags(f.events())).toEqual(['A1', 'A2']);
     // A wakes up: it must notice the lease and continue under a new tab id without its old events
     const fa = mockFetch(200);
-    a.t._fx = fa.fn;
+    a.t._fetch = fa.fn;
     a.t._track('click', { tag: 'A3', id: null });
-    expect(a.t._tab).not.toBe(oldTab);
+    expect(a.t._tabId).not.toBe(oldTab);
     await a.t._flush();
     expect(tags(fa.events())).toEqual(['A3']);
   });
@@ -188,8 +188,8 @@ describe('migration from the whole-queue layout of earlier versions', () => {
     legacy(ls, 'tab-old', ['L1', 'L2'], 3);
     const f = mockFetch(200);
     const { t } = mk(ls, { flushIntervalMs: 1000 }, { fetch: f.fn }, ss);
-    expect(t._tab).toBe('tab-old');
-    expect(tags(t._q)).toEqual(['L1', 'L2']);
+    expect(t._tabId).toBe('tab-old');
+    expect(tags(t._queue)).toEqual(['L1', 'L2']);
     expect(ls.getItem('tf:key-1:q:tab-old')).toBeNull();
     expect(tags(stored(ls, 'tab-old'))).toEqual(['L1', 'L2']);
     expect(ls.getItem('tf:key-1:d:tab-old')).toBe('3');
@@ -207,9 +207,9 @@ describe('migration from the whole-queue layout of earlier versions', () => {
     const f = mockFetch(200);
     const { t } = mk(ls, { flushIntervalMs: 1000 }, { fetch: f.fn });
     await vi.advanceTimersByTimeAsync(300);
-    expect(tags(t._q)).toEqual(['G1', 'G2', 'G3']);
+    expect(tags(t._queue)).toEqual(['G1', 'G2', 'G3']);
     expect(ls.getItem('tf:key-1:q:gone-tab')).toBeNull();
-    expect(tags(stored(ls, t._tab))).toEqual(['G1', 'G2', 'G3']);
+    expect(tags(stored(ls, t._tabId))).toEqual(['G1', 'G2', 'G3']);
     await vi.advanceTimersByTimeAsync(10 * 60000);
     expect(tags(f.events())).toEqual(['G1', 'G2', 'G3']);
     expect(queueKeys(ls)).toHaveLength(0);
