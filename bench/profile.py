@@ -34,7 +34,7 @@ from bench.run import (
     running_worker,
 )
 from bench.workload import tenant_keys
-from tests.support.stack import start_broker
+from harness.stack import start_broker
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^():]*?)(?::(?P<line>\d+))?\)$")

@@ -1,7 +1,7 @@
 """TrackFlow ingestion benchmark: ``python -m bench.run --full|--short|--profile``.
 
 One run, one machine: baselines first (B-http, B-store, then B-kafka on the run's own broker),
-then a real broker and a real worker (tests.support.stack), a saturating probe to estimate the
+then a real broker and a real worker (harness.stack), a saturating probe to estimate the
 pipeline's maximum, open-loop steps at fractions of it until the pipeline stops keeping up, and
 (full run) a step at 80 % of the sustained rate for the latency/freshness targets. The store is
 read after the worker stopped. Writes bench/results.md, bench/results.png, bench/results.json.
@@ -36,12 +36,12 @@ from aiokafka.structs import TopicPartition
 
 from bench import report
 from bench.workload import tenant_keys
-from tests.support.stack import ROOT, Worker, free_port, start_broker
+from harness.stack import ROOT, Worker, free_port, start_broker
 
 BENCH_DIR = Path(__file__).resolve().parent
 PY = sys.executable
 SINK_BATCH_SIZE = 5000  # trackflow_app.settings.Settings.sink_batch_size default
-SINK_WINDOW_S = "0.5"  # the settings default (tests.support.stack uses 0.3 for speed)
+SINK_WINDOW_S = "0.5"  # the settings default (harness.stack uses 0.3 for speed)
 PARTITIONS = 4  # raw and processed partition defaults
 
 

@@ -23,8 +23,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
+from harness.stack import Worker
 from tests.support import events as ev
-from tests.support.stack import Worker
 
 EVENT_KINDS = (ev.page_view, ev.click, ev.error_in_properties, ev.performance, ev.error_top_level)
 

@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.stack import Broker, Worker
 from tests.support import events as ev
 from tests.support.kafka import read_topic
-from tests.support.stack import Broker, Worker
 from tests.support.strategies import json_values
 
 KEY = "test-key"
