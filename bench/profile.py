@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import num, table
-from bench.run import (
+from bench.rig import (
     BENCH_DIR,
     SHORT,
     Bench,

@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 import psutil
 
-from bench.run import ingest_overrides, worker_overrides
+from bench.rig import ingest_overrides, worker_overrides
 from bench.workload import tenant_keys
 from harness.stack import ROOT, Worker, start_broker
 
