@@ -274,11 +274,6 @@ class Monitor:
         mask = (ts >= t0) & (ts <= t1)
         return float(vs[mask].max()) if mask.any() else float("nan")
 
-    def first_after(self, key: str, t: float) -> float:
-        ts, vs = self.series(key)
-        later = np.nonzero(ts >= t)[0]
-        return float(vs[later[0]]) if later.size else float("nan")
-
 
 async def drain(monitor: Monitor, timeout: float) -> tuple[float, bool]:
     """Wait until every accepted event is stored (or dead-lettered); return (time, drained)."""

@@ -238,10 +238,6 @@ class Worker:
         return f"http://127.0.0.1:{self.port}"
 
     @property
-    def store_url(self) -> str:
-        return self.env["TRACKFLOW_CLICKHOUSE_URL"]
-
-    @property
     def log_path(self) -> Path:
         return self.workdir / f"worker-{self.name}-{self.port}.log"
 
