@@ -76,10 +76,12 @@ bench: deps
 bench-short: deps
 	$(BIN)/python -m bench.run --short --out var/bench-short
 
+# Style, types and the layers between packages (pyproject's [tool.importlinter]).
 lint: deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 kafka-start: deps
 	deploy/kafka.sh start
@@ -88,4 +90,4 @@ kafka-stop:
 	deploy/kafka.sh stop
 
 clean:
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache
