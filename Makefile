@@ -76,10 +76,15 @@ bench: deps
 bench-short: deps
 	$(BIN)/python -m bench.run --short --out var/bench-short
 
+# Style, types, the layers between packages (pyproject's [tool.importlinter]), dead code
+# (vulture, with vulture_whitelist.py) and undeclared or unused dependencies (deptry).
 lint: deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/vulture
+	$(BIN)/deptry .
 
 kafka-start: deps
 	deploy/kafka.sh start
@@ -88,4 +93,4 @@ kafka-stop:
 	deploy/kafka.sh stop
 
 clean:
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import num, table
-from bench.run import (
+from bench.rig import (
     BENCH_DIR,
     SHORT,
     Bench,
@@ -34,7 +34,7 @@ from bench.run import (
     running_worker,
 )
 from bench.workload import tenant_keys
-from tests.support.stack import start_broker
+from harness.stack import start_broker
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^():]*?)(?::(?P<line>\d+))?\)$")

@@ -32,9 +32,9 @@ from typing import Any
 import orjson
 import psutil
 
-from bench.run import ingest_overrides, worker_overrides
+from bench.rig import ingest_overrides, worker_overrides
 from bench.workload import tenant_keys
-from tests.support.stack import ROOT, Worker, start_broker
+from harness.stack import ROOT, Worker, start_broker
 
 PY = sys.executable
 

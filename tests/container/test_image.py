@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.stack import ROOT, Broker, free_port, start_broker
 from tests.support import events as ev
-from tests.support.stack import ROOT, Broker, free_port, start_broker
 from trackflow_app.shutdown import STOP_MARGIN_S
 
 IMAGE = "localhost/trackflow:test"

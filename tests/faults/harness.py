@@ -23,8 +23,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
+from harness.stack import Worker
 from tests.support import events as ev
-from tests.support.stack import Worker
 
 EVENT_KINDS = (ev.page_view, ev.click, ev.error_in_properties, ev.performance, ev.error_top_level)
 
@@ -51,8 +51,6 @@ class LoadStats:
     accepted_events: int = 0
     retries: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
-    first_failure: float | None = None
-    last_failure: float | None = None
 
     def note(self, outcome: str) -> None:
         self.statuses[outcome] = self.statuses.get(outcome, 0) + 1
@@ -89,9 +87,6 @@ async def _send_batch(
             retry_after = 0.0
         stats.note(outcome)
         stats.retries += 1
-        now = time.monotonic()
-        stats.first_failure = stats.first_failure or now
-        stats.last_failure = now
         await asyncio.sleep(min(max(retry_after, delay * random.uniform(0.5, 1.5)), 2.0))
         delay = min(delay * 2, 1.0)
     raise AssertionError("a batch could not be delivered before the load deadline")

@@ -26,6 +26,7 @@ from typing import Any, cast
 import orjson
 import pytest
 
+from harness.stack import ROOT, Cluster, Worker, start_cluster
 from tests.faults.harness import (
     LoadStats,
     count_stores,
@@ -36,7 +37,6 @@ from tests.faults.harness import (
     wait_drained,
 )
 from tests.faults.test_faults import FAULT_SETTINGS, probe
-from tests.support.stack import ROOT, Cluster, Worker, start_cluster
 
 FULL = os.environ.get("TRACKFLOW_FAULTS_FULL") == "1"
 EVENTS = 100_000 if FULL else 6_000

@@ -20,6 +20,7 @@ import httpx
 import orjson
 import pytest
 
+from harness.stack import ROOT, Broker, Worker, start_broker
 from tests.faults.harness import (
     Batch,
     LoadStats,
@@ -32,7 +33,6 @@ from tests.faults.harness import (
 )
 from tests.support import events as ev
 from tests.support.kafka import read_topic
-from tests.support.stack import ROOT, Broker, Worker, start_broker
 
 FULL = os.environ.get("TRACKFLOW_FAULTS_FULL") == "1"
 EVENTS = 100_000 if FULL else 6_000

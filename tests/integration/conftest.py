@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.stack import Broker, Worker, start_broker
+from harness.stack import Broker, Worker, start_broker
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

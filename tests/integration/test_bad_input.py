@@ -20,18 +20,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.stack import Broker, Worker
 from tests.support import events as ev
-from tests.support.kafka import read_topic
-from tests.support.stack import Broker, Worker
+from tests.support.kafka import read_topic_until
 from tests.support.strategies import json_values
 
 KEY = "test-key"
 
 
 class Ledger:
-    """What was sent, and what must therefore be stored or dead-lettered."""
+    """What one test sent, and what must therefore be stored or dead-lettered."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        self.session = f"{name}-{uuid.uuid4().hex[:8]}"  # the good events' session
         self.cases = 0
         self.good: dict[str, set[str]] = {}  # session -> eventIds that must be stored
         self.bad: dict[str, str | None] = {}  # eventId -> expected reason (None: any)
@@ -54,9 +55,10 @@ def bad_worker(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iter
         worker.stop()
 
 
-@pytest.fixture(scope="module")
-def ledger() -> Ledger:
-    return Ledger()
+@pytest.fixture
+def ledger(request: pytest.FixtureRequest) -> Ledger:
+    """A ledger of its own for every test: each test checks the outcomes of what it sent."""
+    return Ledger(request.node.name[:40])
 
 
 def post(worker: Worker, ledger: Ledger, body: bytes, headers: dict[str, str]) -> httpx.Response:
@@ -79,7 +81,7 @@ def with_good(
     worker: Worker, ledger: Ledger, bad: dict[str, Any] | Any, reason: str | None
 ) -> None:
     """Send a bad event beside a good one: the good one is stored, the bad one dead-lettered."""
-    keep = good()
+    keep = good(ledger.session)
     response = post(
         worker, ledger, orjson.dumps({"events": [keep, bad]}), {"Content-Type": "application/json"}
     )
@@ -102,7 +104,50 @@ WRONG_TYPES: dict[str, list[Any]] = {
 }
 
 
-def test_wrong_types_in_every_field(bad_worker: Worker, ledger: Ledger) -> None:
+def assert_outcomes(worker: Worker, ledger: Ledger, tmp_path: Path) -> None:
+    """Every good event the test sent is stored and every bad one dead-lettered (with its
+    reason where one is expected); the worker is still ready."""
+    for session, expected in ledger.good.items():
+        deadline = time.monotonic() + 60
+        while True:
+            stored = {r["event_id"] for r in worker.session_events(session)}
+            if expected <= stored or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert expected - stored == set(), f"{len(expected - stored)} good events of {session} lost"
+
+    def by_event_id(letters: list[Any]) -> dict[str, Any]:
+        return {
+            letter["event"].get("eventId"): letter
+            for letter in letters
+            if isinstance(letter["event"], dict) and isinstance(letter["event"].get("eventId"), str)
+        }
+
+    wanted = set(ledger.bad)
+    letters = (
+        read_topic_until(
+            worker.broker.bootstrap,
+            worker.env["TRACKFLOW_DEAD_LETTER_TOPIC"],
+            lambda letters: wanted <= set(by_event_id(letters)),
+        )
+        if wanted
+        else []
+    )
+    by_id = by_event_id(letters)
+    for event_id, reason in ledger.bad.items():
+        assert event_id in by_id, f"no dead letter for {event_id}"
+        letter = by_id[event_id]
+        assert letter["reason"], letter
+        if reason is not None:
+            assert letter["reason"] == reason, letter
+    assert worker.ready(), worker.log_tail()
+    statuses = {str(k): v for k, v in sorted(ledger.statuses.items())}
+    summary = {"cases": ledger.cases, "statuses": statuses, "dead_letters": len(wanted)}
+    print("bad-input summary:", orjson.dumps(summary).decode())
+    (tmp_path / "summary.json").write_bytes(orjson.dumps(summary))
+
+
+def test_wrong_types_in_every_field(bad_worker: Worker, ledger: Ledger, tmp_path: Path) -> None:
     for field, values in WRONG_TYPES.items():
         for value in values:
             event = {**ev.page_view(KEY, "bad-types"), field: value}
@@ -114,12 +159,16 @@ def test_wrong_types_in_every_field(bad_worker: Worker, ledger: Ledger) -> None:
         event = ev.click(KEY, "bad-missing")
         del event[field]
         if field == "eventId":
-            with_good(bad_worker, ledger, event, None)  # no id to track: checked via count
+            with_good(bad_worker, ledger, event, None)  # no id to track
         else:
             with_good(bad_worker, ledger, event, "missing_field")
+    assert ledger.good and ledger.bad
+    assert_outcomes(bad_worker, ledger, tmp_path)
 
 
-def test_numbers_times_types_and_tenants(bad_worker: Worker, ledger: Ledger) -> None:
+def test_numbers_times_types_and_tenants(
+    bad_worker: Worker, ledger: Ledger, tmp_path: Path
+) -> None:
     now = ev.now_ms()
     cases: list[tuple[dict[str, Any], str]] = [
         ({**ev.page_view(KEY, "t"), "timestamp": now + 10 * 86_400_000}, "timestamp_out_of_range"),
@@ -154,9 +203,13 @@ def test_numbers_times_types_and_tenants(bad_worker: Worker, ledger: Ledger) -> 
         with_good(bad_worker, ledger, event, reason)
     with_good(bad_worker, ledger, "not an object", None)
     with_good(bad_worker, ledger, [1, 2, 3], None)
+    assert ledger.good and ledger.bad
+    assert_outcomes(bad_worker, ledger, tmp_path)
 
 
-def test_control_characters_and_huge_strings_are_capped(bad_worker: Worker, ledger: Ledger) -> None:
+def test_control_characters_and_huge_strings_are_capped(
+    bad_worker: Worker, ledger: Ledger, tmp_path: Path
+) -> None:
     sid = f"caps-{uuid.uuid4().hex[:8]}"
     event = ev.error_in_properties(KEY, sid)
     event["pageUrl"] = "https://example.com/\x00\x07" + "a" * 600_000
@@ -173,9 +226,10 @@ def test_control_characters_and_huge_strings_are_capped(bad_worker: Worker, ledg
     assert row["properties"]["stack"].startswith("line1\n\tline2s")
     assert len(row["properties"]["stack"]) == 16384
     assert row["properties"]["nested_key_with_spaces"] == {"deep": [{"x": "y"}] * 3}
+    assert_outcomes(bad_worker, ledger, tmp_path)
 
 
-def test_hopeless_requests(bad_worker: Worker, ledger: Ledger) -> None:
+def test_hopeless_requests(bad_worker: Worker, ledger: Ledger, tmp_path: Path) -> None:
     one = orjson.dumps({"events": [good()]})
     json_headers = {"Content-Type": "application/json"}
     cases: list[tuple[bytes, dict[str, str], int]] = [
@@ -200,9 +254,12 @@ def test_hopeless_requests(bad_worker: Worker, ledger: Ledger) -> None:
     for body, headers, status in cases:
         response = post(bad_worker, ledger, body, headers)
         assert response.status_code == status, (status, body[:60], response.text)
+    assert_outcomes(bad_worker, ledger, tmp_path)
 
 
-def test_duplicate_keys_and_spoofed_forwarded_for(bad_worker: Worker, ledger: Ledger) -> None:
+def test_duplicate_keys_and_spoofed_forwarded_for(
+    bad_worker: Worker, ledger: Ledger, tmp_path: Path
+) -> None:
     sid = f"dup-{uuid.uuid4().hex[:8]}"
     event = ev.page_view(KEY, sid)
     body = orjson.dumps({"events": [event]})
@@ -212,9 +269,10 @@ def test_duplicate_keys_and_spoofed_forwarded_for(bad_worker: Worker, ledger: Le
     assert post(bad_worker, ledger, body, headers).status_code == 202
     [row] = bad_worker.wait_for_session(sid, 1)
     assert row["ip_address"] == "127.0.0.1"
+    assert_outcomes(bad_worker, ledger, tmp_path)
 
 
-def test_slow_and_partial_bodies(bad_worker: Worker, ledger: Ledger) -> None:
+def test_slow_and_partial_bodies(bad_worker: Worker, ledger: Ledger, tmp_path: Path) -> None:
     def raw_request(body_part: bytes, length: int, close_early: bool) -> bytes:
         with socket.create_connection(("127.0.0.1", bad_worker.port), timeout=30) as sock:
             head = (
@@ -239,6 +297,7 @@ def test_slow_and_partial_bodies(bad_worker: Worker, ledger: Ledger) -> None:
     raw_request(b'{"events": [', 5000, close_early=True)  # the client gives up mid-body
     ledger.cases += 2
     assert httpx.get(f"{bad_worker.base_url}/healthz").status_code == 200
+    assert_outcomes(bad_worker, ledger, tmp_path)
 
 
 FIELDS = [
@@ -277,46 +336,17 @@ def mutated_event(draw: st.DrawFn) -> dict[str, Any]:
     return event
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(events=st.lists(mutated_event(), min_size=1, max_size=5))
 def test_fuzzed_batches_never_5xx_and_keep_the_good_event(
-    bad_worker: Worker, ledger: Ledger, events: list[dict[str, Any]]
-) -> None:
-    keep = good("fuzz-good")
-    body = orjson.dumps({"events": [*events, keep]})
-    response = post(bad_worker, ledger, body, {"Content-Type": "application/json"})
-    if response.status_code == 202:
-        ledger.good.setdefault(keep["sessionId"], set()).add(keep["eventId"])
-
-
-def test_every_good_event_stored_every_bad_one_dead_lettered(
     bad_worker: Worker, ledger: Ledger, tmp_path: Path
 ) -> None:
-    assert ledger.good and ledger.bad
-    for session, expected in ledger.good.items():
-        deadline = time.monotonic() + 60
-        while True:
-            stored = {r["event_id"] for r in bad_worker.session_events(session)}
-            if expected <= stored or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        assert expected - stored == set(), f"{len(expected - stored)} good events of {session} lost"
-    letters = read_topic(
-        bad_worker.broker.bootstrap, bad_worker.env["TRACKFLOW_DEAD_LETTER_TOPIC"], len(ledger.bad)
-    )
-    by_id = {
-        letter["event"].get("eventId"): letter
-        for letter in letters
-        if isinstance(letter["event"], dict) and isinstance(letter["event"].get("eventId"), str)
-    }
-    for event_id, reason in ledger.bad.items():
-        assert event_id in by_id, f"no dead letter for {event_id}"
-        letter = by_id[event_id]
-        assert letter["reason"], letter
-        if reason is not None:
-            assert letter["reason"] == reason, letter
-    assert bad_worker.ready(), bad_worker.log_tail()
-    statuses = {str(k): v for k, v in sorted(ledger.statuses.items())}
-    summary = {"cases": ledger.cases, "statuses": statuses, "dead_letters": len(letters)}
-    print("bad-input summary:", orjson.dumps(summary).decode())
-    (tmp_path / "summary.json").write_bytes(orjson.dumps(summary))
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(events=st.lists(mutated_event(), min_size=1, max_size=5))
+    def send(events: list[dict[str, Any]]) -> None:
+        keep = good(ledger.session)
+        body = orjson.dumps({"events": [*events, keep]})
+        response = post(bad_worker, ledger, body, {"Content-Type": "application/json"})
+        if response.status_code == 202:
+            ledger.good.setdefault(keep["sessionId"], set()).add(keep["eventId"])
+
+    send()
+    assert_outcomes(bad_worker, ledger, tmp_path)

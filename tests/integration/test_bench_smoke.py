@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.stack import ROOT
+from harness.stack import ROOT
 
 
 def test_short_benchmark_runs_and_loses_nothing(tmp_path: Path) -> None:

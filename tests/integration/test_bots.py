@@ -14,8 +14,8 @@ import httpx
 import orjson
 import pytest
 
+from harness.stack import ROOT, Worker
 from tests.support import events as ev
-from tests.support.stack import ROOT, Worker
 from tests.unit.test_bots import CHROME, GOOGLEBOT
 
 HOUR = 3_600_000

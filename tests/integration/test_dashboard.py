@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.support.stack import ROOT, Broker, Worker
+from harness.stack import ROOT, Broker, Worker
 from tests.support.stats_data import SECRET_A, TENANT_A, Dataset, percentiles, stats, stats_worker
 
 E2E = ROOT / "web" / "dashboard" / "e2e"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from harness.stack import Worker
 from tests.support import events as ev
-from tests.support.stack import Worker
 
 
 def test_dead_letters_show_and_replay_after_fix(worker_factory: type[Worker]) -> None:

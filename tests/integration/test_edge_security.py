@@ -7,8 +7,8 @@ import uuid
 import httpx
 import orjson
 
+from harness.stack import Worker
 from tests.support import events as ev
-from tests.support.stack import Worker
 
 
 def session() -> str:

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import aiohttp
 import orjson
 
+from harness.stack import Worker
 from tests.support import events as ev
-from tests.support.stack import Worker
 
 LIMIT = 300  # events per second, for the whole group
 BATCH = 10

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.stack import ROOT, VENV_BIN, Broker, Worker
 from tests.support import events as ev
-from tests.support.stack import ROOT, VENV_BIN, Broker, Worker
 
 K8S = ROOT / "deploy" / "k8s"
 READ_ONLY_ROOT = 'mount --bind /tmp /tmp && mount -o remount,bind,ro / && exec "$@"'

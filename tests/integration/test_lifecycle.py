@@ -23,8 +23,8 @@ import httpx
 import orjson
 import pytest
 
+from harness.stack import ROOT, VENV_BIN, Broker, Worker, free_port, port_pair, start_broker
 from tests.support import events as ev
-from tests.support.stack import ROOT, VENV_BIN, Broker, Worker, free_port, port_pair, start_broker
 from trackflow_app.shutdown import STOP_MARGIN_S
 
 

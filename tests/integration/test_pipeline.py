@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import orjson
 
+from harness.stack import Worker
 from tests.support import events as ev
 from tests.support.geoip import LONDON_IP, build_city_database
 from tests.support.kafka import read_topic
-from tests.support.stack import Worker
 
 
 def session() -> str:

@@ -16,8 +16,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from agents.validate import ValidationPolicy, process_batch
+from harness.stack import Worker
 from tests.support import events as ev
-from tests.support.stack import Worker
 from tests.unit.factories import make_batch
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.stack import Broker, Worker
+from harness.stack import Broker, Worker
 from tests.support.stats_data import (
     E1_MESSAGE,
     E1_SOURCE,

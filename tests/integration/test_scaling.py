@@ -7,8 +7,8 @@ import uuid
 
 import httpx
 
+from harness.stack import Worker
 from tests.support import events as ev
-from tests.support.stack import Worker
 
 
 def test_ingest_only_worker_feeds_the_store_of_the_worker_with_the_sink(

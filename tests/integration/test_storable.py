@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.stack import ROOT
+from harness.stack import ROOT
 
 
 def test_every_accepted_event_inserts_into_chdb(tmp_path: Path) -> None:

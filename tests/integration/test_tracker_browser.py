@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.stack import ROOT, Broker, Worker
+from harness.stack import ROOT, Broker, Worker
 
 TRACKER = ROOT / "web" / "tracker"
 

@@ -8,7 +8,7 @@ import gzip
 import brotli
 import httpx
 
-from tests.support.stack import ROOT, Worker
+from harness.stack import ROOT, Worker
 
 BUNDLE = ROOT / "web" / "tracker" / "dist" / "trackflow.min.js"
 

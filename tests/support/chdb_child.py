@@ -8,7 +8,7 @@ import subprocess
 import sys
 from typing import Any
 
-from tests.support.stack import ROOT
+from harness.stack import ROOT
 
 
 def run_chdb_script(script: str, *args: str, timeout: float = 300) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.stack import Broker, Worker
+from harness.stack import Broker, Worker
 
 HOUR = 3_600_000
 MINUTE = 60_000

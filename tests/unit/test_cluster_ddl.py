@@ -19,6 +19,7 @@ from schemas.ddl import (
     session_hours_ddl,
     session_hours_fill,
 )
+from tests.support.env import clear_trackflow_env
 from trackflow_app.settings import Settings
 from trackflow_app.store import FILL_SESSION_HOURS, EventStore
 
@@ -164,8 +165,7 @@ def test_store_without_a_cluster_runs_the_single_node_schema() -> None:
 
 
 def test_cluster_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TRACKFLOW_CLICKHOUSE_URL", raising=False)
-    monkeypatch.delenv("TRACKFLOW_CLICKHOUSE_CLUSTER", raising=False)
+    clear_trackflow_env(monkeypatch)
     assert Settings().clickhouse_cluster == ""  # a single node, today's schema
     monkeypatch.setenv("TRACKFLOW_CLICKHOUSE_CLUSTER", "analytics_cluster")
     with pytest.raises(ValidationError, match="needs a ClickHouse server"):

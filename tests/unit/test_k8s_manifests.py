@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import os
 import re
 import shutil
 import subprocess
@@ -22,6 +21,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.support.env import clear_trackflow_env
 from trackflow_app import app
 from trackflow_app.settings import Settings
 
@@ -163,9 +163,7 @@ def test_every_variable_is_a_trackflow_setting(monkeypatch: pytest.MonkeyPatch) 
     container_env = {item["name"] for item in worker_container().get("env", [])}
     assert {name for name in container_env if name.startswith("TRACKFLOW_")} <= known
     # The pod's settings load as the worker loads them.
-    for name in list(os.environ):
-        if name.startswith("TRACKFLOW_"):
-            monkeypatch.delenv(name)
+    clear_trackflow_env(monkeypatch)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings = Settings()

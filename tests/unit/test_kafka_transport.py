@@ -6,10 +6,20 @@ from __future__ import annotations
 from typing import Any
 
 import faust
+import pytest
 from faust.types import TransportT
 
+from tests.support.env import clear_trackflow_env
 from trackflow_app.kafka import fetch_tuned_transport
 from trackflow_app.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What these tests build (apps, consumers, producers) sees no TRACKFLOW_* variable of the
+    shell running them. The worker's app itself is built when trackflow_app is first imported,
+    so its checks compare with its own settings, not with the defaults."""
+    clear_trackflow_env(monkeypatch)
 
 
 class FetchTunedApp(faust.App):

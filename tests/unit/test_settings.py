@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 
 import pytest
 from pydantic import ValidationError
 
+from tests.support.env import clear_trackflow_env
 from trackflow_app.settings import Settings
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("TRACKFLOW_"):
-            monkeypatch.delenv(name)
+    clear_trackflow_env(monkeypatch)
 
 
 def test_defaults() -> None:

@@ -1,4 +1,4 @@
-"""Real Kafka broker and real worker processes for integration tests."""
+"""Real Kafka broker (or cluster) and real worker processes for tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import httpx
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 # Events are posted as a browser would send them: an HTTP library's own User-Agent (httpx's)
 # would flag them as bots, which the read API leaves out.
@@ -236,10 +236,6 @@ class Worker:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def store_url(self) -> str:
-        return self.env["TRACKFLOW_CLICKHOUSE_URL"]
 
     @property
     def log_path(self) -> Path:
