@@ -31,9 +31,9 @@ from typing import Any
 
 import orjson
 
-from bench.run import worker_overrides
+from bench.rig import worker_overrides
 from bench.workload import tenant_keys
-from tests.support.stack import ROOT, Worker, start_broker
+from harness.stack import ROOT, Worker, start_broker
 
 PY = sys.executable
 PHASES = ("body", "decode", "enqueue", "ack")
