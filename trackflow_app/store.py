@@ -43,10 +43,6 @@ T = TypeVar("T")
 CLUSTER_CLIENT_SETTINGS = {"insert_distributed_sync": 1}
 
 
-class StoreRefused(Exception):
-    """The store refused an insert (a test-only fault switch is on)."""
-
-
 def describe_url(url: str) -> str:
     """The URL without its password, for logs."""
     parts = urlsplit(url)
@@ -69,7 +65,6 @@ class EventStore:
         self,
         url: str,
         table: str = "events",
-        fail_flag: str = "",
         merge_nice: int = 0,
         cluster: str = "",
         retention_days: int = DEFAULT_RETENTION_DAYS,
@@ -79,7 +74,6 @@ class EventStore:
         self.cluster = cluster
         self.retention_days = retention_days
         self.merge_nice = merge_nice
-        self._fail_flag = Path(fail_flag) if fail_flag else None
         self._client: Any = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
 
@@ -195,12 +189,7 @@ class EventStore:
         )
         return {str(step) for (step,) in result.result_rows}
 
-    def _check_fault_switch(self) -> None:
-        if self._fail_flag is not None and self._fail_flag.exists():
-            raise StoreRefused(f"inserts refused while {self._fail_flag} exists")
-
     def _insert_json(self, lines: Sequence[bytes], token: str = "") -> None:
-        self._check_fault_switch()
         # The token makes a repeated insert of the same Kafka records a no-op in the store
         # (non_replicated_deduplication_window here, Replicated tables' deduplication on a server).
         settings = {"insert_deduplication_token": token} if token else None
