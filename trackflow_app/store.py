@@ -113,9 +113,7 @@ class EventStore:
                 client.command(statement)
         client.command(schema_steps_ddl(self.table))
         self._apply_migrations()
-        for statement in retention_ttl_ddl(self.table, self.retention_days, self._engines()):
-            log.info("clickhouse retention changed: %s", statement)
-            client.command(statement)
+        self._reconcile_retention()
 
     def _apply_migrations(self) -> None:
         """Apply the migrations not recorded, in order, each against the layout left by the
@@ -148,6 +146,13 @@ class EventStore:
             f"INSERT INTO {schema_steps_table(self.table)} (step) VALUES ({{step:String}})",
             parameters={"step": migration.name},
         )
+
+    def _reconcile_retention(self) -> None:
+        """Not a migration, which happens once: the TTL follows TRACKFLOW_RETENTION_DAYS, so it
+        is compared with the setting at every start and changed whenever they differ."""
+        for statement in retention_ttl_ddl(self.table, self.retention_days, self._engines()):
+            log.info("clickhouse retention changed: %s", statement)
+            self._connect().command(statement)
 
     def _layout(self) -> Layout:
         return Layout(
