@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from importlib import resources
 
 # Columns the sink writes, in insert order (received_at/inserted_at defaults are not relied on).
@@ -57,7 +56,7 @@ def _statement_lines() -> list[str]:
 DEFAULT_RETENTION_DAYS = 365
 
 
-def _days(retention_days: int) -> str:
+def checked_days(retention_days: int) -> str:
     if (
         isinstance(retention_days, bool)
         or not isinstance(retention_days, int)
@@ -69,73 +68,7 @@ def _days(retention_days: int) -> str:
 
 def events_table_ddl(table: str = "events", retention_days: int = DEFAULT_RETENTION_DAYS) -> str:
     sql = "\n".join(_statement_lines()).replace("{table}", _checked(table))
-    return sql.replace("{retention_days}", _days(retention_days)).strip()
-
-
-# Plain columns events.sql gained after tables were already stored; they carry a DEFAULT.
-LATER_COLUMNS: tuple[str, ...] = ("is_bot",)
-
-
-def added_column_ddl(table: str = "events") -> list[str]:
-    """ALTERs that give a table made by an earlier TrackFlow its computed (MATERIALIZED) columns
-    and the LATER_COLUMNS.
-
-    A no-op where the column exists. Parts written before the ALTER compute the value on read
-    until a merge stores it (a LATER_COLUMNS column reads its DEFAULT there), so the figures are
-    the same either way.
-    """
-    checked = _checked(table)
-    return [
-        f"ALTER TABLE {checked} ADD COLUMN IF NOT EXISTS {line.strip().rstrip(',')}"
-        for line in _statement_lines()
-        if " MATERIALIZED " in line or line.strip().split(" ", 1)[0] in LATER_COLUMNS
-    ]
-
-
-def _low_cardinality_columns() -> dict[str, str]:
-    """Column name -> LowCardinality type, as written in events.sql."""
-    found = (_LOW_CARDINALITY.match(line) for line in _statement_lines())
-    return {match.group(1): match.group(2) for match in found if match}
-
-
-_LOW_CARDINALITY = re.compile(r"^\s+([a-z_]+) (LowCardinality\(.+\)),$")
-
-
-def retyped_column_ddl(table: str, existing: Mapping[str, str]) -> list[str]:
-    """ALTERs that give a table made by an earlier TrackFlow the column types of events.sql.
-
-    ``existing`` maps the table's column names to their types (system.columns). Only the
-    conversions events.sql introduced are made: a plain column to its LowCardinality form.
-    """
-    checked = _checked(table)
-    return [
-        f"ALTER TABLE {checked} MODIFY COLUMN {name} {wanted}"
-        for name, wanted in _low_cardinality_columns().items()
-        if existing.get(name) == wanted.removeprefix("LowCardinality(").removesuffix(")")
-    ]
-
-
-_PROPERTIES = re.compile(r"^\s+properties (JSON\(.+\)),$")
-DEDUP_WINDOW = re.compile(r"non_replicated_deduplication_window = (\d+)")
-
-
-def storage_bound_ddl(table: str, existing: Mapping[str, str]) -> list[str]:
-    """ALTERs that give a table made by an earlier TrackFlow the bounded layout of events.sql:
-    the properties column's path limit and the insert deduplication window."""
-    checked = _checked(table)
-    lines = _statement_lines()
-    statements = [
-        f"ALTER TABLE {checked} MODIFY COLUMN properties {match.group(1)}"
-        for match in (_PROPERTIES.match(line) for line in lines)
-        if match and existing.get("properties") == "JSON"
-    ]
-    window = DEDUP_WINDOW.search("\n".join(lines))
-    if window:
-        statements.append(
-            f"ALTER TABLE {checked} MODIFY SETTING "
-            f"non_replicated_deduplication_window = {window.group(1)}"
-        )
-    return statements
+    return sql.replace("{retention_days}", checked_days(retention_days)).strip()
 
 
 def session_hours_table(table: str = "events") -> str:
@@ -143,7 +76,7 @@ def session_hours_table(table: str = "events") -> str:
 
 
 def session_hours_select(table: str = "events") -> str:
-    """The rollup's rows for the events of ``table`` (the view's query and the first fill)."""
+    """The rollup's rows for the events of ``table`` (the view's query)."""
     return (
         "SELECT DISTINCT tenant_id, toStartOfHour(timestamp) AS hour, device_type, os, browser,"
         f" country, session_key, user_key, is_bot FROM {_checked(table)}"
@@ -170,49 +103,14 @@ def _session_hours_statements(
     sql = sql.replace("{table}_session_hours_mv", _checked(view))
     sql = sql.replace("{table}_session_hours", _checked(rollup))
     sql = sql.replace("{select}", session_hours_select(source))
-    sql = sql.replace("{retention_days}", _days(retention_days))
+    sql = sql.replace("{retention_days}", checked_days(retention_days))
     if "{table}" in sql:
         raise ValueError("session_hours.sql names {table} other than as its rollup or view")
     return [statement.strip() for statement in sql.split(";") if statement.strip()]
 
 
-_ROLLUP_KEY = re.compile(r"^ORDER BY \((.+)\)$", re.M)
-
-
 def session_hours_view(table: str = "events") -> str:
     return f"{session_hours_table(table)}_mv"
-
-
-def session_hours_bot_ddl(
-    table: str, rollup_columns: Mapping[str, str], view_columns: Mapping[str, str]
-) -> list[str]:
-    """ALTERs that give a rollup made by an earlier TrackFlow its is_bot column, and its view the
-    query that fills it (session_hours.sql); run before the view's CREATE ... IF NOT EXISTS,
-    which ClickHouse checks against the rollup even when the view exists.
-
-    The arguments map the column names of the rollup and of its view to their types
-    (system.columns; empty when there is no such table). The column goes last in the sorting
-    key, which ClickHouse allows only in the ALTER that adds it. Safe to repeat.
-    """
-    rollup = session_hours_table(table)
-    statements = []
-    if rollup_columns and "is_bot" not in rollup_columns:
-        key = _ROLLUP_KEY.search("\n".join(_sql_lines("session_hours.sql")))
-        if key is None:
-            raise RuntimeError("schemas/session_hours.sql has no ORDER BY line")
-        statements.append(
-            f"ALTER TABLE {rollup} ADD COLUMN IF NOT EXISTS is_bot Bool,"
-            f" MODIFY ORDER BY ({key.group(1)})"
-        )
-    if view_columns and "is_bot" not in view_columns:
-        view = session_hours_view(table)
-        statements.append(f"ALTER TABLE {view} MODIFY QUERY {session_hours_select(table)}")
-    return statements
-
-
-def session_hours_fill(table: str = "events") -> str:
-    """Fills the rollup from the events already stored (run once, after the view exists)."""
-    return f"INSERT INTO {session_hours_table(table)} {session_hours_select(table)}"
 
 
 def schema_steps_table(table: str = "events") -> str:
@@ -220,7 +118,8 @@ def schema_steps_table(table: str = "events") -> str:
 
 
 def schema_steps_ddl(table: str = "events") -> str:
-    """A table of the one-off schema steps done on ``table`` (a done step is not redone)."""
+    """The record of the migrations applied to ``table`` (schemas/migrations.py), by name: a
+    recorded migration is not applied again."""
     return (
         f"CREATE TABLE IF NOT EXISTS {schema_steps_table(table)}"
         " (step String, done_at DateTime64(3, 'UTC') DEFAULT now64(3))"
@@ -342,45 +241,8 @@ def cluster_schema_ddl(
 
 
 # -- retention (the TTL of the events table and of the rollup) ------------------------------
-_TTL_CLAUSE = re.compile(r"\bTTL (.+?)(?= SETTINGS |$)")
-_WRITTEN_INTERVAL = re.compile(r"\bINTERVAL (\d+) ([A-Z]+)\b")
-_STORED_INTERVAL = re.compile(r"\btoInterval([A-Za-z]+)\((\d+)\)")
-
-
-def _ttl_expression(sql_name: str, retention_days: int) -> str:
+def ttl_expression(sql_name: str, retention_days: int) -> str:
     """The TTL expression of a .sql file's TTL line, for this many days of retention."""
     [line] = [line for line in _sql_lines(sql_name) if line.startswith("TTL ")]
-    return line.removeprefix("TTL ").strip().replace("{retention_days}", _days(retention_days))
-
-
-def _written_intervals(expression: str) -> list[tuple[str, int]]:
-    return [(unit.lower(), int(n)) for n, unit in _WRITTEN_INTERVAL.findall(expression)]
-
-
-def stored_ttl_intervals(engine_full: str) -> list[tuple[str, int]] | None:
-    """The intervals of a table's TTL as ClickHouse shows it in system.tables.engine_full
-    (``TTL ts + toIntervalDay(30)``): [("day", 30)]; None for a table without a TTL."""
-    match = _TTL_CLAUSE.search(engine_full)
-    if match is None:
-        return None
-    return [(unit.lower(), int(n)) for unit, n in _STORED_INTERVAL.findall(match.group(1))]
-
-
-def retention_ttl_ddl(table: str, retention_days: int, engine_full: Mapping[str, str]) -> list[str]:
-    """ALTERs that give the events table and its rollup the TTL of ``retention_days``.
-
-    ``engine_full`` maps table names to system.tables.engine_full. A table whose TTL already
-    has these intervals (or that does not exist) is left alone, so the step is safe to repeat.
-    """
-    wanted = {
-        _checked(table): _ttl_expression("events.sql", retention_days),
-        session_hours_table(table): _ttl_expression("session_hours.sql", retention_days),
-    }
-    statements = []
-    for name, expression in wanted.items():
-        current = engine_full.get(name.rpartition(".")[2])
-        if current is None:
-            continue
-        if stored_ttl_intervals(current) != _written_intervals(expression):
-            statements.append(f"ALTER TABLE {name} MODIFY TTL {expression}")
-    return statements
+    expression = line.removeprefix("TTL ").strip()
+    return expression.replace("{retention_days}", checked_days(retention_days))

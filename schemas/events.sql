@@ -9,7 +9,7 @@
 --    user_agent (server-side context), inserted_at (when the sink wrote the row).
 --  * is_bot: the validate stage's verdict on the batch's User-Agent (agents/bots.py); the read
 --    API leaves such rows out unless asked (include_bots). A table made before it existed gets
---    it by ALTER TABLE ... ADD COLUMN (schemas/ddl.py); rows stored before then read false.
+--    it by ALTER TABLE ... ADD COLUMN (migration 4); rows stored before then read false.
 --  * Columns the store computes on insert (MATERIALIZED), so that reads skip hashing strings and
 --    parsing JSON: session_key/user_key are the 128-bit SipHash of session_id/user_id, the same
 --    key uniqExact builds from a String (counting them is as exact as counting the strings);
@@ -17,17 +17,21 @@
 --    referrer_host is the referrer's host (the referrer itself when it has none) and
 --    referrer_internal marks a referrer on the page's own host; load_time/dom_content_loaded are
 --    a performance event's two timings as numbers.
---    A table made before they existed gets them by ALTER TABLE ... ADD COLUMN (schemas/ddl.py).
+--    A table made before they existed gets them by ALTER TABLE ... ADD COLUMN (migrations 1-2).
 --  * page_url, device_type, os, browser and country are stored LowCardinality (a dictionary per
 --    part): the same strings, read and grouped by their dictionary position. A table made with
---    plain String columns is converted by ALTER TABLE ... MODIFY COLUMN (schemas/ddl.py).
+--    plain String columns is converted by ALTER TABLE ... MODIFY COLUMN (migration 3).
 --  * properties holds at most 64 JSON paths as their own columns per part (the rest share one
 --    structure): the files a part opens no longer grow with the number of distinct keys, which
 --    let one batch of many keys fail with "Too many open files". A table made with the plain
---    JSON type is converted by ALTER TABLE ... MODIFY COLUMN (schemas/ddl.py).
+--    JSON type is converted by ALTER TABLE ... MODIFY COLUMN (migration 7).
 --  * non_replicated_deduplication_window: an insert repeated with the same deduplication token
 --    (the sink derives it from the Kafka offsets of the rows) is dropped, so a batch inserted
---    again after a crash or a retry is not stored twice.
+--    again after a crash or a retry is not stored twice. A table made without it gets it by
+--    ALTER TABLE ... MODIFY SETTING (migration 8).
+-- A store made by an earlier TrackFlow reaches this layout through the numbered migrations of
+-- schemas/migrations.py: a change here needs one there (tests/integration/test_migrations.py
+-- compares a store upgraded from the first layout with a new one).
 CREATE TABLE IF NOT EXISTS {table} (
     event_id UUID,
     event_type Enum8('page_view' = 1, 'click' = 2, 'error' = 3, 'performance' = 4),

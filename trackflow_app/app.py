@@ -6,6 +6,8 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import faust
@@ -13,6 +15,7 @@ import mode.loop
 from faust.types import TransportT
 from faust.worker import Worker
 
+from trackflow_app.fault_switch import FaultSwitchedStore
 from trackflow_app.gc_tuning import settle_after_start
 from trackflow_app.kafka import fetch_tuned_transport
 from trackflow_app.logs import logging_config
@@ -148,14 +151,23 @@ dead_letter_topic = app.topic(
     value_serializer="raw",
 )
 
-event_store = EventStore(
-    settings.clickhouse_url,
-    settings.clickhouse_table,
-    fail_flag=settings.sink_fail_flag,
-    merge_nice=settings.chdb_merge_nice,
-    cluster=settings.clickhouse_cluster,
-    retention_days=settings.retention_days,
-)
+
+def open_event_store(settings: Settings) -> EventStore:
+    """The store the settings name; one that refuses inserts on cue only when the test-only
+    TRACKFLOW_SINK_FAIL_FLAG is set (the default store's inserts check no file)."""
+    make: Callable[..., EventStore] = EventStore
+    if settings.sink_fail_flag:
+        make = partial(FaultSwitchedStore, Path(settings.sink_fail_flag))
+    return make(
+        settings.clickhouse_url,
+        settings.clickhouse_table,
+        merge_nice=settings.chdb_merge_nice,
+        cluster=settings.clickhouse_cluster,
+        retention_days=settings.retention_days,
+    )
+
+
+event_store = open_event_store(settings)
 
 
 def _release_store() -> None:

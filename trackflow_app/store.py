@@ -19,32 +19,28 @@ import clickhouse_connect
 from schemas.ddl import (
     DEFAULT_RETENTION_DAYS,
     EVENT_COLUMNS,
-    added_column_ddl,
     cluster_schema_ddl,
     events_table_ddl,
-    retention_ttl_ddl,
-    retyped_column_ddl,
     schema_steps_ddl,
     schema_steps_table,
-    session_hours_bot_ddl,
     session_hours_ddl,
-    session_hours_fill,
     session_hours_table,
     session_hours_view,
-    storage_bound_ddl,
+)
+from schemas.migrations import (
+    Layout,
+    Migration,
+    SchemaSettings,
+    pending_migrations,
+    retention_ttl_ddl,
 )
 from trackflow_app.limits import raise_open_files_limit
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-FILL_SESSION_HOURS = "fill session_hours"
 # On a cluster the sink inserts into the Distributed table; with this setting the insert returns
 # only once every shard has its rows, so the sink commits offsets for stored rows only.
 CLUSTER_CLIENT_SETTINGS = {"insert_distributed_sync": 1}
-
-
-class StoreRefused(Exception):
-    """The store refused an insert (a test-only fault switch is on)."""
 
 
 def describe_url(url: str) -> str:
@@ -69,7 +65,6 @@ class EventStore:
         self,
         url: str,
         table: str = "events",
-        fail_flag: str = "",
         merge_nice: int = 0,
         cluster: str = "",
         retention_days: int = DEFAULT_RETENTION_DAYS,
@@ -79,7 +74,6 @@ class EventStore:
         self.cluster = cluster
         self.retention_days = retention_days
         self.merge_nice = merge_nice
-        self._fail_flag = Path(fail_flag) if fail_flag else None
         self._client: Any = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
 
@@ -101,50 +95,72 @@ class EventStore:
         return self._client
 
     def _ensure_schema(self) -> None:
-        """Make the events table and its rollup, or bring ones made by an earlier TrackFlow up
-        to date. Safe to repeat; each step checks what is already there."""
+        """Make the tables at today's layout, or bring ones made by an earlier TrackFlow to it
+        with the migrations not yet recorded (schemas/migrations.py). Safe to repeat."""
         client = self._connect()
-        if self.cluster:  # a new cluster gets today's schema: there is no earlier one to convert
+        if self.cluster:  # a new cluster gets today's layout: there is no earlier one to convert
             for statement in self.cluster_schema():
                 client.command(statement)
-            self._fill_session_hours_once()
+            self._record_migrations()
             return
-        client.command(events_table_ddl(self.table, self.retention_days))
-        for statement in added_column_ddl(self.table):
+        if not self._column_types():
+            # A new store: today's layout, on which every migration then finds nothing to do
+            # (the rollup's fill runs, on no rows).
+            for statement in (
+                events_table_ddl(self.table, self.retention_days),
+                *session_hours_ddl(self.table, self.retention_days),
+            ):
+                client.command(statement)
+        client.command(schema_steps_ddl(self.table))
+        self._apply_migrations()
+        self._reconcile_retention()
+
+    def _apply_migrations(self) -> None:
+        """Apply the migrations not recorded, in order, each against the layout left by the
+        one before, and record each."""
+        settings = SchemaSettings(self.retention_days)
+        layout = self._layout()
+        for migration in pending_migrations(self._recorded_migrations()):
+            statements = migration.statements(self.table, settings, layout)
+            self._run_migration(migration, statements)
+            if statements:
+                layout = self._layout()
+
+    def _record_migrations(self) -> None:
+        """Record the migrations of a store made at today's layout (a cluster) as applied;
+        only those that move rows (the rollup's fill from the stored events) run."""
+        settings = SchemaSettings(self.retention_days)
+        for migration in pending_migrations(self._recorded_migrations()):
+            run = migration.moves_rows
+            statements = migration.statements(self.table, settings, Layout()) if run else []
+            self._run_migration(migration, statements)
+
+    def _run_migration(self, migration: Migration, statements: list[str]) -> None:
+        client = self._connect()
+        for statement in statements:
+            log.info(
+                "clickhouse migration %d (%s): %s", migration.number, migration.name, statement
+            )
             client.command(statement)
-        for statement in retyped_column_ddl(self.table, self._column_types()):
-            log.info("clickhouse converting column: %s", statement)
-            client.command(statement)
-        for statement in storage_bound_ddl(self.table, self._column_types()):
-            client.command(statement)
-        rollup, view = session_hours_ddl(self.table, self.retention_days)
-        client.command(rollup)
-        for statement in session_hours_bot_ddl(
-            self.table,
-            self._column_types(session_hours_table(self.table)),
-            self._column_types(session_hours_view(self.table)),
-        ):
-            log.info("clickhouse adding is_bot to the rollup: %s", statement)
-            client.command(statement)
-        client.command(view)
-        # A store made with another TRACKFLOW_RETENTION_DAYS (or by a TrackFlow whose TTL was a
-        # fixed year) takes the setting's TTL; ClickHouse then drops the expired rows.
+        client.command(
+            f"INSERT INTO {schema_steps_table(self.table)} (step) VALUES ({{step:String}})",
+            parameters={"step": migration.name},
+        )
+
+    def _reconcile_retention(self) -> None:
+        """Not a migration, which happens once: the TTL follows TRACKFLOW_RETENTION_DAYS, so it
+        is compared with the setting at every start and changed whenever they differ."""
         for statement in retention_ttl_ddl(self.table, self.retention_days, self._engines()):
             log.info("clickhouse retention changed: %s", statement)
-            client.command(statement)
-        # The view fills the rollup from here on; rows stored before it existed are added once.
-        # A fill that is cut short is redone in full: repeated rollup rows change no figure.
-        client.command(schema_steps_ddl(self.table))
-        self._fill_session_hours_once()
+            self._connect().command(statement)
 
-    def _fill_session_hours_once(self) -> None:
-        if not self._step_done(FILL_SESSION_HOURS):
-            client = self._connect()
-            client.command(session_hours_fill(self.table))
-            client.command(
-                f"INSERT INTO {schema_steps_table(self.table)} (step) VALUES ({{step:String}})",
-                parameters={"step": FILL_SESSION_HOURS},
-            )
+    def _layout(self) -> Layout:
+        return Layout(
+            events=self._column_types(),
+            rollup=self._column_types(session_hours_table(self.table)),
+            view=self._column_types(session_hours_view(self.table)),
+            engines=self._engines(),
+        )
 
     def cluster_schema(self) -> list[str]:
         """The statements that make the schema on the cluster (ON CLUSTER, so from any node)."""
@@ -172,19 +188,13 @@ class EventStore:
         )
         return {str(name): str(engine) for name, engine in result.result_rows}
 
-    def _step_done(self, step: str) -> bool:
+    def _recorded_migrations(self) -> set[str]:
         result = self._connect().query(
-            f"SELECT count() FROM {schema_steps_table(self.table)} WHERE step = {{step:String}}",
-            parameters={"step": step},
+            f"SELECT DISTINCT step FROM {schema_steps_table(self.table)}"
         )
-        return bool(result.result_rows[0][0])
-
-    def _check_fault_switch(self) -> None:
-        if self._fail_flag is not None and self._fail_flag.exists():
-            raise StoreRefused(f"inserts refused while {self._fail_flag} exists")
+        return {str(step) for (step,) in result.result_rows}
 
     def _insert_json(self, lines: Sequence[bytes], token: str = "") -> None:
-        self._check_fault_switch()
         # The token makes a repeated insert of the same Kafka records a no-op in the store
         # (non_replicated_deduplication_window here, Replicated tables' deduplication on a server).
         settings = {"insert_deduplication_token": token} if token else None

@@ -9,7 +9,7 @@ from tests.support.chdb_child import run_chdb_script
 
 SCRIPT = r"""
 import json, sys
-from schemas.ddl import retention_ttl_ddl
+from schemas.migrations import retention_ttl_ddl
 from trackflow_app.store import EventStore
 
 path, made_with = sys.argv[1], sys.argv[2]

@@ -17,13 +17,16 @@ from schemas.ddl import (
     replicated,
     schema_steps_ddl,
     session_hours_ddl,
-    session_hours_fill,
 )
+from schemas.migrations import FILL_SESSION_HOURS, MIGRATIONS, Layout, SchemaSettings
 from tests.support.env import clear_trackflow_env
 from trackflow_app.settings import Settings
-from trackflow_app.store import FILL_SESSION_HOURS, EventStore
+from trackflow_app.store import EventStore
 
 STATEMENTS = cluster_schema_ddl("events", "analytics_cluster", "trackflow")
+[FILL] = next(m for m in MIGRATIONS if m.name == FILL_SESSION_HOURS).statements(
+    "events", SchemaSettings(), Layout()
+)
 
 
 def body(statement: str) -> str:
@@ -85,7 +88,7 @@ def test_the_sink_and_the_reads_use_distributed_tables_of_the_usual_names() -> N
         " events_session_hours_local, cityHash64(tenant_id, session_key))"
     )
     # The one-off fill reads and writes through them (it is the single node's statement).
-    assert session_hours_fill("events").startswith("INSERT INTO events_session_hours SELECT")
+    assert FILL.startswith("INSERT INTO events_session_hours SELECT")
 
 
 def test_a_qualified_table_names_its_own_database() -> None:
@@ -116,8 +119,9 @@ def test_a_template_without_one_engine_or_create_header_is_refused() -> None:
 
 
 class RecordingClient:
-    """Stands in for clickhouse-connect's client: records commands, answers the store's reads
-    (the current database, whether the fill step is done, column types and table engines)."""
+    """Stands in for clickhouse-connect's client: records commands (a migration's record as
+    "record <name>"), answers the store's reads (the current database, the migrations recorded
+    before: the fill or none, column types and table engines: none)."""
 
     def __init__(self, fill_done: bool) -> None:
         self.commands: list[str] = []
@@ -126,13 +130,15 @@ class RecordingClient:
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         if sql == "SELECT currentDatabase()":
             return "trackflow"
+        if sql.startswith("INSERT INTO events_schema_steps (step) VALUES ({step:String})"):
+            sql = f"record {(parameters or {})['step']}"
         self.commands.append(sql)
         return None
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         rows: list[tuple[Any, ...]] = []
-        if parameters == {"step": FILL_SESSION_HOURS}:
-            rows = [(int(self.fill_done),)]
+        if "events_schema_steps" in sql:
+            rows = [(FILL_SESSION_HOURS,)] if self.fill_done else []
         else:
             assert "system.columns" in sql or "system.tables" in sql, sql
         return SimpleNamespace(result_rows=rows)
@@ -144,10 +150,15 @@ def test_store_makes_the_cluster_schema_then_fills_once(fill_done: bool) -> None
     client = RecordingClient(fill_done)
     store._client = client
     store._ensure_schema()
-    fill = [] if fill_done else [session_hours_fill("events"), client.commands[-1]]
-    assert client.commands == [*STATEMENTS, *fill]
-    if not fill_done:
-        assert client.commands[-1].startswith("INSERT INTO events_schema_steps (step)")
+    # Made at today's layout: every migration is recorded as applied, in order; of them only
+    # the fill runs, once.
+    migrations: list[str] = []
+    for migration in MIGRATIONS:
+        if migration.name != FILL_SESSION_HOURS:
+            migrations.append(f"record {migration.name}")
+        elif not fill_done:
+            migrations += [FILL, f"record {FILL_SESSION_HOURS}"]
+    assert client.commands == [*STATEMENTS, *migrations]
     # No single-node statement (and no ALTER of an earlier table) is run on a cluster.
     assert not any(" ON CLUSTER " not in c for c in client.commands[: len(STATEMENTS)])
     assert not any(c.startswith("ALTER") for c in client.commands)

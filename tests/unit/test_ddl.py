@@ -6,17 +6,7 @@ import re
 
 import pytest
 
-from schemas.ddl import (
-    EVENT_COLUMNS,
-    added_column_ddl,
-    events_table_ddl,
-    retention_ttl_ddl,
-    retyped_column_ddl,
-    session_hours_bot_ddl,
-    session_hours_ddl,
-    session_hours_fill,
-    stored_ttl_intervals,
-)
+from schemas.ddl import EVENT_COLUMNS, events_table_ddl, session_hours_ddl
 
 # The seed's columns and types (trackflow-data-types.md, "Event Storage").
 SEED_COLUMNS = {
@@ -124,32 +114,6 @@ def test_computed_columns_are_materialized_and_never_inserted() -> None:
     assert not computed & set(EVENT_COLUMNS)
 
 
-def test_older_tables_get_the_computed_columns_by_alter() -> None:
-    statements = added_column_ddl("analytics.events")
-    assert [s.split()[8] for s in statements] == ["is_bot", *COMPUTED]
-    columns = column_lines(DDL)
-    for statement in statements:
-        assert statement.startswith("ALTER TABLE analytics.events ADD COLUMN IF NOT EXISTS ")
-        name, definition = statement.split()[8], statement.split(maxsplit=9)[9]
-        assert columns[name] == definition
-    with pytest.raises(ValueError, match="invalid ClickHouse table name"):
-        added_column_ddl("events; DROP TABLE x")
-
-
-def test_older_tables_get_low_cardinality_columns_by_alter() -> None:
-    seed_types = {name: SEED_COLUMNS[name] for name in LOW_CARDINALITY}
-    statements = retyped_column_ddl("analytics.events", {**seed_types, "tenant_id": "String"})
-    assert statements == [
-        f"ALTER TABLE analytics.events MODIFY COLUMN {name} LowCardinality({seed_types[name]})"
-        for name in LOW_CARDINALITY
-    ]
-    current = {name: f"LowCardinality({sql_type})" for name, sql_type in seed_types.items()}
-    assert retyped_column_ddl("events", current) == []  # already converted: nothing to do
-    assert retyped_column_ddl("events", {"os": "Nullable(String)"}) == []  # not ours to convert
-    with pytest.raises(ValueError, match="invalid ClickHouse table name"):
-        retyped_column_ddl("events; DROP TABLE x", {})
-
-
 def test_session_hour_rollup_and_its_view() -> None:
     table, view = session_hours_ddl("analytics.events")
     assert table.startswith("CREATE TABLE IF NOT EXISTS analytics.events_session_hours (")
@@ -164,10 +128,7 @@ def test_session_hour_rollup_and_its_view() -> None:
         " TO analytics.events_session_hours AS\nSELECT DISTINCT tenant_id,"
     )
     assert view.endswith(" FROM analytics.events")
-    fill = session_hours_fill("analytics.events")
-    assert fill.startswith("INSERT INTO analytics.events_session_hours SELECT DISTINCT tenant_id,")
-    assert fill.split(" SELECT ", 1)[1] == view.split("\nSELECT ", 1)[1]
-    assert "{" not in table + view + fill
+    assert "{" not in table + view
     with pytest.raises(ValueError, match="invalid ClickHouse table name"):
         session_hours_ddl("events; DROP TABLE x")
 
@@ -175,32 +136,6 @@ def test_session_hour_rollup_and_its_view() -> None:
 def test_bot_flag_is_inserted_with_a_default_for_older_rows() -> None:
     assert column_lines(DDL)["is_bot"] == "Bool DEFAULT false"
     assert "is_bot" in EVENT_COLUMNS
-    assert (
-        "ALTER TABLE events ADD COLUMN IF NOT EXISTS is_bot Bool DEFAULT false"
-        in added_column_ddl()
-    )
-
-
-def test_an_older_rollup_gets_the_bot_flag_last_in_its_key() -> None:
-    table, view = session_hours_ddl("events")
-    key = re.search(r"^ORDER BY \((.+)\)$", table, re.M)
-    assert key is not None
-    assert key.group(1).endswith(", user_key, is_bot")
-    assert view.endswith(", session_key, user_key, is_bot FROM events")
-    older = {"tenant_id": "String", "session_key": "UInt128"}
-    add, modify = session_hours_bot_ddl("analytics.events", older, older)
-    assert add == (
-        "ALTER TABLE analytics.events_session_hours ADD COLUMN IF NOT EXISTS is_bot Bool,"
-        f" MODIFY ORDER BY ({key.group(1)})"
-    )
-    assert modify == (
-        "ALTER TABLE analytics.events_session_hours_mv MODIFY QUERY "
-        + view.split("\n", 1)[1].replace(" FROM events", " FROM analytics.events")
-    )
-    current = {**older, "is_bot": "Bool"}
-    assert session_hours_bot_ddl("analytics.events", current, older) == [modify]  # cut short
-    assert session_hours_bot_ddl("analytics.events", current, current) == []  # repeated
-    assert session_hours_bot_ddl("analytics.events", current, {}) == []  # new: no view yet
 
 
 def test_retention_days_set_both_ttls() -> None:
@@ -210,35 +145,3 @@ def test_retention_days_set_both_ttls() -> None:
     for bad in (0, -1, True):
         with pytest.raises(ValueError, match="retention"):
             events_table_ddl("events", bad)
-
-
-ENGINE = "ReplacingMergeTree PARTITION BY toYYYYMM(timestamp) ORDER BY x TTL {} SETTINGS a = 1"
-ROLLUP_ENGINE = "ReplacingMergeTree ORDER BY h TTL {} SETTINGS allow_nullable_key = 1"
-
-
-def test_stored_ttl_is_read_from_engine_full() -> None:
-    assert stored_ttl_intervals(ENGINE.format("timestamp + toIntervalYear(1)")) == [("year", 1)]
-    assert stored_ttl_intervals(
-        ROLLUP_ENGINE.format("(hour + toIntervalDay(30)) + toIntervalHour(1)")
-    ) == [("day", 30), ("hour", 1)]
-    assert stored_ttl_intervals("MergeTree ORDER BY step SETTINGS index_granularity = 8192") is None
-
-
-def test_retention_change_alters_only_tables_whose_ttl_differs() -> None:
-    engines = {
-        "events": ENGINE.format("timestamp + toIntervalDay(365)"),
-        "events_session_hours": ROLLUP_ENGINE.format(
-            "(hour + toIntervalDay(365)) + toIntervalHour(1)"
-        ),
-    }
-    assert retention_ttl_ddl("events", 365, engines) == []
-    assert retention_ttl_ddl("events", 30, engines) == [
-        "ALTER TABLE events MODIFY TTL timestamp + INTERVAL 30 DAY",
-        "ALTER TABLE events_session_hours MODIFY TTL hour + INTERVAL 30 DAY + INTERVAL 1 HOUR",
-    ]
-    # A store made when the TTL was a fixed year takes the setting's days.
-    engines["events"] = ENGINE.format("timestamp + toIntervalYear(1)")
-    assert retention_ttl_ddl("events", 365, engines) == [
-        "ALTER TABLE events MODIFY TTL timestamp + INTERVAL 365 DAY"
-    ]
-    assert retention_ttl_ddl("analytics.events", 30, {}) == []
