@@ -14,7 +14,7 @@ import traceback
 from typing import Any
 
 import orjson
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from agents.rows import to_json_row
@@ -78,6 +78,8 @@ def main(store_path: str, examples: int) -> None:
         suppress_health_check=list(HealthCheck),
     )
     @given(st.lists(events(), min_size=1, max_size=8), st.none() | times)
+    # A device whose clock reset: always checked, whatever the random examples hold.
+    @example([{**BUILDERS["click"](TENANT, SESSION), "timestamp": 5000}], 5000)
     def check(batch_events: list[Any], sent_at: Any) -> None:
         batch = make_batch(batch_events, received_at=RECEIVED, sent_at=sent_at)
         if isinstance(sent_at, int) and not isinstance(sent_at, bool) and sent_at <= 0:
