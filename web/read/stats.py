@@ -1,4 +1,4 @@
-"""The read API (``GET /v1/stats/...``) and the dashboard (``GET /dashboard``), as Faust views.
+"""The stats endpoints (``GET /v1/stats/...``), as Faust views.
 
 Every stats request carries ``Authorization: Bearer <read secret>``; the secret maps to one tenant
 (TRACKFLOW_READ_KEYS) and every query is restricted to that tenant. Public ingest keys never grant
@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, ClassVar
 
 from faust.web import Request, Response
@@ -19,25 +18,9 @@ from prometheus_client import Counter, Histogram
 from trackflow_app import metrics
 from trackflow_app.app import app, event_store, settings
 from web import query as q
-from web.views import JsonView, ReadView, read_tenant
+from web.read.access import ReadView, read_tenant
 
 log = logging.getLogger(__name__)
-
-DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard"
-DASHBOARD_ASSETS: dict[str, tuple[str, str]] = {
-    "index.html": ("index.html", "text/html; charset=utf-8"),
-    "app.js": ("app.js", "application/javascript; charset=utf-8"),
-    "app.css": ("app.css", "text/css; charset=utf-8"),
-}
-DASHBOARD_HEADERS = {
-    "Cache-Control": "no-cache",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    ),
-}
 
 READ_REQUESTS = Counter(
     "trackflow_read_requests_total",
@@ -193,34 +176,3 @@ async def health(request: q.StatsRequest) -> dict[str, Any]:
     """Events stored per minute for the tenant; dead letters and sink buffer of this worker."""
     rows = await run(q.health_query(TABLE, request))
     return q.shape_health(request, rows, worker_health())
-
-
-class DashboardView(JsonView):
-    async def asset(self, name: str) -> Response:
-        entry = DASHBOARD_ASSETS.get(name)
-        if entry is None:
-            return self.json_response(
-                {"error": "not_found", "message": "no such dashboard file"}, status=404
-            )
-        filename, content_type = entry
-        try:
-            body = (DASHBOARD_DIR / filename).read_bytes()
-        except FileNotFoundError:
-            return self.json_response(
-                {"error": "not_found", "message": f"web/dashboard/{filename} is missing"},
-                status=404,
-            )
-        # The charset rides in the header: aiohttp refuses it inside content_type=.
-        return self.bytes(body, headers={**DASHBOARD_HEADERS, "Content-Type": content_type})
-
-
-@app.page("/dashboard")
-class DashboardIndexView(DashboardView):
-    async def get(self, request: Request, **kwargs: Any) -> Response:
-        return await self.asset("index.html")
-
-
-@app.page("/dashboard/{name}")
-class DashboardAssetView(DashboardView):
-    async def get(self, request: Request, name: str = "", **kwargs: Any) -> Response:
-        return await self.asset(name)
