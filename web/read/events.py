@@ -11,8 +11,8 @@ from faust.web import Request, Response
 
 from schemas.events import with_typed_keys
 from trackflow_app.app import app, event_store, settings
-from web.query import epoch_ms
 from web.read.access import ReadView, read_tenant
+from web.read.request import epoch_ms
 
 
 def json_value(value: Any) -> Any:

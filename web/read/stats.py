@@ -2,7 +2,8 @@
 
 Every stats request carries ``Authorization: Bearer <read secret>``; the secret maps to one tenant
 (TRACKFLOW_READ_KEYS) and every query is restricted to that tenant. Public ingest keys never grant
-reads, even if one were also configured as a read secret. Query building lives in web/query.py.
+reads, even if one were also configured as a read secret. Parameters, SQL and answers are built
+by the pure modules beside this one (params, sql, shape).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from prometheus_client import Counter, Histogram
 
 from trackflow_app import metrics
 from trackflow_app.app import app, event_store, settings
-from web import query as q
+from web.read import params, shape, sql
 from web.read.access import ReadView, read_tenant
+from web.read.request import QueryError, StatsRequest
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,7 @@ def worker_health() -> dict[str, Any]:
     }
 
 
-async def run(query: q.Query) -> list[dict[str, Any]]:
+async def run(query: sql.Query) -> list[dict[str, Any]]:
     return await event_store.query(query.sql, query.parameters)
 
 
@@ -70,7 +72,7 @@ class StatsView(ReadView):
 
     endpoint: ClassVar[str]
 
-    async def compute(self, request: q.StatsRequest) -> dict[str, Any]:
+    async def compute(self, request: StatsRequest) -> dict[str, Any]:
         raise NotImplementedError
 
     async def get(self, request: Request, **kwargs: Any) -> Response:
@@ -85,11 +87,11 @@ class StatsView(ReadView):
         if tenant is None:
             return self.unauthorized()
         try:
-            stats_request = q.parse_request(
+            stats_request = params.parse_request(
                 self.endpoint, tenant, request.query.items(), int(time.time() * 1000)
             )
             body = await self.compute(stats_request)
-        except q.QueryError as error:
+        except QueryError as error:
             return self.json_response(error.body(), status=400)
         except Exception:
             log.exception("read query failed endpoint=%s", self.endpoint)
@@ -102,11 +104,11 @@ class StatsView(ReadView):
 
 def stats_page(
     path: str, endpoint: str
-) -> Callable[[Callable[[q.StatsRequest], Awaitable[dict[str, Any]]]], type[StatsView]]:
+) -> Callable[[Callable[[StatsRequest], Awaitable[dict[str, Any]]]], type[StatsView]]:
     """Register ``compute`` as the GET handler of ``path``."""
 
-    def register(compute: Callable[[q.StatsRequest], Awaitable[dict[str, Any]]]) -> type[StatsView]:
-        async def method(self: StatsView, request: q.StatsRequest) -> dict[str, Any]:
+    def register(compute: Callable[[StatsRequest], Awaitable[dict[str, Any]]]) -> type[StatsView]:
+        async def method(self: StatsView, request: StatsRequest) -> dict[str, Any]:
             return await compute(request)
 
         view = type(
@@ -124,55 +126,55 @@ TABLE = settings.clickhouse_table
 
 
 @stats_page("/v1/stats/traffic", "traffic")
-async def traffic(request: q.StatsRequest) -> dict[str, Any]:
+async def traffic(request: StatsRequest) -> dict[str, Any]:
     """Page views, unique sessions and unique users per interval, with totals."""
-    return q.shape_traffic(request, await run(q.traffic_query(TABLE, request)))
+    return shape.shape_traffic(request, await run(sql.traffic_query(TABLE, request)))
 
 
 @stats_page("/v1/stats/pages", "pages")
-async def pages(request: q.StatsRequest) -> dict[str, Any]:
+async def pages(request: StatsRequest) -> dict[str, Any]:
     """Top pages by page views."""
-    return q.shape_list(request, "pages", await run(q.pages_query(TABLE, request)))
+    return shape.shape_list(request, "pages", await run(sql.pages_query(TABLE, request)))
 
 
 @stats_page("/v1/stats/referrers", "referrers")
-async def referrers(request: q.StatsRequest) -> dict[str, Any]:
+async def referrers(request: StatsRequest) -> dict[str, Any]:
     """Top referring hosts by page views."""
-    return q.shape_list(request, "referrers", await run(q.referrers_query(TABLE, request)))
+    return shape.shape_list(request, "referrers", await run(sql.referrers_query(TABLE, request)))
 
 
 @stats_page("/v1/stats/breakdown", "breakdown")
-async def breakdown(request: q.StatsRequest) -> dict[str, Any]:
+async def breakdown(request: StatsRequest) -> dict[str, Any]:
     """Sessions and page views by device_type, os, browser or country."""
-    return q.shape_breakdown(request, await run(q.breakdown_query(TABLE, request)))
+    return shape.shape_breakdown(request, await run(sql.breakdown_query(TABLE, request)))
 
 
 @stats_page("/v1/stats/sessions", "sessions")
-async def sessions(request: q.StatsRequest) -> dict[str, Any]:
+async def sessions(request: StatsRequest) -> dict[str, Any]:
     """Session count, pages per session, bounce rate, average duration."""
-    return q.shape_sessions(request, await run(q.sessions_query(TABLE, request)))
+    return shape.shape_sessions(request, await run(sql.sessions_query(TABLE, request)))
 
 
 @stats_page("/v1/stats/errors", "errors")
-async def errors(request: q.StatsRequest) -> dict[str, Any]:
+async def errors(request: StatsRequest) -> dict[str, Any]:
     """JS error groups (message + source + line)."""
-    return q.shape_errors(request, await run(q.errors_query(TABLE, request)))
+    return shape.shape_errors(request, await run(sql.errors_query(TABLE, request)))
 
 
 @stats_page("/v1/stats/errors/detail", "error_detail")
-async def error_detail(request: q.StatsRequest) -> dict[str, Any]:
+async def error_detail(request: StatsRequest) -> dict[str, Any]:
     """One error group and its latest occurrences with their stacks."""
-    return q.shape_error_detail(request, await run(q.error_detail_query(TABLE, request)))
+    return shape.shape_error_detail(request, await run(sql.error_detail_query(TABLE, request)))
 
 
 @stats_page("/v1/stats/performance", "performance")
-async def performance(request: q.StatsRequest) -> dict[str, Any]:
+async def performance(request: StatsRequest) -> dict[str, Any]:
     """loadTime / domContentLoaded percentiles, overall and per page."""
-    return q.shape_performance(request, await run(q.performance_query(TABLE, request)))
+    return shape.shape_performance(request, await run(sql.performance_query(TABLE, request)))
 
 
 @stats_page("/v1/stats/health", "health")
-async def health(request: q.StatsRequest) -> dict[str, Any]:
+async def health(request: StatsRequest) -> dict[str, Any]:
     """Events stored per minute for the tenant; dead letters and sink buffer of this worker."""
-    rows = await run(q.health_query(TABLE, request))
-    return q.shape_health(request, rows, worker_health())
+    rows = await run(sql.health_query(TABLE, request))
+    return shape.shape_health(request, rows, worker_health())
