@@ -36,9 +36,6 @@ class Query(NamedTuple):
     parameters: dict[str, Any]
 
 
-check_table = checked_table
-
-
 def _where(request: StatsRequest) -> tuple[str, dict[str, Any]]:
     clauses = [
         "tenant_id = {tenant:String}",
@@ -81,7 +78,7 @@ def _session_rows(
     if not use_rollup:
         sql = f"""
     SELECT {event_key} AS key, session_key, user_key
-    FROM {check_table(table)}
+    FROM {checked_table(table)}
     WHERE {where}"""
         return sql, parameters
     first_hour = -(-request.range.from_ms // HOUR_MS) * HOUR_MS
@@ -100,7 +97,7 @@ def _session_rows(
     WHERE {rollup_where}
     UNION ALL
     SELECT {event_key} AS key, session_key, user_key
-    FROM {check_table(table)}
+    FROM {checked_table(table)}
     WHERE {where}
       AND (timestamp < fromUnixTimestamp64Milli({{first_hour:Int64}}, 'UTC')
            OR timestamp >= fromUnixTimestamp64Milli({{last_hour:Int64}}, 'UTC'))"""
@@ -144,7 +141,7 @@ FROM (
     SELECT grouping(key) AS is_total, key AS bucket, uniqExact(event_id) AS pv, 0 AS ss, 0 AS us
     FROM (
       SELECT {event_bucket} AS key, event_id
-      FROM {check_table(table)}
+      FROM {checked_table(table)}
       WHERE {where}
         AND event_type = 'page_view'
     )
@@ -169,7 +166,7 @@ SELECT
   page_url,
   uniqExact(event_id) AS page_views,
   uniqExact(session_key) AS sessions
-FROM {check_table(table)}
+FROM {checked_table(table)}
 WHERE {where}
   AND event_type = 'page_view'
 GROUP BY page_url
@@ -192,7 +189,7 @@ SELECT
   referrer_host AS referrer,
   uniqExact(event_id) AS page_views,
   uniqExact(session_key) AS sessions
-FROM {check_table(table)}
+FROM {checked_table(table)}
 WHERE {where}
   AND event_type = 'page_view'
   AND referrer_host != ''
@@ -221,7 +218,7 @@ def breakdown_query(table: str, request: StatsRequest) -> Query:
 SELECT key AS value, sum(ss) AS sessions, sum(pv) AS page_views
 FROM (
   SELECT {column} AS key, 0 AS ss, uniqExact(event_id) AS pv
-  FROM {check_table(table)}
+  FROM {checked_table(table)}
   WHERE {where}
     AND event_type = 'page_view'
   GROUP BY key
@@ -252,7 +249,7 @@ FROM (
   SELECT
     uniqExactIf(event_id, event_type = 'page_view') AS pv,
     toUnixTimestamp64Milli(max(timestamp)) - toUnixTimestamp64Milli(min(timestamp)) AS dur
-  FROM {check_table(table)}
+  FROM {checked_table(table)}
   WHERE {where}
   GROUP BY session_key
 )
@@ -290,7 +287,7 @@ FROM (
     toString(properties.name) AS nm,
     toString(properties.stack) AS stk,
     error_fingerprint AS fp_key
-  FROM {check_table(table)}
+  FROM {checked_table(table)}
   WHERE {where}
     AND event_type = 'error'
 )
@@ -314,7 +311,7 @@ def error_detail_query(table: str, request: StatsRequest) -> Query:
     if request.fingerprint is None or not FINGERPRINT.match(request.fingerprint):
         raise QueryError("fingerprint must be 16 lowercase hex characters")
     where, parameters = _where(request)
-    table = check_table(table)
+    table = checked_table(table)
     in_group = f"{where}\n    AND error_fingerprint = {{fp:UInt64}}\n    AND event_type = 'error'"
     sql = f"""
 SELECT
@@ -388,7 +385,7 @@ FROM (
     any(page_url) AS url,
     any(load_time) AS load,
     any(dom_content_loaded) AS dcl
-  FROM {check_table(table)}
+  FROM {checked_table(table)}
   WHERE {where}
     AND event_type = 'performance'
   GROUP BY event_id
@@ -423,7 +420,7 @@ FROM (
     count() AS rows,
     sum(toUnixTimestamp64Milli(inserted_at) - toUnixTimestamp64Milli(received_at)) AS lag_sum,
     max(toUnixTimestamp64Milli(inserted_at) - toUnixTimestamp64Milli(received_at)) AS lag_max
-  FROM {check_table(table)}
+  FROM {checked_table(table)}
   WHERE tenant_id = {{tenant:String}}
     AND inserted_at >= fromUnixTimestamp64Milli({{from_ms:Int64}}, 'UTC')
     AND inserted_at < fromUnixTimestamp64Milli({{to_ms:Int64}}, 'UTC')
