@@ -11,7 +11,7 @@ import pytest
 from clickhouse_connect.driver.binding import bind_query
 
 import web.read.sql
-from web.read.params import ENDPOINT_PARAMS, parse_instant, parse_request
+from web.read.params import PARAMS, parse_instant, parse_request
 from web.read.request import DIMENSIONS, FILTERS, QueryError, StatsRequest
 from web.read.shape import (
     shape_error_detail,
@@ -63,7 +63,7 @@ def request(endpoint: str, *pairs: tuple[str, str], tenant: str = "acme") -> Sta
 def all_queries(req_pairs: list[tuple[str, str]]) -> list[Query]:
     queries = []
     for endpoint, builder in BUILDERS.items():
-        pairs = [p for p in req_pairs if p[0] in ENDPOINT_PARAMS[endpoint]]
+        pairs = [p for p in req_pairs if p[0] in PARAMS[endpoint].accepted()]
         queries.append(builder("events", request(endpoint, *pairs)))
     return queries
 
@@ -155,6 +155,19 @@ def test_unknown_and_repeated_parameters_are_refused() -> None:
         request("sessions", ("limit", "5"))
     with pytest.raises(QueryError, match="unknown parameter 'from'"):
         request("health", ("from", "2026-01-01"))
+
+
+def test_a_misspelt_parameter_is_named_before_a_bad_value() -> None:
+    with pytest.raises(QueryError, match="unknown parameter 'pageurl'"):
+        request("pages", ("limit", "0"), ("pageurl", "x"))
+    with pytest.raises(QueryError, match="'os' is given more than once"):
+        request("pages", ("from", "yesterday"), ("os", "Mac"), ("os", "Linux"))
+
+
+def test_every_stats_endpoint_takes_every_filter() -> None:
+    for endpoint, params in PARAMS.items():
+        if endpoint != "health":
+            assert set(FILTERS) <= params.accepted(), endpoint
 
 
 def test_filters_are_kept_in_a_fixed_order_and_empty_ones_dropped() -> None:

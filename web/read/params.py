@@ -1,10 +1,22 @@
-"""Read request parameters: a query string's (name, value) pairs in, a StatsRequest out."""
+"""Read request parameters: one pydantic model per stats endpoint turns a query string's
+(name, value) pairs into a StatsRequest.
+
+Every parameter is one string. A name given twice reaches the model as the list of its values,
+which no field accepts; an unknown name is refused by ``extra="forbid"``. Validators raise
+QueryError with the message the client sees, and ``query_error`` words pydantic's own findings
+(unknown, repeated, oversized parameters) the same way: a 400 ``{"error", "message"}``.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from functools import partial
+from typing import Annotated, Any, TypedDict
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails, PydanticUseDefault
 
 from web.read.request import (
     DAY_MS,
@@ -30,23 +42,11 @@ MIN_TIME_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 MAX_TIME_MS = 7_258_118_400_000  # 2200-01-01T00:00:00Z
 
 MAX_LIMIT = 100
+DEFAULT_ERROR_DETAIL_LIMIT = 20
 DEFAULT_HEALTH_MINUTES = 60
 MAX_HEALTH_MINUTES = 1440
 MAX_FILTER_LENGTH = 2048
 MAX_PARAM_LENGTH = 4096
-
-_COMMON = frozenset({"from", "to", "include_bots", *FILTERS})
-ENDPOINT_PARAMS: dict[str, frozenset[str]] = {
-    "traffic": _COMMON | {"interval"},
-    "pages": _COMMON | {"limit"},
-    "referrers": _COMMON | {"limit"},
-    "breakdown": _COMMON | {"by", "limit"},
-    "sessions": _COMMON,
-    "errors": _COMMON | {"limit"},
-    "error_detail": _COMMON | {"fingerprint", "limit"},
-    "performance": _COMMON | {"limit"},
-    "health": frozenset({"minutes"}),
-}
 
 _EPOCH_MS = re.compile(r"^-?\d{1,16}$")
 # "2024-05-01T10:00:00+02:00" sent unencoded in a query string arrives with a space for "+".
@@ -55,22 +55,7 @@ _INTEGER = re.compile(r"^-?\d{1,9}$")
 _FLAGS = {"1": True, "true": True, "0": False, "false": False}
 
 
-def single_values(pairs: Iterable[tuple[str, str]], allowed: frozenset[str]) -> dict[str, str]:
-    """Query-string pairs as a dict, refusing unknown names, repeats and oversized values."""
-    values: dict[str, str] = {}
-    for name, value in pairs:
-        if name not in allowed:
-            raise QueryError(
-                f"unknown parameter {name!r}; this endpoint accepts: {', '.join(sorted(allowed))}"
-            )
-        if name in values:
-            raise QueryError(f"parameter {name!r} is given more than once")
-        if len(value) > MAX_PARAM_LENGTH:
-            raise QueryError(f"parameter {name!r} is longer than {MAX_PARAM_LENGTH} characters")
-        values[name] = value
-    return values
-
-
+# -- one parameter's text ------------------------------------------------------------------------
 def parse_instant(value: str, name: str) -> int:
     """An instant as epoch milliseconds, from epoch ms digits or ISO-8601 (UTC when no offset)."""
     text = value.strip()
@@ -96,6 +81,62 @@ def parse_instant(value: str, name: str) -> int:
     return ms
 
 
+def whole_number(name: str, low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not _INTEGER.match(text):
+            raise QueryError(f"{name} must be an integer")
+        number = int(text)
+        if not low <= number <= high:
+            raise QueryError(f"{name} must be between {low} and {high}")
+        return number
+
+    return parse
+
+
+def yes_no(name: str) -> Callable[[str], bool]:
+    """1/true or 0/false, in any case; blank is false."""
+
+    def parse(text: str) -> bool:
+        flag = text.strip().lower()
+        if flag and flag not in _FLAGS:
+            raise QueryError(f"{name} must be 1, 0, true or false")
+        return _FLAGS.get(flag, False)
+
+    return parse
+
+
+def check_interval(text: str) -> str:
+    if text != "auto" and text not in INTERVALS:
+        raise QueryError("interval must be one of minute, hour, day, auto")
+    return text
+
+
+def check_dimension(text: str) -> str:
+    if text not in DIMENSIONS:
+        raise QueryError(f"by must be one of {', '.join(DIMENSIONS)}")
+    return text
+
+
+def check_fingerprint(text: str) -> str:
+    if not FINGERPRINT.match(text):
+        raise QueryError("fingerprint must be 16 lowercase hex characters")
+    return text
+
+
+def from_text(parse: Callable[[str], Any]) -> BeforeValidator:
+    """``parse`` applied to the parameter's text; an empty value keeps the field's default."""
+
+    def validate(value: object) -> object:
+        if not isinstance(value, str):
+            return value  # a repeated parameter's list, which the field's type refuses
+        if not value:
+            raise PydanticUseDefault
+        return parse(value)
+
+    return BeforeValidator(validate)
+
+
+# -- the time range ------------------------------------------------------------------------------
 def choose_interval(span_ms: int) -> str:
     if span_ms <= 6 * HOUR_MS:
         return "minute"
@@ -104,95 +145,192 @@ def choose_interval(span_ms: int) -> str:
     return "day"
 
 
-def parse_range(values: Mapping[str, str], now_ms: int) -> TimeRange:
-    to_ms = parse_instant(values["to"], "to") if values.get("to") else now_ms
-    if values.get("from"):
-        from_ms = parse_instant(values["from"], "from")
-    else:
-        from_ms = to_ms - DEFAULT_RANGE_MS
+def time_range(from_ms: int | None, to_ms: int | None, interval: str, now_ms: int) -> TimeRange:
+    """[from, to) in buckets of ``interval`` ("auto": by the span); by default the last 7 days."""
+    to_ms = now_ms if to_ms is None else to_ms
+    from_ms = to_ms - DEFAULT_RANGE_MS if from_ms is None else from_ms
     if from_ms >= to_ms:
         raise QueryError("from must be earlier than to")
     if to_ms - from_ms > MAX_RANGE_MS:
         raise QueryError(f"the time range is longer than {MAX_RANGE_DAYS} days")
-    interval = values.get("interval") or "auto"
     if interval == "auto":
         interval = choose_interval(to_ms - from_ms)
-    elif interval not in INTERVALS:
-        raise QueryError("interval must be one of minute, hour, day, auto")
-    time_range = TimeRange(from_ms, to_ms, interval)
-    start = from_ms // time_range.step_ms * time_range.step_ms
-    count = -(-(to_ms - start) // time_range.step_ms)
+    chosen = TimeRange(from_ms, to_ms, interval)
+    start = from_ms // chosen.step_ms * chosen.step_ms
+    count = -(-(to_ms - start) // chosen.step_ms)
     if count > MAX_BUCKETS:
         raise QueryError(
             f"{count} {interval} buckets exceed the limit of {MAX_BUCKETS}; "
             "use a coarser interval or a shorter range"
         )
-    return time_range
+    return chosen
 
 
-def parse_filters(values: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    """Equality filters in a fixed order; an empty value means no filter."""
-    filters: list[tuple[str, str]] = []
-    for name in FILTERS:
-        value = values.get(name, "")
-        if not value:
-            continue
-        if len(value) > MAX_FILTER_LENGTH:
-            raise QueryError(f"filter {name} is longer than {MAX_FILTER_LENGTH} characters")
-        filters.append((name, value))
-    return tuple(filters)
+# -- the models ----------------------------------------------------------------------------------
+Filter = Annotated[str, Field(max_length=MAX_FILTER_LENGTH)]
+Limit = Annotated[int, from_text(whole_number("limit", 1, MAX_LIMIT))]
 
 
-def parse_int(values: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    text = values.get(name, "")
-    if not text:
-        return default
-    if not _INTEGER.match(text):
-        raise QueryError(f"{name} must be an integer")
-    number = int(text)
-    if not low <= number <= high:
-        raise QueryError(f"{name} must be between {low} and {high}")
-    return number
+class Options(TypedDict, total=False):
+    limit: int
+    dimension: str
+    fingerprint: str
 
 
-def parse_flag(values: Mapping[str, str], name: str) -> bool:
-    """A yes/no parameter: 1/true or 0/false (absent or empty: false)."""
-    text = values.get(name, "").strip().lower()
-    if not text:
-        return False
-    if text not in _FLAGS:
-        raise QueryError(f"{name} must be 1, 0, true or false")
-    return _FLAGS[text]
+class Params(BaseModel):
+    """The parameters of one read endpoint: only its own, each at most once."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=MAX_PARAM_LENGTH)
+
+    @classmethod
+    def accepted(cls) -> frozenset[str]:
+        return frozenset(field.alias or name for name, field in cls.model_fields.items())
+
+    @classmethod
+    def parse(cls, tenant: str, pairs: Iterable[tuple[str, str]], now_ms: int) -> StatsRequest:
+        try:
+            params = cls.model_validate(by_name(pairs))
+        except ValidationError as error:
+            raise query_error(error, cls.accepted()) from None
+        return params.stats_request(tenant, now_ms)
+
+    def stats_request(self, tenant: str, now_ms: int) -> StatsRequest:
+        raise NotImplementedError
+
+
+class HealthParams(Params):
+    minutes: Annotated[int, from_text(whole_number("minutes", 1, MAX_HEALTH_MINUTES))] = (
+        DEFAULT_HEALTH_MINUTES
+    )
+
+    def stats_request(self, tenant: str, now_ms: int) -> StatsRequest:
+        # Whole minutes ending with the current (partial) one.
+        to_ms = (now_ms // MINUTE_MS + 1) * MINUTE_MS
+        return StatsRequest(tenant, TimeRange(to_ms - self.minutes * MINUTE_MS, to_ms, "minute"))
+
+
+class StatsParams(Params):
+    """A time range, equality filters (one per name in FILTERS; empty means none) and the bot
+    switch: what every stats endpoint but health takes."""
+
+    from_: Annotated[int | None, from_text(partial(parse_instant, name="from"))] = Field(
+        default=None, alias="from"
+    )
+    to: Annotated[int | None, from_text(partial(parse_instant, name="to"))] = None
+    page_url: Filter = ""
+    device_type: Filter = ""
+    os: Filter = ""
+    browser: Filter = ""
+    country: Filter = ""
+    include_bots: Annotated[bool, from_text(yes_no("include_bots"))] = False
+
+    def stats_request(self, tenant: str, now_ms: int) -> StatsRequest:
+        return StatsRequest(
+            tenant=tenant,
+            range=time_range(self.from_, self.to, self.interval_choice(), now_ms),
+            filters=tuple((name, getattr(self, name)) for name in FILTERS if getattr(self, name)),
+            include_bots=self.include_bots,
+            **self.options(),
+        )
+
+    def interval_choice(self) -> str:
+        return "auto"
+
+    def options(self) -> Options:
+        return {}
+
+
+class TrafficParams(StatsParams):
+    interval: Annotated[str, from_text(check_interval)] = "auto"
+
+    def interval_choice(self) -> str:
+        return self.interval
+
+
+class LimitedParams(StatsParams):
+    """A stats endpoint that answers the top ``limit`` rows."""
+
+    limit: Limit = DEFAULT_LIMIT
+
+    def options(self) -> Options:
+        return {"limit": self.limit}
+
+
+class BreakdownParams(LimitedParams):
+    by: Annotated[str, AfterValidator(check_dimension)] = Field(default="", validate_default=True)
+
+    def options(self) -> Options:
+        return {**super().options(), "dimension": self.by}
+
+
+class ErrorDetailParams(LimitedParams):
+    fingerprint: Annotated[str, AfterValidator(check_fingerprint)] = Field(
+        default="", validate_default=True
+    )
+    limit: Limit = DEFAULT_ERROR_DETAIL_LIMIT
+
+    def options(self) -> Options:
+        return {**super().options(), "fingerprint": self.fingerprint}
+
+
+PARAMS: dict[str, type[Params]] = {
+    "traffic": TrafficParams,
+    "pages": LimitedParams,
+    "referrers": LimitedParams,
+    "breakdown": BreakdownParams,
+    "sessions": StatsParams,
+    "errors": LimitedParams,
+    "error_detail": ErrorDetailParams,
+    "performance": LimitedParams,
+    "health": HealthParams,
+}
 
 
 def parse_request(
     endpoint: str, tenant: str, pairs: Iterable[tuple[str, str]], now_ms: int
 ) -> StatsRequest:
-    """Validate one read request for ``endpoint`` (a key of ENDPOINT_PARAMS)."""
-    values = single_values(pairs, ENDPOINT_PARAMS[endpoint])
-    if endpoint == "health":
-        minutes = parse_int(values, "minutes", DEFAULT_HEALTH_MINUTES, 1, MAX_HEALTH_MINUTES)
-        # Whole minutes ending with the current (partial) one.
-        to_ms = (now_ms // MINUTE_MS + 1) * MINUTE_MS
-        window = TimeRange(to_ms - minutes * MINUTE_MS, to_ms, "minute")
-        return StatsRequest(tenant, window)
-    dimension = None
-    if endpoint == "breakdown":
-        dimension = values.get("by", "")
-        if dimension not in DIMENSIONS:
-            raise QueryError(f"by must be one of {', '.join(DIMENSIONS)}")
-    fingerprint = None
-    if endpoint == "error_detail":
-        fingerprint = values.get("fingerprint", "")
-        if not FINGERPRINT.match(fingerprint):
-            raise QueryError("fingerprint must be 16 lowercase hex characters")
-    default_limit = 20 if endpoint == "error_detail" else DEFAULT_LIMIT
-    return StatsRequest(
-        tenant=tenant,
-        range=parse_range(values, now_ms),
-        filters=parse_filters(values),
-        limit=parse_int(values, "limit", default_limit, 1, MAX_LIMIT),
-        dimension=dimension,
-        fingerprint=fingerprint,
-        include_bots=parse_flag(values, "include_bots"),
-    )
+    """Validate one read request for ``endpoint`` (a key of PARAMS)."""
+    return PARAMS[endpoint].parse(tenant, pairs, now_ms)
+
+
+# -- from the query string, and back to the client -----------------------------------------------
+def by_name(pairs: Iterable[tuple[str, str]]) -> dict[str, str | list[str]]:
+    """The query string by parameter name; a repeated name keeps the list of its values."""
+    grouped: dict[str, list[str]] = {}
+    for name, value in pairs:
+        grouped.setdefault(name, []).append(value)
+    return {name: values[0] if len(values) == 1 else values for name, values in grouped.items()}
+
+
+def parameter_fault(problem: ErrorDetails, accepted: frozenset[str]) -> QueryError | None:
+    """An unknown, repeated or oversized parameter, whatever its value says."""
+    name, value = problem["loc"][0], problem["input"]
+    if problem["type"] == "extra_forbidden":
+        known = ", ".join(sorted(accepted))
+        return QueryError(f"unknown parameter {name!r}; this endpoint accepts: {known}")
+    if isinstance(value, list):
+        return QueryError(f"parameter {name!r} is given more than once")
+    if isinstance(value, str) and len(value) > MAX_PARAM_LENGTH:
+        return QueryError(f"parameter {name!r} is longer than {MAX_PARAM_LENGTH} characters")
+    return None
+
+
+def value_fault(problem: ErrorDetails) -> QueryError:
+    cause = problem.get("ctx", {}).get("error")
+    if isinstance(cause, QueryError):  # raised by a validator above, in the client's words
+        return cause
+    name = problem["loc"][0]
+    if problem["type"] == "string_too_long":  # only filters are held below MAX_PARAM_LENGTH
+        return QueryError(f"filter {name} is longer than {MAX_FILTER_LENGTH} characters")
+    return QueryError(f"{name}: {problem['msg']}")
+
+
+def query_error(error: ValidationError, accepted: frozenset[str]) -> QueryError:
+    """The one problem the 400 answer names. A misspelt, repeated or oversized parameter comes
+    first: it is usually why a value looks wrong or missing."""
+    problems = error.errors()
+    for problem in problems:
+        fault = parameter_fault(problem, accepted)
+        if fault is not None:
+            return fault
+    return value_fault(problems[0])
