@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from web.read.request import StatsRequest
 from web.read.sql import PERCENTILES
+
+Rows = Sequence[Mapping[str, Any]]
+Shaper = Callable[[StatsRequest, Rows], dict[str, Any]]
 
 PERCENTILE_NAMES: tuple[str, ...] = tuple(f"p{round(level * 100)}" for level in PERCENTILES)
 
@@ -26,7 +29,7 @@ def _percentiles(values: Sequence[Any] | None) -> dict[str, float | None]:
     return {name: _number(value) for name, value in zip(PERCENTILE_NAMES, values, strict=True)}
 
 
-def shape_traffic(request: StatsRequest, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def shape_traffic(request: StatsRequest, rows: Rows) -> dict[str, Any]:
     keys = ("page_views", "sessions", "users")
     row = rows[0] if rows else {}
     totals = {key: int(row.get(key) or 0) for key in keys}
@@ -39,17 +42,20 @@ def shape_traffic(request: StatsRequest, rows: Sequence[Mapping[str, Any]]) -> d
     return {"range": request.describe(), "totals": totals, "series": series}
 
 
-def shape_list(
-    request: StatsRequest, key: str, rows: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
-    return {"range": request.describe(), key: [dict(row) for row in rows]}
+def listed(key: str) -> Shaper:
+    """A shaper that answers the rows as they are, under ``key``."""
+
+    def shape(request: StatsRequest, rows: Rows) -> dict[str, Any]:
+        return {"range": request.describe(), key: [dict(row) for row in rows]}
+
+    return shape
 
 
-def shape_breakdown(request: StatsRequest, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def shape_breakdown(request: StatsRequest, rows: Rows) -> dict[str, Any]:
     return {"range": request.describe(), "by": request.dimension, "rows": [dict(r) for r in rows]}
 
 
-def shape_sessions(request: StatsRequest, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def shape_sessions(request: StatsRequest, rows: Rows) -> dict[str, Any]:
     row = rows[0] if rows else {}
     sessions = int(row.get("sessions") or 0)
     page_views = int(row.get("page_views") or 0)
@@ -84,7 +90,7 @@ def error_group(row: Mapping[str, Any]) -> dict[str, Any]:
     return {key: row["occurrences" if key == "count" else key] for key in _GROUP_KEYS}
 
 
-def shape_errors(request: StatsRequest, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def shape_errors(request: StatsRequest, rows: Rows) -> dict[str, Any]:
     first = rows[0] if rows else {}
     return {
         "range": request.describe(),
@@ -109,7 +115,7 @@ _OCCURRENCE_KEYS = (
 )
 
 
-def shape_error_detail(request: StatsRequest, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def shape_error_detail(request: StatsRequest, rows: Rows) -> dict[str, Any]:
     return {
         "range": request.describe(),
         "group": error_group(rows[0]) if rows else None,
@@ -125,7 +131,7 @@ def _perf_row(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def shape_performance(request: StatsRequest, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def shape_performance(request: StatsRequest, rows: Rows) -> dict[str, Any]:
     overall: dict[str, Any] = {
         "samples": 0,
         "load_time": _percentiles(None),
@@ -140,9 +146,7 @@ def shape_performance(request: StatsRequest, rows: Sequence[Mapping[str, Any]]) 
     return {"range": request.describe(), "overall": overall, "pages": pages[: request.limit]}
 
 
-def shape_health(
-    request: StatsRequest, rows: Sequence[Mapping[str, Any]], worker: Mapping[str, Any]
-) -> dict[str, Any]:
+def shape_health(request: StatsRequest, rows: Rows, worker: Mapping[str, Any]) -> dict[str, Any]:
     by_minute = {int(row["minute"]): row for row in rows}
     series = [
         {"t": minute, "events": int(by_minute[minute]["events"]) if minute in by_minute else 0}

@@ -21,6 +21,9 @@ whose skew correction differs is never merged). Every figure therefore counts di
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, NamedTuple
 
 from schemas.ddl import checked_table, session_hours_table
@@ -34,6 +37,9 @@ PERCENTILES: tuple[float, ...] = (0.5, 0.75, 0.95)
 class Query(NamedTuple):
     sql: str
     parameters: dict[str, Any]
+
+
+QueryBuilder = Callable[[str, StatsRequest], Query]
 
 
 def _where(request: StatsRequest) -> tuple[str, dict[str, Any]]:
@@ -159,47 +165,46 @@ FROM (
     return Query(sql.strip(), {**parameters, "step_ms": request.range.step_ms})
 
 
-def pages_query(table: str, request: StatsRequest) -> Query:
+@dataclass(frozen=True)
+class TopList:
+    """Page views and sessions per value of one events column, most viewed first."""
+
+    column: str
+    name: str  # of the value in each answer row
+    conditions: tuple[str, ...] = ()
+
+
+TOP_PAGES = TopList("page_url", "page_url")
+# Direct traffic and same-host referrers are left out; ``referrer_host`` and
+# ``referrer_internal`` are computed on insert from the referrer and the page URL
+# (schemas/events.sql).
+TOP_REFERRERS = TopList(
+    "referrer_host", "referrer", ("referrer_host != ''", "referrer_internal = 0")
+)
+
+
+def top_list_query(top: TopList, table: str, request: StatsRequest) -> Query:
     where, parameters = _where(request)
+    key = top.name if top.column == top.name else f"{top.column} AS {top.name}"
+    conditions = "".join(f"\n  AND {condition}" for condition in top.conditions)
     sql = f"""
 SELECT
-  page_url,
+  {key},
   uniqExact(event_id) AS page_views,
   uniqExact(session_key) AS sessions
 FROM {checked_table(table)}
 WHERE {where}
-  AND event_type = 'page_view'
-GROUP BY page_url
-ORDER BY page_views DESC, page_url
+  AND event_type = 'page_view'{conditions}
+GROUP BY {top.name}
+ORDER BY page_views DESC, {top.name}
 LIMIT {{limit:UInt32}}
 {_settings()}
 """
     return Query(sql.strip(), {**parameters, "limit": request.limit})
 
 
-def referrers_query(table: str, request: StatsRequest) -> Query:
-    """Page views by referring host; direct traffic and same-host referrers are left out.
-
-    ``referrer_host`` and ``referrer_internal`` are computed on insert from the referrer and the
-    page URL (schemas/events.sql).
-    """
-    where, parameters = _where(request)
-    sql = f"""
-SELECT
-  referrer_host AS referrer,
-  uniqExact(event_id) AS page_views,
-  uniqExact(session_key) AS sessions
-FROM {checked_table(table)}
-WHERE {where}
-  AND event_type = 'page_view'
-  AND referrer_host != ''
-  AND referrer_internal = 0
-GROUP BY referrer
-ORDER BY page_views DESC, referrer
-LIMIT {{limit:UInt32}}
-{_settings()}
-"""
-    return Query(sql.strip(), {**parameters, "limit": request.limit})
+pages_query = partial(top_list_query, TOP_PAGES)
+referrers_query = partial(top_list_query, TOP_REFERRERS)
 
 
 def breakdown_query(table: str, request: StatsRequest) -> Query:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from faust.web import Request, Response
@@ -63,17 +63,86 @@ def worker_health() -> dict[str, Any]:
     }
 
 
-async def run(query: sql.Query) -> list[dict[str, Any]]:
-    return await event_store.query(query.sql, query.parameters)
+TABLE = settings.clickhouse_table
+
+
+def shape_health_here(request: StatsRequest, rows: shape.Rows) -> dict[str, Any]:
+    """The tenant's figures, and this worker process's own."""
+    return shape.shape_health(request, rows, worker_health())
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One stats endpoint: its URL, the SQL it runs and how the rows are answered. Its parameters
+    are the model of the same name in ``params.PARAMS``."""
+
+    path: str
+    query: sql.QueryBuilder
+    shape: shape.Shaper
+    summary: str
+
+
+ENDPOINTS: dict[str, Endpoint] = {
+    "traffic": Endpoint(
+        "/v1/stats/traffic",
+        sql.traffic_query,
+        shape.shape_traffic,
+        "Page views, unique sessions and unique users per interval, with totals.",
+    ),
+    "pages": Endpoint(
+        "/v1/stats/pages", sql.pages_query, shape.listed("pages"), "Top pages by page views."
+    ),
+    "referrers": Endpoint(
+        "/v1/stats/referrers",
+        sql.referrers_query,
+        shape.listed("referrers"),
+        "Top referring hosts by page views.",
+    ),
+    "breakdown": Endpoint(
+        "/v1/stats/breakdown",
+        sql.breakdown_query,
+        shape.shape_breakdown,
+        "Sessions and page views by device_type, os, browser or country.",
+    ),
+    "sessions": Endpoint(
+        "/v1/stats/sessions",
+        sql.sessions_query,
+        shape.shape_sessions,
+        "Session count, pages per session, bounce rate, average duration.",
+    ),
+    "errors": Endpoint(
+        "/v1/stats/errors",
+        sql.errors_query,
+        shape.shape_errors,
+        "JS error groups (message + source + line).",
+    ),
+    "error_detail": Endpoint(
+        "/v1/stats/errors/detail",
+        sql.error_detail_query,
+        shape.shape_error_detail,
+        "One error group and its latest occurrences with their stacks.",
+    ),
+    "performance": Endpoint(
+        "/v1/stats/performance",
+        sql.performance_query,
+        shape.shape_performance,
+        "loadTime / domContentLoaded percentiles, overall and per page.",
+    ),
+    "health": Endpoint(
+        "/v1/stats/health",
+        sql.health_query,
+        shape_health_here,
+        "Events stored per minute for the tenant; dead letters and sink buffer of this worker.",
+    ),
+}
 
 
 class StatsView(ReadView):
     """Authenticate, validate, query, shape; 401/400/500 as JSON ``{"error", "message"}``."""
 
     endpoint: ClassVar[str]
-
-    async def compute(self, request: StatsRequest) -> dict[str, Any]:
-        raise NotImplementedError
+    param_model: ClassVar[type[params.Params]]
+    spec: ClassVar[Endpoint]
 
     async def get(self, request: Request, **kwargs: Any) -> Response:
         started = time.monotonic()
@@ -82,14 +151,17 @@ class StatsView(ReadView):
         READ_SECONDS.labels(self.endpoint).observe(time.monotonic() - started)
         return response
 
+    async def compute(self, request: StatsRequest) -> dict[str, Any]:
+        query = self.spec.query(TABLE, request)
+        return self.spec.shape(request, await event_store.query(query.sql, query.parameters))
+
     async def _answer(self, request: Request) -> Response:
         tenant = read_tenant(request.headers.get("Authorization", ""))
         if tenant is None:
             return self.unauthorized()
         try:
-            stats_request = params.parse_request(
-                self.endpoint, tenant, request.query.items(), int(time.time() * 1000)
-            )
+            now_ms = int(time.time() * 1000)
+            stats_request = self.param_model.parse(tenant, request.query.items(), now_ms)
             body = await self.compute(stats_request)
         except QueryError as error:
             return self.json_response(error.body(), status=400)
@@ -102,79 +174,20 @@ class StatsView(ReadView):
         return self.json_response(body, headers={"Cache-Control": "no-store"})
 
 
-def stats_page(
-    path: str, endpoint: str
-) -> Callable[[Callable[[StatsRequest], Awaitable[dict[str, Any]]]], type[StatsView]]:
-    """Register ``compute`` as the GET handler of ``path``."""
-
-    def register(compute: Callable[[StatsRequest], Awaitable[dict[str, Any]]]) -> type[StatsView]:
-        async def method(self: StatsView, request: StatsRequest) -> dict[str, Any]:
-            return await compute(request)
-
-        view = type(
-            f"Stats{endpoint.title().replace('_', '')}View",
-            (StatsView,),
-            {"endpoint": endpoint, "compute": method, "__doc__": compute.__doc__},
-        )
-        app.page(path)(view)
-        return view
-
-    return register
+def register(name: str, endpoint: Endpoint) -> None:
+    """Serve ``endpoint`` at its path, as a StatsView subclass of its own."""
+    view = type(
+        f"Stats{name.title().replace('_', '')}View",
+        (StatsView,),
+        {
+            "endpoint": name,
+            "param_model": params.PARAMS[name],
+            "spec": endpoint,
+            "__doc__": endpoint.summary,
+        },
+    )
+    app.page(endpoint.path)(view)
 
 
-TABLE = settings.clickhouse_table
-
-
-@stats_page("/v1/stats/traffic", "traffic")
-async def traffic(request: StatsRequest) -> dict[str, Any]:
-    """Page views, unique sessions and unique users per interval, with totals."""
-    return shape.shape_traffic(request, await run(sql.traffic_query(TABLE, request)))
-
-
-@stats_page("/v1/stats/pages", "pages")
-async def pages(request: StatsRequest) -> dict[str, Any]:
-    """Top pages by page views."""
-    return shape.shape_list(request, "pages", await run(sql.pages_query(TABLE, request)))
-
-
-@stats_page("/v1/stats/referrers", "referrers")
-async def referrers(request: StatsRequest) -> dict[str, Any]:
-    """Top referring hosts by page views."""
-    return shape.shape_list(request, "referrers", await run(sql.referrers_query(TABLE, request)))
-
-
-@stats_page("/v1/stats/breakdown", "breakdown")
-async def breakdown(request: StatsRequest) -> dict[str, Any]:
-    """Sessions and page views by device_type, os, browser or country."""
-    return shape.shape_breakdown(request, await run(sql.breakdown_query(TABLE, request)))
-
-
-@stats_page("/v1/stats/sessions", "sessions")
-async def sessions(request: StatsRequest) -> dict[str, Any]:
-    """Session count, pages per session, bounce rate, average duration."""
-    return shape.shape_sessions(request, await run(sql.sessions_query(TABLE, request)))
-
-
-@stats_page("/v1/stats/errors", "errors")
-async def errors(request: StatsRequest) -> dict[str, Any]:
-    """JS error groups (message + source + line)."""
-    return shape.shape_errors(request, await run(sql.errors_query(TABLE, request)))
-
-
-@stats_page("/v1/stats/errors/detail", "error_detail")
-async def error_detail(request: StatsRequest) -> dict[str, Any]:
-    """One error group and its latest occurrences with their stacks."""
-    return shape.shape_error_detail(request, await run(sql.error_detail_query(TABLE, request)))
-
-
-@stats_page("/v1/stats/performance", "performance")
-async def performance(request: StatsRequest) -> dict[str, Any]:
-    """loadTime / domContentLoaded percentiles, overall and per page."""
-    return shape.shape_performance(request, await run(sql.performance_query(TABLE, request)))
-
-
-@stats_page("/v1/stats/health", "health")
-async def health(request: StatsRequest) -> dict[str, Any]:
-    """Events stored per minute for the tenant; dead letters and sink buffer of this worker."""
-    rows = await run(sql.health_query(TABLE, request))
-    return shape.shape_health(request, rows, worker_health())
+for name, endpoint in ENDPOINTS.items():
+    register(name, endpoint)
