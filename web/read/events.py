@@ -9,6 +9,7 @@ from uuid import UUID
 
 from faust.web import Request, Response
 
+from schemas.ddl import checked_table
 from schemas.events import with_typed_keys
 from trackflow_app.app import app, event_store, settings
 from web.read.access import ReadView, read_tenant
@@ -56,7 +57,9 @@ class EventStreamView(ReadView):
             return self.json_response(
                 {"error": "bad_request", "message": "limit must be an integer"}, status=400
             )
-        sql = SESSION_EVENTS_SQL.format(table=settings.clickhouse_table, column=column)
+        sql = SESSION_EVENTS_SQL.format(
+            table=checked_table(settings.clickhouse_table), column=column
+        )
         rows = await event_store.query(sql, {"tenant": tenant, "value": value, "limit": limit})
         events = [{k: json_value(v) for k, v in row.items()} for row in rows]
         for event in events:
@@ -95,7 +98,7 @@ class LossView(ReadView):
             return self.json_response(
                 {"error": "bad_request", "message": "hours must be an integer"}, status=400
             )
-        sql = LOSS_SQL.format(table=settings.clickhouse_table)
+        sql = LOSS_SQL.format(table=checked_table(settings.clickhouse_table))
         rows = await event_store.query(sql, {"tenant": tenant, "hours": hours})
         lost = sum(int(r["lost"]) for r in rows)
         received = sum(int(r["received"]) for r in rows)
