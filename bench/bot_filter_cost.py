@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench import query_bench as qb
 from trackflow_app.store import EventStore
-from web import query as q
+from web.read.sql import Query
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
     print(f"largest tenant {largest['tenant_id']}: {int(largest['events']):,} events", flush=True)
     pairs = [("from", str(now - 30 * qb.DAY_MS)), ("to", str(now))]
     cases = [case for case in qb.CASES if case.endpoint != "health"]  # health has no filter
-    queries: dict[tuple[str, str], list[q.Query]] = {
+    queries: dict[tuple[str, str], list[Query]] = {
         (case.name, flag): qb.case_queries(
             store, case, largest["tenant_id"], [*pairs, ("include_bots", flag)], now
         )

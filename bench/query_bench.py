@@ -1,5 +1,6 @@
 """Read-side benchmark: 10 million realistic events in an embedded chDB store, every dashboard
-query timed through the same SQL builders (web/query.py) and the same EventStore the worker uses.
+query timed through the same SQL builders (web/read/sql.py) and the same EventStore the worker
+uses.
 
     .venv/bin/python bench/query_bench.py                  # fill var/bench/store, time, write md
     .venv/bin/python bench/query_bench.py --reuse          # keep an existing store of the same size
@@ -32,7 +33,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from trackflow_app.store import EventStore  # noqa: E402
-from web import query as q  # noqa: E402
+from web.read.params import parse_request  # noqa: E402
+from web.read.request import StatsRequest  # noqa: E402
+from web.read.sql import (  # noqa: E402
+    Query,
+    breakdown_query,
+    error_detail_query,
+    errors_query,
+    health_query,
+    pages_query,
+    performance_query,
+    referrers_query,
+    sessions_query,
+    traffic_query,
+)
 
 TABLE = "events"
 DAY_MS = 86_400_000
@@ -129,27 +143,27 @@ ARRAY JOIN range(len) AS i
 class Case:
     name: str
     endpoint: str
-    build: Callable[[str, q.StatsRequest], list[q.Query]]
+    build: Callable[[str, StatsRequest], list[Query]]
     extra: tuple[tuple[str, str], ...] = ()
 
 
-def one(builder: Callable[[str, q.StatsRequest], q.Query]) -> Any:
+def one(builder: Callable[[str, StatsRequest], Query]) -> Any:
     return lambda table, request: [builder(table, request)]
 
 
 CASES: list[Case] = [
-    Case("traffic", "traffic", one(q.traffic_query)),
-    Case("sessions", "sessions", one(q.sessions_query)),
-    Case("pages", "pages", one(q.pages_query)),
-    Case("referrers", "referrers", one(q.referrers_query)),
-    Case("breakdown device_type", "breakdown", one(q.breakdown_query), (("by", "device_type"),)),
-    Case("breakdown os", "breakdown", one(q.breakdown_query), (("by", "os"),)),
-    Case("breakdown browser", "breakdown", one(q.breakdown_query), (("by", "browser"),)),
-    Case("breakdown country", "breakdown", one(q.breakdown_query), (("by", "country"),)),
-    Case("errors", "errors", one(q.errors_query), (("limit", "20"),)),
-    Case("error detail (drill-down)", "error_detail", one(q.error_detail_query)),
-    Case("performance", "performance", one(q.performance_query)),
-    Case("health (60 min)", "health", one(q.health_query), (("minutes", "60"),)),
+    Case("traffic", "traffic", one(traffic_query)),
+    Case("sessions", "sessions", one(sessions_query)),
+    Case("pages", "pages", one(pages_query)),
+    Case("referrers", "referrers", one(referrers_query)),
+    Case("breakdown device_type", "breakdown", one(breakdown_query), (("by", "device_type"),)),
+    Case("breakdown os", "breakdown", one(breakdown_query), (("by", "os"),)),
+    Case("breakdown browser", "breakdown", one(breakdown_query), (("by", "browser"),)),
+    Case("breakdown country", "breakdown", one(breakdown_query), (("by", "country"),)),
+    Case("errors", "errors", one(errors_query), (("limit", "20"),)),
+    Case("error detail (drill-down)", "error_detail", one(error_detail_query)),
+    Case("performance", "performance", one(performance_query)),
+    Case("health (60 min)", "health", one(health_query), (("minutes", "60"),)),
 ]
 DASHBOARD = [c.name for c in CASES if c.endpoint != "error_detail"]
 
@@ -207,14 +221,14 @@ def store_facts(store: EventStore) -> dict[str, Any]:
 
 def case_queries(
     store: EventStore, case: Case, tenant: str, pairs: list[tuple[str, str]], now: int
-) -> list[q.Query]:
+) -> list[Query]:
     if case.endpoint == "error_detail":  # drill into the tenant's most frequent error group
-        errors = q.errors_query(TABLE, q.parse_request("errors", tenant, pairs, now))
+        errors = errors_query(TABLE, parse_request("errors", tenant, pairs, now))
         fingerprint = store.query_sync(*errors)[0]["fingerprint"]
         pairs = [*pairs, ("fingerprint", fingerprint)]
     if case.endpoint == "health":
         pairs = []
-    return case.build(TABLE, q.parse_request(case.endpoint, tenant, [*pairs, *case.extra], now))
+    return case.build(TABLE, parse_request(case.endpoint, tenant, [*pairs, *case.extra], now))
 
 
 def time_scenario(
@@ -322,10 +336,10 @@ def write_report(
         f"(`--events {args.events} --tenants {args.tenants} --days {args.days} "
         f"--runs {args.runs}`).",
         "",
-        "Every dashboard query built by `web/query.py` (the SQL the worker runs), executed through "
-        "`trackflow_app.store.EventStore` on an embedded chDB store, one query at a time (the "
-        "worker also runs them one at a time on its store thread), after the background merges "
-        "started by the fill have finished. Each figure is over "
+        "Every dashboard query built by `web/read/sql.py` (the SQL the worker runs), executed "
+        "through `trackflow_app.store.EventStore` on an embedded chDB store, one query at a time "
+        "(the worker also runs them one at a time on its store thread), after the background "
+        "merges started by the fill have finished. Each figure is over "
         f"{args.runs} timed runs after one warm-up run; p95 is the nearest-rank 95th percentile.",
         "",
         "## Data",

@@ -5,7 +5,9 @@ import agents.stream
 from trackflow_app.app import app
 
 import agents.sink  # noqa: F401  isort:skip
-import web.query_views  # isort:skip
-import web.views  # noqa: F401  isort:skip
+import web.views  # isort:skip
+import web.read.events  # isort:skip
+import web.read.stats  # isort:skip
+import web.read.dashboard  # noqa: F401  isort:skip
 
 __all__ = ["app"]

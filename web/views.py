@@ -1,14 +1,15 @@
-"""HTTP edge of the worker: ingest, health, tracker script, metrics, event stream (Faust views)."""
+"""HTTP edge of the worker: ingest, health, tracker script, metrics (Faust views).
+
+The read API lives in web/read/.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
-from uuid import UUID
 
 import orjson
 from aiohttp import web as aioweb
@@ -17,7 +18,6 @@ from faust.assignor import PartitionAssignor
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from schemas.events import with_typed_keys
 from trackflow_app import health, metrics
 from trackflow_app.app import app, event_store, raw_topic, settings
 from trackflow_app.kafka import configure_web_handler
@@ -33,7 +33,6 @@ from web.edge import (
     decode_request,
 )
 from web.phases import PhaseTimer
-from web.query import epoch_ms
 from web.ratelimit import Limited, RateLimits
 
 log = logging.getLogger(__name__)
@@ -305,125 +304,3 @@ class TrackerView(JsonView):
         if variant.coding != "identity":
             headers["Content-Encoding"] = variant.coding
         return self.bytes(variant.body, content_type="application/javascript", headers=headers)
-
-
-def json_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return epoch_ms(value)
-    if isinstance(value, UUID):
-        return str(value)
-    return value
-
-
-def read_tenant(authorization: str) -> str | None:
-    """The tenant a ``Bearer <read secret>`` header grants, or None."""
-    scheme, _, secret = authorization.partition(" ")
-    secret = secret.strip()
-    if scheme.lower() != "bearer" or not secret:
-        return None
-    if secret in settings.tenant_keys:
-        return None  # an ingest key is public: it never reads, whatever else is configured
-    return settings.read_secrets.get(secret)
-
-
-UNAUTHORIZED = {"error": "unauthorized", "message": "send Authorization: Bearer <read secret>"}
-
-
-STORE_NOT_HERE = {
-    "error": "store_not_on_this_worker",
-    "message": "this worker runs without a sink (TRACKFLOW_SINK_ENABLED=false) and the embedded "
-    "chDB store belongs to another process: send reads to the worker that runs the sink",
-}
-
-
-class ReadView(JsonView):
-    """A view that reads one tenant's data: the read secret decides which tenant."""
-
-    async def dispatch(self, request: Any) -> Any:
-        if not settings.store_on_this_worker:
-            return self.json_response(STORE_NOT_HERE, status=503)
-        return await super().dispatch(request)
-
-    def unauthorized(self) -> Response:
-        return self.json_response(UNAUTHORIZED, status=401, headers={"WWW-Authenticate": "Bearer"})
-
-
-SESSION_EVENTS_SQL = """
-SELECT *
-FROM {table} FINAL
-WHERE tenant_id = {{tenant:String}} AND {column} = {{value:String}}
-ORDER BY timestamp, event_id
-LIMIT {{limit:UInt32}}
-"""
-
-
-@app.page("/v1/query/events")
-class EventStreamView(ReadView):
-    """The raw event stream of one session or one user (read secret required)."""
-
-    async def get(self, request: Request, **kwargs: Any) -> Response:
-        tenant = read_tenant(request.headers.get("Authorization", ""))
-        if tenant is None:
-            return self.unauthorized()
-        query = request.query
-        column, value = (
-            ("session_id", query["session_id"])
-            if "session_id" in query
-            else ("user_id", query.get("user_id", ""))
-        )
-        if not value:
-            return self.json_response(
-                {"error": "bad_request", "message": "give session_id or user_id"}, status=400
-            )
-        try:
-            limit = min(max(int(query.get("limit", "1000")), 1), 10_000)
-        except ValueError:
-            return self.json_response(
-                {"error": "bad_request", "message": "limit must be an integer"}, status=400
-            )
-        sql = SESSION_EVENTS_SQL.format(table=settings.clickhouse_table, column=column)
-        rows = await event_store.query(sql, {"tenant": tenant, "value": value, "limit": limit})
-        events = [{k: json_value(v) for k, v in row.items()} for row in rows]
-        for event in events:
-            event["properties"] = with_typed_keys(event["event_type"], event["properties"] or {})
-        return self.json_response({"events": events})
-
-
-# Each tracker numbers a session's events 1, 2, 3...; a number never seen below the session's
-# highest one is an event lost between browser and server (losses after the last seen event
-# cannot be told apart from a session that ended).
-LOSS_SQL = """
-SELECT browser, count() AS sessions, sum(seen) AS received, sum(highest - seen) AS lost
-FROM (
-    SELECT session_id, any(browser) AS browser, uniqExact(seq) AS seen, max(seq) AS highest
-    FROM {table}
-    WHERE tenant_id = {{tenant:String}} AND seq IS NOT NULL
-      AND timestamp >= now64(3) - toIntervalHour({{hours:UInt32}})
-    GROUP BY session_id
-)
-GROUP BY browser
-ORDER BY lost DESC, browser
-"""
-
-
-@app.page("/v1/query/loss")
-class LossView(ReadView):
-    """Events lost between browser and server, per browser, from per-session sequence gaps."""
-
-    async def get(self, request: Request, **kwargs: Any) -> Response:
-        tenant = read_tenant(request.headers.get("Authorization", ""))
-        if tenant is None:
-            return self.unauthorized()
-        try:
-            hours = min(max(int(request.query.get("hours", "24")), 1), 24 * 400)
-        except ValueError:
-            return self.json_response(
-                {"error": "bad_request", "message": "hours must be an integer"}, status=400
-            )
-        sql = LOSS_SQL.format(table=settings.clickhouse_table)
-        rows = await event_store.query(sql, {"tenant": tenant, "hours": hours})
-        lost = sum(int(r["lost"]) for r in rows)
-        received = sum(int(r["received"]) for r in rows)
-        return self.json_response(
-            {"hours": hours, "received": received, "lost": lost, "by_browser": rows}
-        )

@@ -10,7 +10,7 @@ from tests.support.chdb_child import run_chdb_script
 SCRIPT = r"""
 import json, sys
 from trackflow_app.store import EventStore
-from web import query as q
+from web.read import params, shape, sql
 
 store = EventStore("chdb://" + sys.argv[1], "events")
 store._ensure_schema()
@@ -29,10 +29,10 @@ lines = [row(twice, "2026-01-01 10:00:59.900"), row(once, "2026-01-01 10:01:00.1
 for line in lines:  # one insert each, as separate deliveries are
     block = json.dumps(line).encode()
     client.raw_insert("events", list(line), fmt="JSONEachRow", insert_block=block)
-request = q.parse_request("health", "t", [("minutes", "5")], now_ms=1767261840000)
-query = q.health_query("events", request)
+request = params.parse_request("health", "t", [("minutes", "5")], now_ms=1767261840000)
+query = sql.health_query("events", request)
 rows = store._query(query.sql, query.parameters)
-body = q.shape_health(request, rows, {})
+body = shape.shape_health(request, rows, {})
 print(json.dumps({"rows": rows, "body": body}, default=str))
 """
 

@@ -14,7 +14,7 @@ SCRIPT = r"""
 import json, sys
 from schemas.ddl import EVENT_COLUMNS, events_table_ddl
 from trackflow_app.store import EventStore
-from web import query as q
+from web.read import params, sql
 
 old_ddl = "\n".join(l for l in events_table_ddl("events").splitlines()
                     if " MATERIALIZED " not in l and "is_bot" not in l)
@@ -71,8 +71,8 @@ other = client.query(
     " FROM (SELECT referrer_host, referrer_internal AS internal, load_time, dom_content_loaded"
     "       FROM events ORDER BY event_id)").result_rows[0]
 day = [("from", "2026-01-01T00:00:00Z"), ("to", "2026-01-02T00:00:00Z")]
-request = q.parse_request("errors", "t", day, 0)
-errors = store.query_sync(*q.errors_query("events", request))
+request = params.parse_request("errors", "t", day, 0)
+errors = store.query_sync(*sql.errors_query("events", request))
 groups = [{k: e[k] for k in ("fingerprint", "occurrences", "sessions")} for e in errors]
 # After the migration the view keeps the rollup up to date.
 new_row = json.loads(row("00000000-0000-4000-8000-000000000005", "click", "s3", None, {}))
@@ -127,7 +127,7 @@ import json, sys
 from schemas.ddl import EVENT_COLUMNS, events_table_ddl, schema_steps_ddl, session_hours_ddl
 from schemas.migrations import FILL_SESSION_HOURS
 from trackflow_app.store import EventStore
-from web import query as q
+from web.read import params, sql
 
 def without_bot(sql):
     return sql.replace(",\n    is_bot Bool", "").replace(", is_bot", "")
@@ -165,9 +165,9 @@ NAMES = ("arrayFirst(s -> session_key = reinterpretAsUInt128(sipHash128(s)),"
 day = [("from", "2026-01-01T00:00:00Z"), ("to", "2026-01-02T00:00:00Z"), ("interval", "hour")]
 stats = {}
 for flag in ("0", "1"):
-    request = q.parse_request("traffic", "t", [*day, ("include_bots", flag)], 0)
-    assert q.uses_session_hours(request)
-    [traffic] = store.query_sync(*q.traffic_query("events", request))
+    request = params.parse_request("traffic", "t", [*day, ("include_bots", flag)], 0)
+    assert sql.uses_session_hours(request)
+    [traffic] = store.query_sync(*sql.traffic_query("events", request))
     stats[flag] = [traffic["page_views"], traffic["sessions"]]
 print(json.dumps({
     "events": one("SELECT arrayStringConcat(arraySort(groupArray(concat(session_id, ':',"

@@ -1,4 +1,5 @@
-"""web/query.py: request validation and SQL building, without a store."""
+"""web/read/ (params, sql, shape): request validation, SQL building and answer shaping,
+without a store."""
 
 from __future__ import annotations
 
@@ -9,23 +10,45 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.binding import bind_query
 
-from web import query as q
+import web.read.sql
+from web.read.params import PARAMS, parse_instant, parse_request
+from web.read.request import DIMENSIONS, FILTERS, QueryError, StatsRequest
+from web.read.shape import (
+    shape_error_detail,
+    shape_health,
+    shape_performance,
+    shape_sessions,
+    shape_traffic,
+)
+from web.read.sql import (
+    Query,
+    breakdown_query,
+    error_detail_query,
+    errors_query,
+    health_query,
+    pages_query,
+    performance_query,
+    referrers_query,
+    sessions_query,
+    traffic_query,
+    uses_session_hours,
+)
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 HOUR = 3_600_000
 DAY = 24 * HOUR
 PLACEHOLDER = re.compile(r"\{(\w+):([^{}]+)\}")
 
-BUILDERS: dict[str, Callable[[str, q.StatsRequest], q.Query]] = {
-    "traffic": q.traffic_query,
-    "pages": q.pages_query,
-    "referrers": q.referrers_query,
-    "breakdown": q.breakdown_query,
-    "sessions": q.sessions_query,
-    "errors": q.errors_query,
-    "error_detail": q.error_detail_query,
-    "performance": q.performance_query,
-    "health": q.health_query,
+BUILDERS: dict[str, Callable[[str, StatsRequest], Query]] = {
+    "traffic": traffic_query,
+    "pages": pages_query,
+    "referrers": referrers_query,
+    "breakdown": breakdown_query,
+    "sessions": sessions_query,
+    "errors": errors_query,
+    "error_detail": error_detail_query,
+    "performance": performance_query,
+    "health": health_query,
 }
 EXTRA: dict[str, list[tuple[str, str]]] = {
     "breakdown": [("by", "os")],
@@ -33,14 +56,14 @@ EXTRA: dict[str, list[tuple[str, str]]] = {
 }
 
 
-def request(endpoint: str, *pairs: tuple[str, str], tenant: str = "acme") -> q.StatsRequest:
-    return q.parse_request(endpoint, tenant, [*EXTRA.get(endpoint, []), *pairs], NOW)
+def request(endpoint: str, *pairs: tuple[str, str], tenant: str = "acme") -> StatsRequest:
+    return parse_request(endpoint, tenant, [*EXTRA.get(endpoint, []), *pairs], NOW)
 
 
-def all_queries(req_pairs: list[tuple[str, str]]) -> list[q.Query]:
+def all_queries(req_pairs: list[tuple[str, str]]) -> list[Query]:
     queries = []
     for endpoint, builder in BUILDERS.items():
-        pairs = [p for p in req_pairs if p[0] in q.ENDPOINT_PARAMS[endpoint]]
+        pairs = [p for p in req_pairs if p[0] in PARAMS[endpoint].accepted()]
         queries.append(builder("events", request(endpoint, *pairs)))
     return queries
 
@@ -60,15 +83,15 @@ def all_queries(req_pairs: list[tuple[str, str]]) -> list[q.Query]:
     ],
 )
 def test_instants_parse_as_epoch_milliseconds(text: str, expected: int) -> None:
-    assert q.parse_instant(text, "from") == expected
+    assert parse_instant(text, "from") == expected
 
 
 @pytest.mark.parametrize(
     "text", ["yesterday", "2026-13-01", "1767225600", "0", "-5", "99999999999999999", "1.5e12"]
 )
 def test_bad_instants_are_refused(text: str) -> None:
-    with pytest.raises(q.QueryError) as error:
-        q.parse_instant(text, "from")
+    with pytest.raises(QueryError) as error:
+        parse_instant(text, "from")
     assert "from" in error.value.message
     assert error.value.body() == {"error": "bad_request", "message": error.value.message}
 
@@ -101,7 +124,7 @@ def test_auto_interval_follows_the_span(span: int, interval: str) -> None:
     ],
 )
 def test_bad_ranges_are_refused(pairs: list[tuple[str, str]], message: str) -> None:
-    with pytest.raises(q.QueryError, match=message):
+    with pytest.raises(QueryError, match=message):
         request("traffic", *pairs)
 
 
@@ -124,14 +147,27 @@ def test_buckets_are_utc_aligned_and_cover_the_range() -> None:
 
 # -- parameters and filters ----------------------------------------------------------------------
 def test_unknown_and_repeated_parameters_are_refused() -> None:
-    with pytest.raises(q.QueryError, match="unknown parameter 'pageurl'"):
+    with pytest.raises(QueryError, match="unknown parameter 'pageurl'"):
         request("pages", ("pageurl", "x"))
-    with pytest.raises(q.QueryError, match="more than once"):
+    with pytest.raises(QueryError, match="more than once"):
         request("pages", ("os", "Mac"), ("os", "Linux"))
-    with pytest.raises(q.QueryError, match="unknown parameter 'limit'"):
+    with pytest.raises(QueryError, match="unknown parameter 'limit'"):
         request("sessions", ("limit", "5"))
-    with pytest.raises(q.QueryError, match="unknown parameter 'from'"):
+    with pytest.raises(QueryError, match="unknown parameter 'from'"):
         request("health", ("from", "2026-01-01"))
+
+
+def test_a_misspelt_parameter_is_named_before_a_bad_value() -> None:
+    with pytest.raises(QueryError, match="unknown parameter 'pageurl'"):
+        request("pages", ("limit", "0"), ("pageurl", "x"))
+    with pytest.raises(QueryError, match="'os' is given more than once"):
+        request("pages", ("from", "yesterday"), ("os", "Mac"), ("os", "Linux"))
+
+
+def test_every_stats_endpoint_takes_every_filter() -> None:
+    for endpoint, params in PARAMS.items():
+        if endpoint != "health":
+            assert set(FILTERS) <= params.accepted(), endpoint
 
 
 def test_filters_are_kept_in_a_fixed_order_and_empty_ones_dropped() -> None:
@@ -140,15 +176,15 @@ def test_filters_are_kept_in_a_fixed_order_and_empty_ones_dropped() -> None:
 
 
 def test_oversized_filters_are_refused() -> None:
-    with pytest.raises(q.QueryError, match="longer than 2048"):
+    with pytest.raises(QueryError, match="longer than 2048"):
         request("pages", ("page_url", "x" * 2049))
-    with pytest.raises(q.QueryError, match="longer than 4096"):
+    with pytest.raises(QueryError, match="longer than 4096"):
         request("pages", ("page_url", "x" * 4097))
 
 
 @pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "1e3", "1_0", " 5", "+5"])
 def test_limits_are_bounded(limit: str) -> None:
-    with pytest.raises(q.QueryError, match="limit"):
+    with pytest.raises(QueryError, match="limit"):
         request("pages", ("limit", limit))
 
 
@@ -160,16 +196,16 @@ def test_limit_defaults() -> None:
 
 @pytest.mark.parametrize("by", ["", "page_url", "tenant_id", "os; DROP TABLE events"])
 def test_breakdown_dimension_comes_from_an_allowlist(by: str) -> None:
-    with pytest.raises(q.QueryError, match="by must be one of"):
-        q.parse_request("breakdown", "acme", [("by", by)], NOW)
+    with pytest.raises(QueryError, match="by must be one of"):
+        parse_request("breakdown", "acme", [("by", by)], NOW)
 
 
 @pytest.mark.parametrize(
     "fingerprint", ["", "0123", "0123456789ABCDEF", "0123456789abcdeg", "x" * 16]
 )
 def test_fingerprints_are_validated(fingerprint: str) -> None:
-    with pytest.raises(q.QueryError, match="fingerprint"):
-        q.parse_request("error_detail", "acme", [("fingerprint", fingerprint)], NOW)
+    with pytest.raises(QueryError, match="fingerprint"):
+        parse_request("error_detail", "acme", [("fingerprint", fingerprint)], NOW)
 
 
 @pytest.mark.parametrize(
@@ -181,7 +217,7 @@ def test_health_window_is_bounded(minutes: str, ok: bool) -> None:
         assert len(req.range.buckets()) == int(minutes)
         assert req.range.to_ms == NOW + 60_000  # the current minute is included
     else:
-        with pytest.raises(q.QueryError, match="minutes"):
+        with pytest.raises(QueryError, match="minutes"):
             request("health", ("minutes", minutes))
 
 
@@ -190,20 +226,20 @@ HOSTILE = "x' OR 1=1 --}{tenant:String}\\'"
 
 
 def test_every_placeholder_is_bound_and_every_parameter_used() -> None:
-    pairs = [(name, f"{name}-value") for name in q.FILTERS]
+    pairs = [(name, f"{name}-value") for name in FILTERS]
     for query in all_queries(pairs):
         names = {name for name, _type in PLACEHOLDER.findall(query.sql)}
         assert names == set(query.parameters), query.sql
 
 
 def test_request_values_never_reach_the_sql_text() -> None:
-    pairs = [(name, HOSTILE) for name in q.FILTERS]
+    pairs = [(name, HOSTILE) for name in FILTERS]
     for query in all_queries(pairs):
         assert "OR 1=1" not in query.sql
         assert "acme" not in query.sql  # the tenant is a parameter too
         assert query.parameters["tenant"] == "acme"
-    traffic = q.traffic_query("events", request("traffic", *pairs))
-    assert {traffic.parameters[f"f_{name}"] for name in q.FILTERS} == {HOSTILE}
+    traffic = traffic_query("events", request("traffic", *pairs))
+    assert {traffic.parameters[f"f_{name}"] for name in FILTERS} == {HOSTILE}
     assert "page_url = {f_page_url:String}" in traffic.sql
 
 
@@ -211,7 +247,7 @@ def test_tenant_and_range_restrict_every_query() -> None:
     for query in all_queries([]):
         assert "tenant_id = {tenant:String}" in query.sql
         assert "max_execution_time" in query.sql
-    pages = q.pages_query("events", request("pages"))
+    pages = pages_query("events", request("pages"))
     assert pages.parameters == {
         "tenant": "acme",
         "from_ms": NOW - 7 * DAY,
@@ -230,9 +266,9 @@ def test_every_figure_counts_distinct_event_ids() -> None:
         sql = BUILDERS[endpoint]("events", request(endpoint)).sql
         assert "uniqExact(event_id) AS pv" in sql
         assert sql.count("AND event_type = 'page_view'") == 1
-    assert "GROUP BY event_id" in q.performance_query("events", request("performance")).sql
+    assert "GROUP BY event_id" in performance_query("events", request("performance")).sql
     detail = request("error_detail")
-    assert "LIMIT 1 BY id" in q.error_detail_query("events", detail).sql
+    assert "LIMIT 1 BY id" in error_detail_query("events", detail).sql
 
 
 ROLLUP = "FROM events_session_hours"
@@ -256,7 +292,7 @@ def test_sessions_come_from_the_rollup_for_whole_hours_and_from_events_at_the_en
     # Within one hour the rollup's part is empty and the events hold the whole range.
     inside = request("traffic", ("from", str(NOW + 60_000)), ("to", str(NOW + 50 * 60_000)))
     assert inside.range.interval == "minute"
-    inside_breakdown = q.breakdown_query(
+    inside_breakdown = breakdown_query(
         "events", request("breakdown", ("from", str(NOW + 60_000)), ("to", str(NOW + 3_000_000)))
     )
     assert inside_breakdown.parameters["first_hour"] == NOW + HOUR
@@ -264,7 +300,7 @@ def test_sessions_come_from_the_rollup_for_whole_hours_and_from_events_at_the_en
 
 
 def test_the_rollup_takes_device_filters_but_not_pages_or_minutes() -> None:
-    by_os = q.traffic_query("events", request("traffic", ("os", "Mac"), ("interval", "day")))
+    by_os = traffic_query("events", request("traffic", ("os", "Mac"), ("interval", "day")))
     rollup_part = by_os.sql.split(ROLLUP)[1].split("UNION ALL")[0]
     assert "os = {f_os:String}" in rollup_part
     assert "tenant_id = {tenant:String}" in rollup_part
@@ -273,11 +309,11 @@ def test_the_rollup_takes_device_filters_but_not_pages_or_minutes() -> None:
         assert ROLLUP not in page.sql
         assert "first_hour" not in page.parameters
     short = [("from", str(NOW - 5 * HOUR)), ("to", str(NOW))]
-    minutes = q.traffic_query("events", request("traffic", *short, ("interval", "minute")))
+    minutes = traffic_query("events", request("traffic", *short, ("interval", "minute")))
     assert ROLLUP not in minutes.sql
-    assert q.uses_session_hours(request("traffic", *short, ("interval", "hour")))
-    assert not q.uses_session_hours(request("traffic", *short, ("interval", "minute")))
-    qualified = q.breakdown_query("analytics.events_v2", request("breakdown")).sql
+    assert uses_session_hours(request("traffic", *short, ("interval", "hour")))
+    assert not uses_session_hours(request("traffic", *short, ("interval", "minute")))
+    qualified = breakdown_query("analytics.events_v2", request("breakdown")).sql
     assert "FROM analytics.events_v2_session_hours" in qualified
 
 
@@ -286,29 +322,29 @@ def test_sessions_and_users_are_counted_by_their_stored_keys() -> None:
         assert "uniqExact(session_id)" not in query.sql
         assert "uniqExact(user_id)" not in query.sql
         assert "GROUP BY session_id" not in query.sql
-    traffic = q.traffic_query("events", request("traffic")).sql
+    traffic = traffic_query("events", request("traffic")).sql
     assert "uniqExact(session_key)" in traffic and "uniqExact(user_key)" in traffic
-    assert "GROUP BY session_key" in q.sessions_query("events", request("sessions")).sql
+    assert "GROUP BY session_key" in sessions_query("events", request("sessions")).sql
 
 
 def test_error_detail_binds_the_fingerprint_as_a_number() -> None:
-    detail = q.error_detail_query("events", request("error_detail"))
+    detail = error_detail_query("events", request("error_detail"))
     assert detail.parameters["fp"] == 0x0123456789ABCDEF
     assert detail.sql.count("error_fingerprint = {fp:UInt64}") == 3
 
 
-@pytest.mark.parametrize("by", q.DIMENSIONS)
+@pytest.mark.parametrize("by", DIMENSIONS)
 def test_breakdown_groups_by_the_chosen_column_only(by: str) -> None:
-    query = q.breakdown_query("events", q.parse_request("breakdown", "acme", [("by", by)], NOW))
+    query = breakdown_query("events", parse_request("breakdown", "acme", [("by", by)], NOW))
     assert query.sql.count(f"SELECT {by} AS key,") == 3  # page views, rollup, range ends
-    others = set(q.DIMENSIONS) - {by}
+    others = set(DIMENSIONS) - {by}
     assert not any(f"{other} AS key" in query.sql for other in others)
 
 
 def test_table_names_are_checked() -> None:
-    assert "FROM analytics.events_v2" in q.pages_query("analytics.events_v2", request("pages")).sql
+    assert "FROM analytics.events_v2" in pages_query("analytics.events_v2", request("pages")).sql
     with pytest.raises(ValueError, match="table"):
-        q.pages_query("events; DROP TABLE x", request("pages"))
+        pages_query("events; DROP TABLE x", request("pages"))
 
 
 def test_the_http_server_path_sends_the_same_sql_with_server_side_parameters() -> None:
@@ -317,7 +353,7 @@ def test_the_http_server_path_sends_the_same_sql_with_server_side_parameters() -
     With {name:Type} placeholders the statement is sent as written and the values travel as
     param_<name> (HTTP query parameters for a server), so the SQL is byte-identical for both.
     """
-    pairs = [(name, HOSTILE) for name in q.FILTERS]
+    pairs = [(name, HOSTILE) for name in FILTERS]
     for query in all_queries(pairs):
         final_sql, bound = bind_query(query.sql, query.parameters)
         assert final_sql == query.sql
@@ -331,7 +367,7 @@ def test_sql_does_not_depend_on_the_store_url() -> None:
 
     for builder in BUILDERS.values():
         assert list(inspect.signature(builder).parameters) == ["table", "request"]
-    source = inspect.getsource(q)
+    source = inspect.getsource(web.read.sql)
     assert "chdb" not in source.replace("chDB", "")
 
 
@@ -341,7 +377,7 @@ def test_traffic_series_is_filled_with_zero_buckets() -> None:
     rows: list[dict[str, Any]] = [
         {"series": [(NOW + HOUR, 5, 2, 1)], "page_views": 5, "sessions": 2, "users": 1}
     ]
-    body = q.shape_traffic(req, rows)
+    body = shape_traffic(req, rows)
     assert body["totals"] == {"page_views": 5, "sessions": 2, "users": 1}
     assert [p["t"] for p in body["series"]] == [NOW, NOW + HOUR, NOW + 2 * HOUR]
     assert [p["page_views"] for p in body["series"]] == [0, 5, 0]
@@ -352,16 +388,16 @@ def test_traffic_series_is_filled_with_zero_buckets() -> None:
         "filters": {},
         "include_bots": False,
     }
-    empty = q.shape_traffic(req, [{"series": [], "page_views": 0, "sessions": 0, "users": 0}])
+    empty = shape_traffic(req, [{"series": [], "page_views": 0, "sessions": 0, "users": 0}])
     assert empty["totals"] == {"page_views": 0, "sessions": 0, "users": 0}
     assert [p["sessions"] for p in empty["series"]] == [0, 0, 0]
 
 
 def test_sessions_rates_and_the_empty_case() -> None:
     req = request("sessions")
-    empty = q.shape_sessions(req, [{"sessions": 0, "page_views": 0, "bounces": 0}])
+    empty = shape_sessions(req, [{"sessions": 0, "page_views": 0, "bounces": 0}])
     assert empty["pages_per_session"] == 0.0 and empty["bounce_rate"] == 0.0
-    body = q.shape_sessions(
+    body = shape_sessions(
         req, [{"sessions": 4, "page_views": 6, "bounces": 3, "total_duration_ms": 10_000}]
     )
     assert body["pages_per_session"] == 1.5
@@ -372,7 +408,7 @@ def test_sessions_rates_and_the_empty_case() -> None:
 def test_performance_without_samples_gives_nulls() -> None:
     req = request("performance")
     nan = float("nan")
-    body = q.shape_performance(
+    body = shape_performance(
         req,
         [
             {
@@ -386,7 +422,7 @@ def test_performance_without_samples_gives_nulls() -> None:
     )
     assert body["overall"]["load_time"] == {"p50": None, "p75": None, "p95": None}
     assert body["pages"] == []
-    assert q.shape_performance(req, [])["overall"]["samples"] == 0
+    assert shape_performance(req, [])["overall"]["samples"] == 0
 
 
 def test_health_fills_minutes_and_averages_the_lag() -> None:
@@ -402,7 +438,7 @@ def test_health_fills_minutes_and_averages_the_lag() -> None:
             "last_inserted_at": start + 61_000,
         }
     ]
-    body = q.shape_health(req, rows, {"dead_lettered": {}})
+    body = shape_health(req, rows, {"dead_lettered": {}})
     tenant = body["tenant"]
     assert [p["events"] for p in tenant["events_per_minute"]] == [0, 4, 0]
     assert tenant["events"] == 4
@@ -436,7 +472,7 @@ def test_error_detail_takes_the_group_from_the_first_occurrence() -> None:
         "col": 1,
         "stack": "at x",
     }
-    body = q.shape_error_detail(req, [row, {**row, "event_id": "e1", "timestamp": 1}])
+    body = shape_error_detail(req, [row, {**row, "event_id": "e1", "timestamp": 1}])
     assert body["group"] == {
         "fingerprint": "0123456789abcdef",
         "name": None,
@@ -451,7 +487,7 @@ def test_error_detail_takes_the_group_from_the_first_occurrence() -> None:
     }
     assert [o["event_id"] for o in body["occurrences"]] == ["e2", "e1"]
     assert "occurrences" not in body["occurrences"][0]
-    assert q.shape_error_detail(req, []) == {
+    assert shape_error_detail(req, []) == {
         "range": req.describe(),
         "group": None,
         "occurrences": [],
@@ -473,14 +509,14 @@ def test_include_bots_is_a_yes_no_parameter(value: str, expected: bool) -> None:
 
 @pytest.mark.parametrize("value", ["yes", "2", "on", "-1"])
 def test_other_include_bots_values_are_refused(value: str) -> None:
-    with pytest.raises(q.QueryError, match="include_bots must be 1, 0, true or false"):
+    with pytest.raises(QueryError, match="include_bots must be 1, 0, true or false"):
         request("traffic", ("include_bots", value))
 
 
 def test_health_counts_every_stored_event_and_takes_no_bot_switch() -> None:
-    with pytest.raises(q.QueryError, match="unknown parameter 'include_bots'"):
+    with pytest.raises(QueryError, match="unknown parameter 'include_bots'"):
         request("health", ("include_bots", "1"))
-    assert "is_bot" not in q.health_query("events", request("health")).sql
+    assert "is_bot" not in health_query("events", request("health")).sql
 
 
 def test_bots_are_left_out_of_every_read_of_events_and_rollup_unless_asked() -> None:
@@ -494,5 +530,5 @@ def test_bots_are_left_out_of_every_read_of_events_and_rollup_unless_asked() -> 
         assert default.count("AND is_bot = 0") == reads, endpoint
         included = builder("events", request(endpoint, *wide, ("include_bots", "1"))).sql
         assert "is_bot" not in included, endpoint
-    traffic = q.traffic_query("events", request("traffic", *wide))
+    traffic = traffic_query("events", request("traffic", *wide))
     assert "is_bot = 0" in traffic.sql.split(ROLLUP)[1].split("UNION ALL")[0]

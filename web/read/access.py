@@ -1,0 +1,44 @@
+"""Who may read: a ``Bearer <read secret>`` names one tenant, and only a worker with the store
+answers reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.web import Response
+
+from trackflow_app.app import settings
+from web.views import JsonView
+
+
+def read_tenant(authorization: str) -> str | None:
+    """The tenant a ``Bearer <read secret>`` header grants, or None."""
+    scheme, _, secret = authorization.partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret:
+        return None
+    if secret in settings.tenant_keys:
+        return None  # an ingest key is public: it never reads, whatever else is configured
+    return settings.read_secrets.get(secret)
+
+
+UNAUTHORIZED = {"error": "unauthorized", "message": "send Authorization: Bearer <read secret>"}
+
+
+STORE_NOT_HERE = {
+    "error": "store_not_on_this_worker",
+    "message": "this worker runs without a sink (TRACKFLOW_SINK_ENABLED=false) and the embedded "
+    "chDB store belongs to another process: send reads to the worker that runs the sink",
+}
+
+
+class ReadView(JsonView):
+    """A view that reads one tenant's data: the read secret decides which tenant."""
+
+    async def dispatch(self, request: Any) -> Any:
+        if not settings.store_on_this_worker:
+            return self.json_response(STORE_NOT_HERE, status=503)
+        return await super().dispatch(request)
+
+    def unauthorized(self) -> Response:
+        return self.json_response(UNAUTHORIZED, status=401, headers={"WWW-Authenticate": "Bearer"})

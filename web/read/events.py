@@ -1,0 +1,107 @@
+"""The stored events themselves, for one tenant: ``GET /v1/query/events`` (one session's or one
+user's events) and ``GET /v1/query/loss`` (events lost between browser and server)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from faust.web import Request, Response
+
+from schemas.ddl import checked_table
+from schemas.events import with_typed_keys
+from trackflow_app.app import app, event_store, settings
+from web.read.access import ReadView, read_tenant
+from web.read.request import epoch_ms
+
+
+def json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return epoch_ms(value)
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+SESSION_EVENTS_SQL = """
+SELECT *
+FROM {table} FINAL
+WHERE tenant_id = {{tenant:String}} AND {column} = {{value:String}}
+ORDER BY timestamp, event_id
+LIMIT {{limit:UInt32}}
+"""
+
+
+@app.page("/v1/query/events")
+class EventStreamView(ReadView):
+    """The raw event stream of one session or one user (read secret required)."""
+
+    async def get(self, request: Request, **kwargs: Any) -> Response:
+        tenant = read_tenant(request.headers.get("Authorization", ""))
+        if tenant is None:
+            return self.unauthorized()
+        query = request.query
+        column, value = (
+            ("session_id", query["session_id"])
+            if "session_id" in query
+            else ("user_id", query.get("user_id", ""))
+        )
+        if not value:
+            return self.json_response(
+                {"error": "bad_request", "message": "give session_id or user_id"}, status=400
+            )
+        try:
+            limit = min(max(int(query.get("limit", "1000")), 1), 10_000)
+        except ValueError:
+            return self.json_response(
+                {"error": "bad_request", "message": "limit must be an integer"}, status=400
+            )
+        sql = SESSION_EVENTS_SQL.format(
+            table=checked_table(settings.clickhouse_table), column=column
+        )
+        rows = await event_store.query(sql, {"tenant": tenant, "value": value, "limit": limit})
+        events = [{k: json_value(v) for k, v in row.items()} for row in rows]
+        for event in events:
+            event["properties"] = with_typed_keys(event["event_type"], event["properties"] or {})
+        return self.json_response({"events": events})
+
+
+# Each tracker numbers a session's events 1, 2, 3...; a number never seen below the session's
+# highest one is an event lost between browser and server (losses after the last seen event
+# cannot be told apart from a session that ended).
+LOSS_SQL = """
+SELECT browser, count() AS sessions, sum(seen) AS received, sum(highest - seen) AS lost
+FROM (
+    SELECT session_id, any(browser) AS browser, uniqExact(seq) AS seen, max(seq) AS highest
+    FROM {table}
+    WHERE tenant_id = {{tenant:String}} AND seq IS NOT NULL
+      AND timestamp >= now64(3) - toIntervalHour({{hours:UInt32}})
+    GROUP BY session_id
+)
+GROUP BY browser
+ORDER BY lost DESC, browser
+"""
+
+
+@app.page("/v1/query/loss")
+class LossView(ReadView):
+    """Events lost between browser and server, per browser, from per-session sequence gaps."""
+
+    async def get(self, request: Request, **kwargs: Any) -> Response:
+        tenant = read_tenant(request.headers.get("Authorization", ""))
+        if tenant is None:
+            return self.unauthorized()
+        try:
+            hours = min(max(int(request.query.get("hours", "24")), 1), 24 * 400)
+        except ValueError:
+            return self.json_response(
+                {"error": "bad_request", "message": "hours must be an integer"}, status=400
+            )
+        sql = LOSS_SQL.format(table=checked_table(settings.clickhouse_table))
+        rows = await event_store.query(sql, {"tenant": tenant, "hours": hours})
+        lost = sum(int(r["lost"]) for r in rows)
+        received = sum(int(r["received"]) for r in rows)
+        return self.json_response(
+            {"hours": hours, "received": received, "lost": lost, "by_browser": rows}
+        )
