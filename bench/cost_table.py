@@ -1,0 +1,306 @@
+"""CPU-µs per event by function family, adding up to what the kernel measured.
+
+    .venv/bin/python -m bench.cost_table --rate 3600 --seconds 30 [--out bench/profiles]
+        [--worker-env K=V ...]
+
+Starts a Kafka broker and one worker (sink and chDB store included) of its own and offers
+``--rate`` events/s open loop with the benchmark's generator. Over the measured window it reads
+every thread's CPU time from the kernel (worker and broker) and samples the worker with
+``py-spy record --native`` (on-CPU samples only: idle threads are not sampled, and stacks
+parked in a wait or in GIL acquisition are set aside). Each Python thread's CPU time is then
+split over function families in proportion to that thread's samples; chDB's native threads
+(which py-spy cannot see) and the broker come from the kernel's figures directly, so the table
+adds up to the measured total. Writes ``cost-table.md``, the collapsed stacks and, when
+``inferno-flamegraph`` is on PATH (``cargo install inferno``), ``worker-flame.svg`` into
+``--out``. Not a test and no thresholds: a figure for bench/tuning.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from bench.report import table
+from bench.rig import worker_overrides
+from bench.thread_cpu import cpu_by_thread_group, loadgen, process_cpu, thread_cpu
+from bench.workload import tenant_keys
+from harness.stack import Worker, start_broker
+
+PY_SPY = Path(sys.executable).parent / "py-spy"
+
+# The first family whose marker appears in a stack, searched from the leaf up, names the stack.
+# Markers are substrings of py-spy's "function (file:line)" frames.
+FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("garbage collector", ("gc_collect", "collect_generations", "gc_collect_main")),
+    ("logging", ("logging/__init__.py", "trackflow_app/logs.py")),
+    ("metrics", ("prometheus_client/", "trackflow_app/metrics.py", "web/phases.py")),
+    (
+        "validate core",
+        (
+            "agents/validate.py",
+            "agents/sanitize.py",
+            "agents/geo.py",
+            "agents/bots.py",
+            "schemas/",
+            "pydantic",
+            "crawlerdetect",
+            "geoip2",
+            "maxminddb",
+            "ua_parser",
+            "user_agents",
+        ),
+    ),
+    ("validate shell (stream, fan-out)", ("agents/stream.py", "agents/fanout.py")),
+    ("row mapping", ("agents/rows.py", "agents/buffer.py")),
+    ("chDB insert (Python side)", ("clickhouse_connect/", "trackflow_app/store.py", "chdb")),
+    ("sink consume and commit", ("agents/sink.py", "agents/sink_loop.py")),
+    ("edge handler", ("web/views.py", "web/edge.py", "web/ratelimit.py")),
+    (
+        "Kafka produce (raw and processed)",
+        ("aiokafka/producer/", "faust/transport/producer", "faust/transport/drivers/aiokafka.py:1"),
+    ),
+    (
+        "Kafka fetch (consumer)",
+        ("aiokafka/consumer/", "aiokafka/conn.py", "aiokafka/protocol", "aiokafka/record"),
+    ),
+    (
+        "Faust consumer handoff",
+        ("faust/transport/consumer.py", "mode/threads.py", "faust/transport/conductor.py"),
+    ),
+    ("HTTP server (aiohttp)", ("aiohttp/", "faust/web/drivers/aiohttp.py", "yarl/", "multidict")),
+    ("Faust runtime (streams, agents, sensors)", ("faust/", "mode/")),
+    ("event loop", ("uvloop", "asyncio/", "selectors.py")),
+)
+# Leaves of a thread that waits rather than computes (py-spy's idle detection misses some).
+WAIT_MARKERS = (
+    "take_gil",
+    "PyCOND_WAIT",
+    "pthread_cond_wait",
+    "sem_wait",
+    "futex",
+    "epoll_wait",
+    "Condition.wait",
+    "Event.wait",
+    "(threading.py",
+    "EpollSelector.select",
+    "select (selectors",
+)
+GIL_MARKERS = ("take_gil", "PyEval_RestoreThread", "PyEval_AcquireThread")
+
+
+def family_of(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for family, markers in FAMILIES:
+            if any(marker in frame for marker in markers):
+                return family
+    return "other (native, interpreter)"
+
+
+def thread_of(frames: list[str]) -> str:
+    """Which Python thread a stack belongs to, by what runs at its root."""
+    text = ";".join(frames[:12])
+    if "Thread._bootstrap" in text and ("ConsumerThread" in text or "consumer.py" in text):
+        return "consumer"
+    if "Thread._bootstrap" in text:
+        return "other Python threads"
+    return "main"
+
+
+def waiting(frames: list[str]) -> str | None:
+    """'gil' or 'wait' for a stack parked rather than running, else None."""
+    leaf = ";".join(frames[-4:])
+    if any(marker in leaf for marker in GIL_MARKERS):
+        return "gil"
+    if any(marker in frames[-1] for marker in WAIT_MARKERS):
+        return "wait"
+    return None
+
+
+def parse_collapsed(lines: Iterable[str]) -> Iterable[tuple[list[str], int]]:
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            frames = [
+                f for f in stack.split(";") if f and not f.startswith(("process ", "thread "))
+            ]
+            if frames:
+                yield frames, int(count)
+
+
+def samples_by_thread(lines: Iterable[str]) -> tuple[dict[str, Counter[str]], Counter[str]]:
+    """Per thread kind, samples by family; and the samples set aside (GIL waits, waits)."""
+    by_thread: dict[str, Counter[str]] = defaultdict(Counter)
+    parked: Counter[str] = Counter()
+    for frames, count in parse_collapsed(lines):
+        thread = thread_of(frames)
+        kind = waiting(frames)
+        if kind is not None:
+            parked[f"{thread}: {kind}"] += count
+            continue
+        by_thread[thread][family_of(frames)] += count
+    return by_thread, parked
+
+
+def kernel_cpu_by_thread_kind(groups: dict[str, float]) -> dict[str, float]:
+    """bench.thread_cpu's groups renamed to this module's thread kinds (chDB's kept apart)."""
+    out: dict[str, float] = defaultdict(float)
+    for name, seconds in groups.items():
+        if name.startswith("event loop"):
+            out["main"] += seconds
+        elif name.startswith("other Python"):
+            out["python threads"] += seconds
+        else:
+            out["chDB native threads"] += seconds
+    return dict(out)
+
+
+def cost_rows(
+    by_thread: dict[str, Counter[str]], kernel: dict[str, float], broker_s: float, events: int
+) -> list[tuple[str, float]]:
+    """(family, CPU-µs per event): each Python thread kind's kernel CPU split by its samples.
+
+    The kernel counts Faust's consumer thread and the store's thread together ("python
+    threads"), so their samples share that figure."""
+    cost: Counter[str] = Counter()
+    shares = {"main": by_thread.get("main", Counter())}
+    others: Counter[str] = Counter()
+    for thread in ("consumer", "other Python threads"):
+        others.update(by_thread.get(thread, Counter()))
+    shares["python threads"] = others
+    for kind, samples in shares.items():
+        total = sum(samples.values())
+        for family, count in samples.items():
+            cost[family] += kernel.get(kind, 0.0) * count / total if total else 0.0
+        if not total:
+            cost["other (native, interpreter)"] += kernel.get(kind, 0.0)
+    cost["chDB native threads (inserts, merges)"] += kernel.get("chDB native threads", 0.0)
+    rows = [(family, seconds / events * 1e6) for family, seconds in cost.most_common()]
+    return [*rows, ("Kafka broker (JVM)", broker_s / events * 1e6)]
+
+
+def render(result: dict[str, Any], rows: list[tuple[str, float]], parked: Counter[str]) -> str:
+    worker_total = sum(us for family, us in rows if family != "Kafka broker (JVM)")
+    lines = [
+        f"# CPU per event by family ({time.strftime('%Y-%m-%d %H:%M')})",
+        "",
+        f"`python -m bench.cost_table --rate {result['rate']:.0f} --seconds "
+        f"{result['seconds']:.0f}`: {result['events']:,} events accepted at "
+        f"{result['accepted_events_per_s']:,.0f} ev/s; POST p50 {result['p50']:.1f} ms, "
+        f"p99 {result['p99']:.1f} ms. Worker {worker_total:.1f} CPU-µs per event, broker "
+        f"{rows[-1][1]:.1f}. Python threads' kernel CPU split by py-spy --native samples "
+        f"({result['samples']:,} on-CPU samples; set aside: "
+        + ", ".join(f"{k} {v:,}" for k, v in parked.most_common())
+        + ").",
+        "",
+        table(
+            ["family", "CPU-µs per event", "share of worker"],
+            [
+                [
+                    family,
+                    f"{us:.1f}",
+                    "" if family.startswith("Kafka broker") else f"{100 * us / worker_total:.0f} %",
+                ]
+                for family, us in rows
+            ],
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def flame_graph(collapsed: Path, svg: Path) -> bool:
+    tool = shutil.which("inferno-flamegraph")
+    if tool is None:
+        return False
+    with collapsed.open("rb") as source, svg.open("wb") as sink:
+        return subprocess.run([tool], stdin=source, stdout=sink, check=False).returncode == 0
+
+
+def measure(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="trackflow-cost-table-"))
+    stacks = work / "stacks.txt"
+    env = dict(item.split("=", 1) for item in args.worker_env)
+    overrides = worker_overrides(tenant_keys(40), tuple(env.items()))
+    with contextlib.contextmanager(start_broker)(work) as broker:
+        pidfile = work / "kafka" / "kafka.pid"
+        broker_pids = [int(pidfile.read_text())] if pidfile.exists() else []
+        worker = Worker(broker=broker, workdir=work, overrides=overrides).start(180)
+        assert worker.proc is not None
+        pid = worker.proc.pid
+        url = f"{worker.base_url}/v1/batch"
+        try:
+            loadgen(url, args.rate / 2, args.warmup_seconds, seed=7)
+            time.sleep(2)
+            spy = subprocess.Popen(
+                [
+                    str(PY_SPY),
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--native",
+                    "--rate",
+                    "200",
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(stacks),
+                    "--duration",
+                    str(int(args.seconds)),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            time.sleep(1.0)
+            threads0, broker0 = thread_cpu(pid), process_cpu(broker_pids)
+            result = loadgen(url, args.rate, args.seconds - 2, seed=8)
+            threads1, broker1 = thread_cpu(pid), process_cpu(broker_pids)
+            spy.wait(timeout=60)
+        finally:
+            worker.stop()
+    events = max(int(result["events_ok"]), 1)
+    kernel = kernel_cpu_by_thread_kind(cpu_by_thread_group(pid, threads0, threads1))
+    by_thread, parked = samples_by_thread(stacks.read_text(errors="replace").splitlines())
+    rows = cost_rows(by_thread, kernel, broker1 - broker0, events)
+    summary = {
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "events": events,
+        "accepted_events_per_s": result["accepted_events_per_s"],
+        "p50": result["latency_ms"]["p50"],
+        "p99": result["latency_ms"]["p99"],
+        "samples": sum(sum(c.values()) for c in by_thread.values()),
+    }
+    text = render(summary, rows, parked)
+    (out / "cost-table.md").write_text(text, encoding="utf-8")
+    (out / "worker-stacks.txt.gz").write_bytes(gzip.compress(stacks.read_bytes()))
+    drawn = flame_graph(stacks, out / "worker-flame.svg")
+    print(text)
+    print(f"wrote {out}/cost-table.md" + (" and worker-flame.svg" if drawn else ""))
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.cost_table")
+    parser.add_argument("--rate", type=float, default=3600.0, help="events/s, open loop")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--warmup-seconds", type=float, default=8.0)
+    parser.add_argument("--out", default="bench/profiles")
+    parser.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE")
+    sys.exit(measure(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
