@@ -83,15 +83,16 @@ FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 # Leaves of a thread that waits rather than computes (py-spy's idle detection misses some).
 WAIT_MARKERS = (
-    "take_gil",
     "PyCOND_WAIT",
     "pthread_cond_wait",
+    "pthread_cond_timedwait",
     "sem_wait",
-    "futex",
+    "sem_timedwait",
+    "PyThread_acquire_lock",
+    "_queue_SimpleQueue_get",
     "epoll_wait",
     "Condition.wait",
     "Event.wait",
-    "(threading.py",
     "EpollSelector.select",
     "select (selectors",
 )
@@ -121,7 +122,7 @@ def waiting(frames: list[str]) -> str | None:
     leaf = ";".join(frames[-4:])
     if any(marker in leaf for marker in GIL_MARKERS):
         return "gil"
-    if any(marker in frames[-1] for marker in WAIT_MARKERS):
+    if any(marker in leaf for marker in WAIT_MARKERS):
         return "wait"
     return None
 

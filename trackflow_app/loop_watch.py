@@ -17,7 +17,6 @@ import logging
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,14 +65,15 @@ class StallTracker:
 
 
 def thread_stack(thread_id: int, limit: int = 8) -> str:
-    """The innermost frames a thread is running, oldest first, as 'file:line function' parts."""
+    """The innermost frames a thread is running, innermost first, as 'file:line function'
+    parts (no source lines read: this runs while the loop is stuck)."""
     frame = sys._current_frames().get(thread_id)
-    if frame is None:
-        return "<thread gone>"
-    frames = traceback.extract_stack(frame)[-limit:]
-    return " <- ".join(
-        f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno} {f.name}" for f in reversed(frames)
-    )
+    parts: list[str] = []
+    while frame is not None and len(parts) < limit:
+        code = frame.f_code
+        parts.append(f"{code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno} {code.co_name}")
+        frame = frame.f_back
+    return " <- ".join(parts) if parts else "<thread gone>"
 
 
 class LoopWatch:

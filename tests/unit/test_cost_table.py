@@ -1,0 +1,49 @@
+"""The cost table's split of measured CPU over function families."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from bench.cost_table import cost_rows, family_of, samples_by_thread, thread_of, waiting
+
+MAIN = "<module> (faust:8);execute_from_commandline (mode/worker.py:264)"
+CONSUMER = (
+    "_bootstrap (threading.py:995);Thread._bootstrap (threading.py:1);run (mode/threads.py:1)"
+)
+
+
+def test_the_leafmost_known_frame_names_the_family() -> None:
+    frames = [*MAIN.split(";"), "post (web/views.py:200)", "process_batch (agents/validate.py:9)"]
+    assert family_of(frames) == "validate core"
+    assert family_of([*MAIN.split(";"), "post (web/views.py:200)"]) == "edge handler"
+    assert family_of(["0x7f (libc.so.6)"]) == "other (native, interpreter)"
+
+
+def test_parked_stacks_are_set_aside() -> None:
+    gil = [*MAIN.split(";"), "take_gil (ceval_gil.c:1)", "0x7f (libc.so.6)"]
+    lock = [*CONSUMER.split(";"), "lock_PyThread_acquire_lock (x)", "0x7f (libc.so.6)"]
+    assert waiting(gil) == "gil"
+    assert waiting(lock) == "wait"
+    assert waiting([*MAIN.split(";"), "post (web/views.py:200)"]) is None
+    assert thread_of([*CONSUMER.split(";"), "ConsumerThread.run (x)"]) == "consumer"
+
+
+def test_the_table_adds_up_to_the_measured_cpu() -> None:
+    lines = [
+        f"{MAIN};post (web/views.py:200) 30",
+        f"{MAIN};process_batch (agents/validate.py:9) 10",
+        f"{MAIN};take_gil (ceval_gil.c:1) 50",
+        f"{CONSUMER};ConsumerThread.run (x);fetch (aiokafka/consumer/fetcher.py:1) 5",
+    ]
+    by_thread, parked = samples_by_thread(lines)
+    assert parked == Counter({"main: gil": 50})
+    kernel = {"main": 4.0, "python threads": 1.0, "chDB native threads": 2.0}
+    rows = dict(cost_rows(by_thread, kernel, broker_s=3.0, events=1_000_000))
+    assert rows["edge handler"] == pytest.approx(3.0)
+    assert rows["validate core"] == pytest.approx(1.0)
+    assert rows["Kafka fetch (consumer)"] == pytest.approx(1.0)
+    assert rows["chDB native threads (inserts, merges)"] == pytest.approx(2.0)
+    assert rows["Kafka broker (JVM)"] == pytest.approx(3.0)
+    assert sum(v for k, v in rows.items() if k != "Kafka broker (JVM)") == pytest.approx(7.0)
