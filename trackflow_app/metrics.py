@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter as Tally
 from collections.abc import Sequence
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -51,7 +52,9 @@ EDGE_PHASES = {p: EDGE_PHASE_SECONDS.labels(p) for p in ("body", "decode", "enqu
 
 
 def record_outcome(processed: Sequence[ProcessedEvent], rejected: Sequence[DeadLetter]) -> None:
-    for event in processed:
-        EVENTS_PROCESSED.labels(event["event_type"]).inc()
-    for letter in rejected:
-        EVENTS_DEAD_LETTERED.labels(letter["reason"]).inc()
+    # One labelled increment per event type and reason, not per event: a label lookup costs
+    # ~1 µs (python -m bench.metrics_cost).
+    for event_type, count in Tally(event["event_type"] for event in processed).items():
+        EVENTS_PROCESSED.labels(event_type).inc(count)
+    for reason, count in Tally(letter["reason"] for letter in rejected).items():
+        EVENTS_DEAD_LETTERED.labels(reason).inc(count)
