@@ -57,6 +57,8 @@ if settings.event_loop != "aio":
 
 
 class TrackFlowApp(faust.App):
+    loop_watch: LoopWatch | None = None
+
     def _new_transport(self) -> TransportT:
         transport = fetch_tuned_transport(
             settings.raw_fetch_min_bytes, settings.raw_fetch_max_wait_ms
@@ -78,10 +80,17 @@ class TrackFlowApp(faust.App):
             state.thresholds,
             state.frozen_objects,
         )
-        if settings.loop_stall_ms:
+        if settings.loop_stall_ms and self.loop_watch is None:
             self.loop_watch = LoopWatch(settings.loop_stall_ms / 1000)
             self.loop_watch.start()
             time_gc_pauses(settings.loop_stall_ms / 1000)
+
+    async def on_stop(self) -> None:
+        # The stop's own waits are bounded by the stop watchdog; the stall watch would report
+        # the loop as stuck once its heartbeat task is cancelled.
+        if self.loop_watch is not None:
+            self.loop_watch.stop()
+        await super().on_stop()
 
 
 class TrackFlowWorker(Worker):
