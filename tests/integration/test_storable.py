@@ -24,5 +24,5 @@ def test_every_accepted_event_inserts_into_chdb(tmp_path: Path) -> None:
     assert result["failure"] is None, result["failure"]
     assert result["stored"] == result["accepted"]
     # Not vacuous: many events were accepted, including clocks near 1970 (once a stall).
-    assert result["accepted"] >= result["generated"] // 5, result
+    assert result["accepted"] >= result["generated"] // 10, result
     assert result["near_1970"] > 0, result
