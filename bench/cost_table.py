@@ -19,7 +19,6 @@ adds up to the measured total. Writes ``cost-table.md``, the collapsed stacks an
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gzip
 import shutil
 import subprocess
@@ -35,9 +34,14 @@ import orjson
 
 from bench.report import table
 from bench.rig import worker_overrides
-from bench.thread_cpu import cpu_by_thread_group, loadgen, process_cpu, thread_cpu
+from bench.thread_cpu import (
+    broker_and_worker,
+    cpu_by_thread_group,
+    loadgen,
+    process_cpu,
+    thread_cpu,
+)
 from bench.workload import tenant_keys
-from harness.stack import Worker, start_broker
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
 
@@ -242,37 +246,31 @@ def measure(args: argparse.Namespace) -> int:
     stacks = work / "stacks.txt"
     env = dict(item.split("=", 1) for item in args.worker_env)
     overrides = worker_overrides(tenant_keys(40), tuple(env.items()))
-    with contextlib.contextmanager(start_broker)(work) as broker:
-        pidfile = work / "kafka" / "kafka.pid"
-        broker_pids = [int(pidfile.read_text())] if pidfile.exists() else []
-        worker = Worker(broker=broker, workdir=work, overrides=overrides).start(180)
+    with broker_and_worker(work, overrides) as (_broker, worker, broker_pids):
         assert worker.proc is not None
         pid = worker.proc.pid
         url = f"{worker.base_url}/v1/batch"
-        try:
-            loadgen(url, args.rate / 2, args.warmup_seconds, seed=7)
-            time.sleep(2)
-            # The kernel's figures come from a window without the profiler (its pauses cost
-            # the worker CPU and latency); the samples from a second window at the same rate.
-            threads0, broker0 = thread_cpu(pid), process_cpu(broker_pids)
-            result = loadgen(url, args.rate, args.seconds, seed=8)
-            threads1, broker1 = thread_cpu(pid), process_cpu(broker_pids)
-            time.sleep(2)
-            spy = subprocess.Popen(
-                [
-                    *(str(PY_SPY), "record", "--pid", str(pid), "--rate", str(args.sample_hz)),
-                    *(("--native",) if args.native else ("--nonblocking",)),
-                    *("--format", "raw", "--output", str(stacks)),
-                    *("--duration", str(int(args.seconds))),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-            time.sleep(1.0)
-            profiled = loadgen(url, args.rate, args.seconds - 2, seed=9)
-            spy.wait(timeout=60)
-        finally:
-            worker.stop()
+        loadgen(url, args.rate / 2, args.warmup_seconds, seed=7)
+        time.sleep(2)
+        # The kernel's figures come from a window without the profiler (its pauses cost
+        # the worker CPU and latency); the samples from a second window at the same rate.
+        threads0, broker0 = thread_cpu(pid), process_cpu(broker_pids)
+        result = loadgen(url, args.rate, args.seconds, seed=8)
+        threads1, broker1 = thread_cpu(pid), process_cpu(broker_pids)
+        time.sleep(2)
+        spy = subprocess.Popen(
+            [
+                *(str(PY_SPY), "record", "--pid", str(pid), "--rate", str(args.sample_hz)),
+                *(("--native",) if args.native else ("--nonblocking",)),
+                *("--format", "raw", "--output", str(stacks)),
+                *("--duration", str(int(args.seconds))),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        time.sleep(1.0)
+        profiled = loadgen(url, args.rate, args.seconds - 2, seed=9)
+        spy.wait(timeout=60)
     summary = {
         "rate": args.rate,
         "seconds": args.seconds,

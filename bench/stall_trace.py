@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,11 +31,13 @@ from typing import Any
 import orjson
 
 from bench.rig import worker_overrides
+from bench.thread_cpu import broker_and_worker, loadgen
 from bench.workload import tenant_keys
-from harness.stack import ROOT, Worker, start_broker
+from harness.stack import Worker
 
 PY = sys.executable
 PHASES = ("body", "decode", "enqueue", "ack")
+SLOWEST = ("--slowest", "20")
 SAMPLED = (
     "trackflow_insert_seconds_count",
     "trackflow_insert_seconds_sum",
@@ -147,16 +148,6 @@ def slow_requests_in_context(
     return out
 
 
-def loadgen(url: str, rate: float, seconds: float, connections: int, seed: int) -> dict[str, Any]:
-    args = ["--url", url, "--rate", str(rate), "--duration", str(seconds), "--slowest", "20"]
-    args += ["--connections", str(connections), "--sessions", "20000", "--seed", str(seed)]
-    proc = subprocess.run(
-        [PY, "-m", "bench.loadgen", *args], cwd=ROOT, check=True, capture_output=True
-    )
-    result: dict[str, Any] = orjson.loads(proc.stdout)
-    return result
-
-
 def trace(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="trackflow-stall-trace-"))
     env = {
@@ -166,26 +157,22 @@ def trace(args: argparse.Namespace) -> dict[str, Any]:
         **dict(item.split("=", 1) for item in args.worker_env),
     }
     overrides = worker_overrides(tenant_keys(40), tuple(env.items()))
-    with contextlib.contextmanager(start_broker)(work) as _broker:
-        worker = Worker(broker=_broker, workdir=work, overrides=overrides).start(180)
-        try:
-            url = f"{worker.base_url}/v1/batch"
-            loadgen(url, 1000, args.warmup_seconds, args.connections, seed=7)
-            time.sleep(2)
-            stop = threading.Event()
-            sampled: list[list[float]] = []
-            sampler = threading.Thread(
-                target=lambda: sampled.extend(sample_metrics(worker, args.sample_ms / 1000, stop))
-            )
-            since = time.time()
-            sampler.start()
-            result = loadgen(url, args.rate, args.seconds, args.connections, seed=8)
-            time.sleep(2)
-            stop.set()
-            sampler.join()
-            phases = phase_means_ms(worker)
-        finally:
-            worker.stop()
+    with broker_and_worker(work, overrides) as (_broker, worker, _pids):
+        url = f"{worker.base_url}/v1/batch"
+        loadgen(url, 1000, args.warmup_seconds, 7, connections=args.connections)
+        time.sleep(2)
+        stop = threading.Event()
+        sampled: list[list[float]] = []
+        sampler = threading.Thread(
+            target=lambda: sampled.extend(sample_metrics(worker, args.sample_ms / 1000, stop))
+        )
+        since = time.time()
+        sampler.start()
+        result = loadgen(url, args.rate, args.seconds, 8, *SLOWEST, connections=args.connections)
+        time.sleep(2)
+        stop.set()
+        sampler.join()
+        phases = phase_means_ms(worker)
     events = worker_events(worker.log_path, since)
     jvm = broker_pauses(work / "kafka" / "logs" / "kafkaServer-gc.log", since)
     stalls = [e for e in events if e["message"].startswith("event loop was blocked")]

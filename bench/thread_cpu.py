@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ import psutil
 
 from bench.rig import ingest_overrides, worker_overrides
 from bench.workload import tenant_keys
-from harness.stack import ROOT, Worker, start_broker
+from harness.stack import ROOT, Broker, Worker, start_broker
 
 PY = sys.executable
 
@@ -84,9 +85,12 @@ def counters(worker: Worker) -> tuple[list[float], list[float]]:
     return values[:3], values[3:]
 
 
-def loadgen(url: str, rate: float, seconds: float, seed: int) -> dict[str, Any]:
-    args = ["--url", url, "--rate", str(rate), "--duration", str(seconds)]
-    args += ["--connections", "128", "--sessions", "20000", "--seed", str(seed)]
+def loadgen(
+    url: str, rate: float, seconds: float, seed: int, *extra: str, connections: int = 128
+) -> dict[str, Any]:
+    """One open-loop step of the benchmark's generator (its own process); its JSON result."""
+    args = ["--url", url, "--rate", str(rate), "--duration", str(seconds), *extra]
+    args += ["--connections", str(connections), "--sessions", "20000", "--seed", str(seed)]
     proc = subprocess.run(
         [PY, "-m", "bench.loadgen", *args], cwd=ROOT, check=True, capture_output=True
     )
@@ -96,6 +100,22 @@ def loadgen(url: str, rate: float, seconds: float, seed: int) -> dict[str, Any]:
 
 def process_cpu(pids: list[int]) -> float:
     return sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids)
+
+
+@contextlib.contextmanager
+def broker_and_worker(
+    work: Path, overrides: dict[str, str]
+) -> Iterator[tuple[Broker, Worker, list[int]]]:
+    """A broker and one worker (sink and chDB store included) of their own in ``work``, and the
+    broker's process ids (none when an existing broker is used); the worker stops on exit."""
+    with contextlib.contextmanager(start_broker)(work) as broker:
+        pidfile = work / "kafka" / "kafka.pid"
+        broker_pids = [int(pidfile.read_text())] if pidfile.exists() else []
+        worker = Worker(broker=broker, workdir=work, overrides=overrides).start(180)
+        try:
+            yield broker, worker, broker_pids
+        finally:
+            worker.stop()
 
 
 def measure(
@@ -109,10 +129,7 @@ def measure(
     warmup_rate = 1000.0 if warmup_seconds <= 3 else rate / 2
     work = Path(tempfile.mkdtemp(prefix="trackflow-thread-cpu-"))
     overrides = worker_overrides(tenant_keys(40), tuple(worker_env.items()))
-    with contextlib.contextmanager(start_broker)(work) as broker:
-        pidfile = work / "kafka" / "kafka.pid"
-        broker_pids = [int(pidfile.read_text())] if pidfile.exists() else []
-        worker = Worker(broker=broker, workdir=work, overrides=overrides).start(180)
+    with broker_and_worker(work, overrides) as (broker, worker, broker_pids):
         assert worker.proc is not None
         pid = worker.proc.pid
         ingest: list[Worker] = []
@@ -133,7 +150,7 @@ def measure(
             broker1 = process_cpu(broker_pids)
             ingest1 = process_cpu(ingest_pids)
         finally:
-            for running in (*ingest, worker):
+            for running in ingest:
                 running.stop()
     events = max(int(result["events_ok"]), 1)
     by_thread = cpu_by_thread_group(pid, threads0, threads1)

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Histogram
@@ -45,7 +45,7 @@ class StallTracker:
     threshold_s: float
     last_beat: float = 0.0
     stalled_since: float | None = None
-    stalls: int = field(default=0)
+    stalls: int = 0
 
     def beat(self, now: float) -> float | None:
         """Record a heartbeat; returns how long the stall that just ended lasted, if any."""
@@ -84,7 +84,7 @@ class LoopWatch:
         self.interval_s = interval_s
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._loop_thread = threading.get_ident()
+        self._loop_thread = 0  # the thread that runs the loop, known once started
         self._task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
 
