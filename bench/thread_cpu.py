@@ -70,6 +70,33 @@ def cpu_by_thread_group(
     return dict(groups)
 
 
+# JVM thread names (as /proc shows them, cut to 15 characters) grouped by what they do.
+BROKER_THREAD_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("JIT compiler", ("C1 CompilerThre", "C2 CompilerThre")),
+    ("garbage collector", ("G1 ", "GC Thread", "VM Thread", "VM Periodic")),
+    # Request handlers and network threads share this 15-character prefix.
+    ("requests and network", ("data-plane-kafk", "kafka-request-h", "kafka-network-t")),
+    ("controller and raft", ("kafka-", "raft", "quorum", "controller", "broker-")),
+)
+
+
+def broker_thread_group(name: str) -> str:
+    for group, prefixes in BROKER_THREAD_GROUPS:
+        if name.startswith(prefixes):
+            return group
+    return f"other ({name})"
+
+
+def cpu_by_broker_thread_group(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> dict[str, float]:
+    """The broker's CPU-seconds between two samples, by what its threads do."""
+    groups: dict[str, float] = defaultdict(float)
+    for tid, (name, cpu) in after.items():
+        groups[broker_thread_group(name)] += cpu - before.get(tid, (name, 0.0))[1]
+    return dict(groups)
+
+
 PRODUCE_BUCKETS = ("0.01", "0.025", "0.05", "0.1")
 GC_COLLECTIONS = [f'python_gc_collections_total{{generation="{g}"}}' for g in range(3)]
 PRODUCE_ACKS = [
@@ -143,11 +170,13 @@ def measure(
             time.sleep(3)
             threads0, (gc0, acks0) = thread_cpu(pid), counters(worker)
             broker0 = process_cpu(broker_pids)
+            broker_threads0 = thread_cpu(broker_pids[0]) if broker_pids else {}
             ingest0 = process_cpu(ingest_pids)
             result = loadgen(url, rate, seconds, seed=8)
             time.sleep(3)  # the sink's last window
             threads1, (gc1, acks1) = thread_cpu(pid), counters(worker)
             broker1 = process_cpu(broker_pids)
+            broker_threads1 = thread_cpu(broker_pids[0]) if broker_pids else {}
             ingest1 = process_cpu(ingest_pids)
         finally:
             for running in ingest:
@@ -171,6 +200,14 @@ def measure(
         "worker_cpu_us_per_event_by_thread": per_event,
         "ingest_workers_cpu_us_per_event": round((ingest1 - ingest0) / events * 1e6, 1),
         "broker_cpu_us_per_event": round((broker1 - broker0) / events * 1e6, 1),
+        "broker_cpu_us_per_event_by_thread": {
+            name: round(cpu / events * 1e6, 1)
+            for name, cpu in sorted(
+                cpu_by_broker_thread_group(broker_threads0, broker_threads1).items(),
+                key=lambda kv: -kv[1],
+            )
+            if cpu > 0.01
+        },
         "gc_collections_by_generation": [int(b - a) for a, b in zip(gc0, gc1, strict=True)],
         # Share of the edge's raw-batch writes acknowledged by Kafka later than each bound.
         "produce_ack_share_slower_than_s": {
