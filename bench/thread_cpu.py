@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -48,6 +49,13 @@ def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
             name = Path(f"/proc/{pid}/task/{thread.id}/comm").read_text().strip()
             out[thread.id] = (name, thread.user_time + thread.system_time)
     return out
+
+
+def system_seconds(pid: int, tid: int) -> float:
+    """The kernel-mode CPU-seconds of one thread: its system calls and what they set off
+    (a loopback TCP write delivers the segment to the receiving socket in the writer's call)."""
+    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[12]) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_by_thread_group(
@@ -169,12 +177,14 @@ def measure(
             loadgen(url, warmup_rate, warmup_seconds, seed=7)  # warm-up
             time.sleep(3)
             threads0, (gc0, acks0) = thread_cpu(pid), counters(worker)
+            loop_system0 = system_seconds(pid, pid)
             broker0 = process_cpu(broker_pids)
             broker_threads0 = thread_cpu(broker_pids[0]) if broker_pids else {}
             ingest0 = process_cpu(ingest_pids)
             result = loadgen(url, rate, seconds, seed=8)
             time.sleep(3)  # the sink's last window
             threads1, (gc1, acks1) = thread_cpu(pid), counters(worker)
+            loop_system1 = system_seconds(pid, pid)
             broker1 = process_cpu(broker_pids)
             broker_threads1 = thread_cpu(broker_pids[0]) if broker_pids else {}
             ingest1 = process_cpu(ingest_pids)
@@ -198,6 +208,9 @@ def measure(
         "generator_cpu_share": result["cpu_share"],
         "worker_cpu_us_per_event": round(sum(by_thread.values()) / events * 1e6, 1),
         "worker_cpu_us_per_event_by_thread": per_event,
+        "event_loop_system_cpu_us_per_event": round(
+            (loop_system1 - loop_system0) / events * 1e6, 1
+        ),
         "ingest_workers_cpu_us_per_event": round((ingest1 - ingest0) / events * 1e6, 1),
         "broker_cpu_us_per_event": round((broker1 - broker0) / events * 1e6, 1),
         "broker_cpu_us_per_event_by_thread": {
