@@ -15,14 +15,12 @@ from typing import Any, cast
 
 import backoff
 import faust
-import orjson
 from aiokafka import AIOKafkaProducer
 from faust.types import EventT, StreamT
 
 from agents.fanout import records_by_partition, send_partition
 from agents.geo import open_geo_lookup
-from agents.validate import Outcome, ValidationPolicy, process_batch
-from schemas.records import RawBatch, dead_letter
+from agents.validate import Outcome, ValidationPolicy, process_raw_record
 from trackflow_app import health, metrics
 from trackflow_app.app import app, dead_letter_topic, processed_topic, raw_topic, settings
 from trackflow_app.kafka import aiokafka_producer
@@ -44,17 +42,7 @@ geo_lookup = open_geo_lookup(settings.geoip_database)
 
 
 def outcome_of(value: bytes) -> Outcome:
-    """Process one raw record; an undecodable record becomes a dead letter itself."""
-    try:
-        batch: RawBatch = orjson.loads(value)
-        return process_batch(batch, policy, geo_lookup)
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-        letter = dead_letter(
-            "malformed_raw_record",
-            f"raw record cannot be read: {exc!r}",
-            value[:65_536].decode("utf-8", "replace"),
-        )
-        return Outcome(rejected=[letter])
+    return process_raw_record(value, policy, geo_lookup)
 
 
 def _partition_of(topic: str, key: bytes) -> int:

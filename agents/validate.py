@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from agents.bots import is_bot
@@ -287,3 +288,40 @@ def process_batch(
         except Rejection as rejection:
             outcome.rejected.append(rejected_event(event, batch, rejection))
     return outcome
+
+
+def malformed_raw_record(detail: str, value: Any) -> DeadLetter:
+    if isinstance(value, bytes):
+        text = value[:65_536].decode("utf-8", "replace")
+    else:
+        text = orjson.dumps(value, default=repr)[:65_536].decode("utf-8", "replace")
+    return dead_letter("malformed_raw_record", f"raw record cannot be read: {detail}", text)
+
+
+def process_raw_record(
+    value: bytes, policy: ValidationPolicy, geo_lookup: GeoLookup | None = None
+) -> Outcome:
+    """One raw record: a raw batch, or a JSON array of them (the edge's group commit). A part
+    that cannot be read becomes a dead letter of its own; the batches beside it go on."""
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return Outcome(rejected=[malformed_raw_record(repr(exc), value)])
+    batches = document if isinstance(document, list) else [document]
+    if not batches:
+        return Outcome(rejected=[malformed_raw_record("an empty group", value)])
+    if len(batches) == 1:
+        return _batch_outcome(batches[0], policy, geo_lookup)
+    outcome = Outcome()
+    for batch in batches:
+        part = _batch_outcome(batch, policy, geo_lookup)
+        outcome.processed.extend(part.processed)
+        outcome.rejected.extend(part.rejected)
+    return outcome
+
+
+def _batch_outcome(batch: Any, policy: ValidationPolicy, geo_lookup: GeoLookup | None) -> Outcome:
+    try:
+        return process_batch(batch, policy, geo_lookup)
+    except (KeyError, TypeError, AttributeError) as exc:
+        return Outcome(rejected=[malformed_raw_record(repr(exc), batch)])

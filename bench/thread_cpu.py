@@ -105,6 +105,7 @@ def cpu_by_broker_thread_group(
     return dict(groups)
 
 
+GROUPING = ("trackflow_batches_accepted_total", "trackflow_raw_records_written_total")
 PRODUCE_BUCKETS = ("0.01", "0.025", "0.05", "0.1")
 GC_COLLECTIONS = [f'python_gc_collections_total{{generation="{g}"}}' for g in range(3)]
 PRODUCE_ACKS = [
@@ -185,6 +186,7 @@ def measure(
             time.sleep(3)  # the sink's last window
             threads1, (gc1, acks1) = thread_cpu(pid), counters(worker)
             loop_system1 = system_seconds(pid, pid)
+            batches, records = worker.metrics(*GROUPING)
             broker1 = process_cpu(broker_pids)
             broker_threads1 = thread_cpu(broker_pids[0]) if broker_pids else {}
             ingest1 = process_cpu(ingest_pids)
@@ -208,6 +210,8 @@ def measure(
         "generator_cpu_share": result["cpu_share"],
         "worker_cpu_us_per_event": round(sum(by_thread.values()) / events * 1e6, 1),
         "worker_cpu_us_per_event_by_thread": per_event,
+        # The edge's group commit: requests answered per raw record over the whole run.
+        "batches_per_raw_record": round(batches / max(records, 1), 2),
         "event_loop_system_cpu_us_per_event": round(
             (loop_system1 - loop_system0) / events * 1e6, 1
         ),

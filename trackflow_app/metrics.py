@@ -10,6 +10,10 @@ from prometheus_client import Counter, Gauge, Histogram
 from schemas.records import DeadLetter, ProcessedEvent
 
 BATCHES_ACCEPTED = Counter("trackflow_batches_accepted_total", "Requests answered 202")
+RAW_RECORDS_WRITTEN = Counter(
+    "trackflow_raw_records_written_total",
+    "Raw Kafka records the edge wrote; batches accepted per record is the group commit's size",
+)
 EVENTS_ACCEPTED = Counter("trackflow_events_accepted_total", "Events in requests answered 202")
 REQUESTS_REJECTED = Counter(
     "trackflow_requests_rejected_total", "Requests answered 4xx/503", ["status", "error"]

@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     # opened, or when it sat idle this long between requests (slow-header clients).
     http_idle_timeout_s: float = Field(default=15.0, gt=0)
     produce_timeout_s: float = Field(default=10.0, gt=0)
+    # Edge group commit: POSTs within this window share one raw record (0: a record each),
+    # up to this many bytes of raw batches per record.
+    edge_group_window_ms: float = Field(default=2.0, ge=0, le=1000)
+    edge_group_max_bytes: int = Field(default=262_144, ge=1024)
     retry_after_s: int = Field(default=5, ge=1)
 
     # Validation

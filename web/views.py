@@ -32,6 +32,7 @@ from web.edge import (
     client_ip,
     decode_request,
 )
+from web.group_commit import GroupCommitter
 from web.phases import PhaseTimer
 from web.ratelimit import Limited, RateLimits
 
@@ -141,16 +142,21 @@ async def read_body(request: aioweb.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def send_raw(value: bytes) -> Any:
+    delivery = await app.producer.send(raw_topic.get_topic_name(), None, value, None, None, None)
+    metrics.RAW_RECORDS_WRITTEN.inc()
+    return delivery
+
+
+RAW_WRITES = GroupCommitter(
+    send_raw, settings.edge_group_window_ms / 1000, settings.edge_group_max_bytes
+)
+
+
 async def produce_acknowledged(value: bytes, timer: PhaseTimer) -> None:
     """Write to the raw topic and return only once Kafka acknowledged it (acks=all)."""
-    # One deadline for both steps, without wait_for's extra task per request; the shield keeps
-    # a timeout from cancelling the producer's own delivery future.
     async with asyncio.timeout(settings.produce_timeout_s):
-        delivery = await app.producer.send(
-            raw_topic.get_topic_name(), None, value, None, None, None
-        )
-        timer.mark("enqueue")
-        await asyncio.shield(delivery)
+        await RAW_WRITES.write(value, on_sent=lambda: timer.mark("enqueue"))
         timer.mark("ack")
     metrics.PRODUCE_SECONDS.observe(timer.phases["enqueue"] + timer.phases["ack"])
 

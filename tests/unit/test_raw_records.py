@@ -1,0 +1,56 @@
+"""agents.validate.process_raw_record: a raw record holds one raw batch or a group of them."""
+
+from __future__ import annotations
+
+import orjson
+
+from agents.validate import process_batch, process_raw_record
+from tests.support import events as ev
+from tests.unit.factories import SESSION, TENANT, make_batch, policy
+
+POLICY = policy()
+
+
+def ids(events: list[object]) -> list[str]:
+    return [e["event_id"] for e in events]  # type: ignore[index]
+
+
+def test_a_single_batch_is_processed_as_before() -> None:
+    batch = make_batch([ev.page_view(TENANT, SESSION), ev.click(TENANT, SESSION)])
+    outcome = process_raw_record(orjson.dumps(batch), POLICY)
+    assert outcome == process_batch(batch, POLICY)
+    assert len(outcome.processed) == 2
+
+
+def test_a_group_yields_every_batch_in_order() -> None:
+    first = make_batch([ev.page_view(TENANT, SESSION), ev.click(TENANT, SESSION)])
+    second = make_batch([ev.click(TENANT, SESSION)], ip="198.51.100.7")
+    outcome = process_raw_record(orjson.dumps([first, second]), POLICY)
+    expected = [*process_batch(first, POLICY).processed, *process_batch(second, POLICY).processed]
+    assert ids(outcome.processed) == ids(expected)
+    assert [e["ip_address"] for e in outcome.processed][-1] == "198.51.100.7"
+    assert outcome.rejected == []
+
+
+def test_an_unreadable_batch_in_a_group_is_dead_lettered_alone() -> None:
+    good = make_batch([ev.page_view(TENANT, SESSION)])
+    outcome = process_raw_record(orjson.dumps([good, {"no_events": True}, 7]), POLICY)
+    assert ids(outcome.processed) == ids(process_batch(good, POLICY).processed)
+    assert [letter["reason"] for letter in outcome.rejected] == ["malformed_raw_record"] * 2
+    assert "no_events" in str(outcome.rejected[0]["event"])
+
+
+def test_bad_events_in_a_group_keep_their_own_reasons() -> None:
+    bad = ev.click(TENANT, SESSION)
+    bad["eventType"] = "nope"
+    group = [make_batch([ev.page_view(TENANT, SESSION)]), make_batch([bad])]
+    outcome = process_raw_record(orjson.dumps(group), POLICY)
+    assert len(outcome.processed) == 1
+    assert [letter["reason"] for letter in outcome.rejected] == ["unknown_event_type"]
+
+
+def test_undecodable_and_empty_records_are_dead_letters() -> None:
+    for value in (b"", b"{not json", b"[]"):
+        outcome = process_raw_record(value, POLICY)
+        assert outcome.processed == []
+        assert [letter["reason"] for letter in outcome.rejected] == ["malformed_raw_record"]
