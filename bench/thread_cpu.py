@@ -58,6 +58,14 @@ def system_seconds(pid: int, tid: int) -> float:
     return int(fields[12]) / os.sysconf("SC_CLK_TCK")
 
 
+def peak_rss(pid: int) -> float:
+    """The process's peak resident set so far (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def cpu_by_thread_group(
     pid: int, before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
 ) -> dict[str, float]:
@@ -187,6 +195,7 @@ def measure(
             threads1, (gc1, acks1) = thread_cpu(pid), counters(worker)
             loop_system1 = system_seconds(pid, pid)
             batches, records = worker.metrics(*GROUPING)
+            peak_rss_mb = peak_rss(pid)
             broker1 = process_cpu(broker_pids)
             broker_threads1 = thread_cpu(broker_pids[0]) if broker_pids else {}
             ingest1 = process_cpu(ingest_pids)
@@ -210,6 +219,7 @@ def measure(
         "generator_cpu_share": result["cpu_share"],
         "worker_cpu_us_per_event": round(sum(by_thread.values()) / events * 1e6, 1),
         "worker_cpu_us_per_event_by_thread": per_event,
+        "worker_peak_rss_mb": round(peak_rss_mb),
         # The edge's group commit: requests answered per raw record over the whole run.
         "batches_per_raw_record": round(batches / max(records, 1), 2),
         "event_loop_system_cpu_us_per_event": round(
