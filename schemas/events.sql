@@ -29,6 +29,13 @@
 --    (the sink derives it from the Kafka offsets of the rows) is dropped, so a batch inserted
 --    again after a crash or a retry is not stored twice. A table made without it gets it by
 --    ALTER TABLE ... MODIFY SETTING (migration 8).
+--  * Merge settings for the sink's small, frequent inserts (two parts a second): merges take
+--    about ten parts of a size at once (merge_selector_base = 10, ClickHouse's is 5), so each
+--    row is rewritten fewer times (a third fewer merged rows, about half the merge CPU per
+--    stored row, bench/tuning.md "chDB memory and insert cost"); and every merge is vertical
+--    (a column at a time, not every column's buffers at once), which ClickHouse otherwise keeps
+--    for merges of 131,072 rows or more: the peak memory of merges falls by ~70 MB. A table made
+--    without them gets them by ALTER TABLE ... MODIFY SETTING (migration 9).
 -- A store made by an earlier TrackFlow reaches this layout through the numbered migrations of
 -- schemas/migrations.py: a change here needs one there (tests/integration/test_migrations.py
 -- compares a store upgraded from the first layout with a new one).
@@ -71,4 +78,4 @@ ENGINE = ReplacingMergeTree()
 ORDER BY (tenant_id, toStartOfHour(timestamp), event_type, event_id)
 PARTITION BY toYYYYMM(timestamp)
 TTL timestamp + INTERVAL {retention_days} DAY
-SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 1000
+SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 1000, merge_selector_base = 10, vertical_merge_algorithm_min_rows_to_activate = 1, vertical_merge_algorithm_min_columns_to_activate = 1

@@ -1,5 +1,6 @@
 """The embedded engine starts with TrackFlow's options: its merges run at the configured nice
-value. chDB runs in a child process (one engine per process), with a real insert and merge."""
+value and its allocator returns freed pages after the configured decay. chDB runs in a child
+process (one engine per process), with a real insert and merge."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ from pathlib import Path
 from tests.support.chdb_child import run_chdb_script
 
 SCRIPT = r"""
-import glob, json, os, sys, threading, time
+import glob, json, os, re, sys, threading, time
 from trackflow_app.store import EventStore
 
-store = EventStore("chdb://" + sys.argv[1], "events", merge_nice=int(sys.argv[2]))
+os.environ.pop("JE_MALLOC_CONF", None)
+store = EventStore(
+    "chdb://" + sys.argv[1], "events", merge_nice=int(sys.argv[2]), dirty_decay_ms=int(sys.argv[3])
+)
 client = store._connect()
+[[stats]] = client.query("SELECT stats FROM system.jemalloc_stats").result_rows
+[decay] = re.findall(r"opt\.dirty_decay_ms: (\d+)", stats)
 [[setting]] = client.query(
     "SELECT value FROM system.server_settings WHERE name = 'os_threads_nice_value_merge_mutate'"
 ).result_rows
@@ -37,13 +43,13 @@ for i in range(40):
 client.command("OPTIMIZE TABLE t FINAL")
 stop.set()
 watcher.join()
-print(json.dumps({"setting": str(setting), "merge_nice_values": sorted(seen)}))
+print(json.dumps({"setting": str(setting), "merge_nice_values": sorted(seen), "decay": decay}))
 """
 
 
-def engine_state(tmp_path: Path, merge_nice: int) -> dict[str, object]:
+def engine_state(tmp_path: Path, merge_nice: int, decay_ms: int = 1000) -> dict[str, object]:
     state: dict[str, object] = run_chdb_script(
-        SCRIPT, str(tmp_path / f"store-{merge_nice}"), str(merge_nice)
+        SCRIPT, str(tmp_path / f"store-{merge_nice}"), str(merge_nice), str(decay_ms)
     )
     return state
 
@@ -51,10 +57,12 @@ def engine_state(tmp_path: Path, merge_nice: int) -> dict[str, object]:
 def test_merges_run_at_the_configured_nice_value(tmp_path: Path) -> None:
     state = engine_state(tmp_path, 10)
     assert state["setting"] == "10"
+    assert state["decay"] == "1000"
     assert 10 in state["merge_nice_values"]  # type: ignore[operator]
 
 
 def test_zero_leaves_the_engine_default(tmp_path: Path) -> None:
-    state = engine_state(tmp_path, 0)
+    state = engine_state(tmp_path, 0, decay_ms=300)
+    assert state["decay"] == "300"  # the allocator read TRACKFLOW_CHDB_DIRTY_DECAY_MS's value
     assert state["setting"] == "0"
     assert state["merge_nice_values"] == [0]

@@ -55,7 +55,7 @@ def test_migrations_are_numbered_in_order_under_distinct_names() -> None:
 
 def test_pending_migrations_leave_out_the_recorded_ones_in_order() -> None:
     pending = pending_migrations({FILL_SESSION_HOURS, "bot flag", "an unknown step"})
-    assert [m.number for m in pending] == [1, 2, 3, 5, 7, 8]
+    assert [m.number for m in pending] == [1, 2, 3, 5, 7, 8, 9]
     assert pending_migrations({m.name for m in MIGRATIONS}) == []
 
 
@@ -185,3 +185,22 @@ def test_retention_change_alters_only_tables_whose_ttl_differs() -> None:
     ]
     assert retention_ttl_ddl("analytics.events", 30, {}) == []
     assert "TTL timestamp + INTERVAL 30 DAY" in events_table_ddl("events", 30)
+
+
+def test_older_tables_get_the_merge_settings_for_small_inserts() -> None:
+    merge = (
+        "merge_selector_base = 10, vertical_merge_algorithm_min_rows_to_activate = 1,"
+        " vertical_merge_algorithm_min_columns_to_activate = 1"
+    )
+    assert merge in DDL  # the migration adds what a new table has, in its order
+    seed_engine = "ReplacingMergeTree ORDER BY x SETTINGS index_granularity = 8192"
+    assert statements(9, Layout(engines={"events": seed_engine})) == [
+        f"ALTER TABLE analytics.events MODIFY SETTING {merge}"
+    ]
+    assert statements(9, Layout(engines={"events": f"{seed_engine}, {merge}"})) == []
+    chosen = f"{seed_engine}, merge_selector_base = 4"  # an operator's own choice is kept
+    assert statements(9, Layout(engines={"events": chosen})) == [
+        "ALTER TABLE analytics.events MODIFY SETTING"
+        " vertical_merge_algorithm_min_rows_to_activate = 1,"
+        " vertical_merge_algorithm_min_columns_to_activate = 1"
+    ]
