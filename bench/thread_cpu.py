@@ -8,9 +8,11 @@ for a few seconds, then offers ``--rate`` events/s open loop with the benchmark'
 prints one JSON document: the worker's CPU-µs per event split by thread (the event loop thread
 runs the edge, the validate stage and the sink's mapping; chDB's threads are named by
 ClickHouse), the broker's, POST latency percentiles and the Python collections per generation
-seen in /metrics, and how many of the edge's raw-batch writes Kafka acknowledged later than
-10/25/50/100 ms. ``--worker-env`` sets worker variables for A/B runs, e.g.
-``TRACKFLOW_GC_GEN0_THRESHOLD=0``. ``--ingest-workers 1`` adds an ingest-only worker
+seen in /metrics, how many of the edge's raw-batch writes Kafka acknowledged later than
+10/25/50/100 ms, and the worker's resident memory sampled every half second while the load runs,
+split into anonymous pages (Python's heap, chDB's allocator, stacks) and file-backed ones (mostly
+chDB's library code, shared and reclaimable). ``--worker-env`` sets worker variables for A/B
+runs, e.g. ``TRACKFLOW_GC_GEN0_THRESHOLD=0``. ``--ingest-workers 1`` adds an ingest-only worker
 (``TRACKFLOW_SINK_ENABLED=false``, same variables) and spreads the load over both edges, as
 ``make bench`` does; the figures by thread stay those of the worker with the sink.
 ``--warmup-seconds`` longer than 3 warms up at half the rate, so that the broker's JIT has
@@ -25,6 +27,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -64,6 +67,49 @@ def peak_rss(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def resident_mb(status: str) -> dict[str, float]:
+    """Resident memory by kind, in MB, from the text of /proc/<pid>/status."""
+    fields = {"VmRSS": "total", "RssAnon": "anonymous", "RssFile": "file-backed"}
+    out: dict[str, float] = {}
+    for line in status.splitlines():
+        key, _, value = line.partition(":")
+        if key in fields:
+            out[fields[key]] = int(value.split()[0]) / 1024
+    return out
+
+
+def summarize_resident(samples: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Mean and max of each kind over the samples."""
+    kinds = sorted({kind for sample in samples for kind in sample})
+    return {
+        kind: {
+            "mean": round(sum(s[kind] for s in samples if kind in s) / len(samples)),
+            "max": round(max(s.get(kind, 0.0) for s in samples)),
+        }
+        for kind in kinds
+    }
+
+
+@contextlib.contextmanager
+def sampled_resident(pid: int, every_s: float = 0.5) -> Iterator[list[dict[str, float]]]:
+    """Samples the process's resident memory by kind until the block ends."""
+    samples: list[dict[str, float]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(every_s):
+            with contextlib.suppress(OSError):
+                samples.append(resident_mb(Path(f"/proc/{pid}/status").read_text()))
+
+    sampler = threading.Thread(target=sample, name="resident-sampler", daemon=True)
+    sampler.start()
+    try:
+        yield samples
+    finally:
+        done.set()
+        sampler.join()
 
 
 def cpu_by_thread_group(
@@ -190,7 +236,8 @@ def measure(
             broker0 = process_cpu(broker_pids)
             broker_threads0 = thread_cpu(broker_pids[0]) if broker_pids else {}
             ingest0 = process_cpu(ingest_pids)
-            result = loadgen(url, rate, seconds, seed=8)
+            with sampled_resident(pid) as resident:
+                result = loadgen(url, rate, seconds, seed=8)
             time.sleep(3)  # the sink's last window
             threads1, (gc1, acks1) = thread_cpu(pid), counters(worker)
             loop_system1 = system_seconds(pid, pid)
@@ -220,6 +267,7 @@ def measure(
         "worker_cpu_us_per_event": round(sum(by_thread.values()) / events * 1e6, 1),
         "worker_cpu_us_per_event_by_thread": per_event,
         "worker_peak_rss_mb": round(peak_rss_mb),
+        "worker_resident_mb_under_load": summarize_resident(resident) if resident else {},
         # The edge's group commit: requests answered per raw record over the whole run.
         "batches_per_raw_record": round(batches / max(records, 1), 2),
         "event_loop_system_cpu_us_per_event": round(
