@@ -310,8 +310,6 @@ def process_raw_record(
     batches = document if isinstance(document, list) else [document]
     if not batches:
         return Outcome(rejected=[malformed_raw_record("an empty group", value)])
-    if len(batches) == 1:
-        return _batch_outcome(batches[0], policy, geo_lookup)
     outcome = Outcome()
     for batch in batches:
         part = _batch_outcome(batch, policy, geo_lookup)
