@@ -28,6 +28,7 @@ import orjson
 import psutil
 
 from bench import profile, report
+from bench.procfs import status_mb
 from bench.rig import (
     BENCH_DIR,
     FULL,
@@ -70,11 +71,7 @@ async def baseline_http(plan: Plan) -> dict[str, Any]:
 
 def peak_rss(pid: int) -> float:
     """VmHWM: the kernel's high-water mark of the process's resident set, in bytes."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return float(line.split()[1]) * 1024
-    return float("nan")
+    return status_mb(pid).get("VmHWM", float("nan")) * 1024 * 1024
 
 
 def store_sql(steps: list[dict[str, Any]]) -> str:

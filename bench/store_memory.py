@@ -46,6 +46,7 @@ from typing import Any
 import clickhouse_connect
 import orjson
 
+from bench.procfs import status_mb
 from schemas.ddl import EVENT_COLUMNS
 from trackflow_app.limits import raise_open_files_limit
 from trackflow_app.store import EventStore, chdb_engine_options, configure_chdb_allocator
@@ -58,7 +59,6 @@ MAKE_ROWS = (
 )
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 EVENT_ID_KEY = b'"event_id":"'
-STATUS_FIELDS = ("VmRSS", "RssAnon", "RssFile", "VmHWM", "VmLck")
 CHDB_METRICS = (
     "MemoryTracking",
     "MergesMutationsMemoryTracking",
@@ -82,17 +82,6 @@ def key_values(pairs: list[str]) -> dict[str, str]:
         if not sep:
             raise SystemExit(f"expected K=V, got {pair!r}")
         out[key.strip()] = value.strip()
-    return out
-
-
-def status_mb() -> dict[str, float]:
-    """VmRSS, RssAnon, RssFile and VmHWM of this process, in MB."""
-    out: dict[str, float] = {}
-    with open("/proc/self/status") as status:
-        for line in status:
-            name, _, rest = line.partition(":")
-            if name in STATUS_FIELDS:
-                out[name] = int(rest.split()[0]) / 1024
     return out
 
 

@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 import psutil
 
+from bench.procfs import memory_fields_mb, status_mb
 from bench.rig import ingest_overrides, worker_overrides
 from bench.workload import tenant_keys
 from harness.stack import ROOT, Broker, Worker, start_broker
@@ -61,23 +62,13 @@ def system_seconds(pid: int, tid: int) -> float:
     return int(fields[12]) / os.sysconf("SC_CLK_TCK")
 
 
-def peak_rss(pid: int) -> float:
-    """The process's peak resident set so far (VmHWM), in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+RESIDENT_KINDS = {"VmRSS": "total", "RssAnon": "anonymous", "RssFile": "file-backed"}
 
 
 def resident_mb(status: str) -> dict[str, float]:
     """Resident memory by kind, in MB, from the text of /proc/<pid>/status."""
-    fields = {"VmRSS": "total", "RssAnon": "anonymous", "RssFile": "file-backed"}
-    out: dict[str, float] = {}
-    for line in status.splitlines():
-        key, _, value = line.partition(":")
-        if key in fields:
-            out[fields[key]] = int(value.split()[0]) / 1024
-    return out
+    fields = memory_fields_mb(status)
+    return {kind: fields[name] for name, kind in RESIDENT_KINDS.items() if name in fields}
 
 
 def summarize_resident(samples: list[dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -242,7 +233,7 @@ def measure(
             threads1, (gc1, acks1) = thread_cpu(pid), counters(worker)
             loop_system1 = system_seconds(pid, pid)
             batches, records = worker.metrics(*GROUPING)
-            peak_rss_mb = peak_rss(pid)
+            peak_rss_mb = status_mb(pid).get("VmHWM", 0.0)
             broker1 = process_cpu(broker_pids)
             broker_threads1 = thread_cpu(broker_pids[0]) if broker_pids else {}
             ingest1 = process_cpu(ingest_pids)
