@@ -12,6 +12,19 @@ _._new_transport
 _._repr_name
 # Model configuration of pydantic and pydantic-settings (schemas/events.py, settings.py).
 _.model_config
+# Keys of the tracker's event shapes (schemas/events.py), validated by pydantic and read as
+# event["..."] strings.
+_.deviceType
+_.eventId
+_.eventType
+_.tenantId
+_.sessionId
+_.userId
+_.pageUrl
+_.deviceInfo
+_.col
+_.loadTime
+_.domContentLoaded
 # Keys of the ProcessedEvent TypedDict (schemas/records.py), read as row["..."] strings.
 _.client_timestamp
 _.page_url

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from agents.bots import is_bot
 from agents.sanitize import (
@@ -22,11 +22,11 @@ from agents.sanitize import (
     clean_text,
 )
 from schemas.events import (
+    BASE_EVENT,
+    ERROR_TOP_LEVEL,
     EVENT_TYPES,
-    PROPERTY_MODELS,
+    PROPERTY_SHAPES,
     BaseEvent,
-    ErrorProperties,
-    ErrorTopLevel,
 )
 from schemas.records import DeadLetter, DeadLetterReason, ProcessedEvent, RawBatch, dead_letter
 
@@ -120,9 +120,9 @@ def _rejection_from(error: ValidationError, data: Any, prefix: str = "") -> Reje
     return Rejection("invalid_field", path, f"{path}: {first['msg']}")
 
 
-def _validate(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
+def _validate(shape: TypeAdapter[Any], data: Any, prefix: str = "") -> Any:
     try:
-        return model.model_validate(data)
+        return shape.validate_python(data)
     except ValidationError as exc:
         raise _rejection_from(exc, data, prefix) from None
 
@@ -136,18 +136,17 @@ def _error_properties(
     read as the first shape, so its missing fields are reported under ``properties.``.
     """
     if "message" in event or "name" in event:
-        values: dict[str, Any] = _validate(ErrorTopLevel, event).model_dump()
+        values: dict[str, Any] = _validate(ERROR_TOP_LEVEL, event)
     else:
-        values = _validate(ErrorProperties, props, "properties.").model_dump()
+        values = _validate(PROPERTY_SHAPES["error"], props, "properties.")
+    stack = values.get("stack")
     normalized = {
-        "name": clean_optional(values["name"], policy.max_string_length),
+        "name": clean_optional(values.get("name"), policy.max_string_length),
         "message": clean_text(values["message"], policy.max_string_length),
-        "source": clean_optional(values["source"], policy.max_string_length),
-        "line": values["line"],
-        "col": values["col"],
-        "stack": None
-        if values["stack"] is None
-        else clean_multiline(values["stack"], policy.max_stack_length),
+        "source": clean_optional(values.get("source"), policy.max_string_length),
+        "line": values.get("line"),
+        "col": values.get("col"),
+        "stack": None if stack is None else clean_multiline(stack, policy.max_stack_length),
     }
     return {**_extra_properties(props, normalized, policy), **normalized}
 
@@ -181,7 +180,7 @@ def _typed_properties(event: dict[str, Any], event_type: str, policy: Validation
         raise Rejection("invalid_field", "properties", "properties must be an object")
     if event_type == "error":
         return _error_properties(event, props, policy)
-    typed = _validate(PROPERTY_MODELS[event_type], props, "properties.").model_dump()
+    typed: dict[str, Any] = _validate(PROPERTY_SHAPES[event_type], props, "properties.")
     for key, value in typed.items():
         if isinstance(value, str):
             typed[key] = clean_text(value, policy.max_string_length)
@@ -222,42 +221,43 @@ def validate_event(
     """Validate, sanitize and enrich one event, or raise Rejection."""
     if not isinstance(event, dict):
         raise Rejection("not_an_object", None, "each event must be a JSON object")
-    base: BaseEvent = _validate(BaseEvent, event)
-    if base.tenantId not in policy.tenant_keys:
+    base: BaseEvent = _validate(BASE_EVENT, event)
+    tenant = base["tenantId"]
+    if tenant not in policy.tenant_keys:
         raise Rejection("unknown_tenant", "tenantId", "tenantId is not a known API key")
-    if base.tenantId != batch["api_key"]:
+    if tenant != batch["api_key"]:
         raise Rejection(
             "tenant_mismatch", "tenantId", "tenantId differs from the API key of the request"
         )
-    properties = _typed_properties(event, base.eventType, policy)
+    properties = _typed_properties(event, base["eventType"], policy)
     received_at = batch["received_at"]
-    client_ts = _client_timestamp(base.timestamp)
+    client_ts = _client_timestamp(base["timestamp"])
     corrected = client_ts + clock_offset_ms(received_at, batch["sent_at"], policy.skew_tolerance_ms)
     _check_time_window(corrected, received_at, policy)
     ip = batch["ip"]
     geo = geo_lookup(ip) if geo_lookup is not None and ip else None
     limit = policy.max_string_length
-    device = base.deviceInfo
+    device = base["deviceInfo"]
     return {
-        "event_id": base.eventId,
-        "event_type": base.eventType,
+        "event_id": base["eventId"],
+        "event_type": base["eventType"],
         "timestamp": corrected,
         "client_timestamp": client_ts,
-        "tenant_id": base.tenantId,
-        "session_id": clean_text(base.sessionId, limit),
-        "user_id": clean_optional(base.userId, limit),
-        "page_url": clean_text(base.pageUrl, limit),
-        "referrer": clean_optional(base.referrer, limit),
-        "device_type": clean_text(device.deviceType, 64),
-        "os": clean_text(device.os, 64),
-        "browser": clean_text(device.browser, 64),
+        "tenant_id": tenant,
+        "session_id": clean_text(base["sessionId"], limit),
+        "user_id": clean_optional(base["userId"], limit),
+        "page_url": clean_text(base["pageUrl"], limit),
+        "referrer": clean_optional(base["referrer"], limit),
+        "device_type": clean_text(device["deviceType"], 64),
+        "os": clean_text(device["os"], 64),
+        "browser": clean_text(device["browser"], 64),
         "ip_address": ip,
         "country": geo.country if geo else None,
         "region": geo.region if geo else None,
         "city": geo.city if geo else None,
         "properties": properties,
         "received_at": received_at,
-        "seq": base.seq,
+        "seq": base.get("seq"),
         "user_agent": clean_text(batch["user_agent"], 512),
         "is_bot": is_bot(batch["user_agent"]),
     }

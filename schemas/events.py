@@ -1,5 +1,8 @@
-"""Pydantic v2 models of what the tracker sends (the seed's BaseEvent and its four event types).
+"""Pydantic v2 shapes of what the tracker sends (the seed's BaseEvent and its four event types).
 
+The event and its properties are TypedDicts validated through TypeAdapters: pydantic checks them
+exactly as it checks models, and hands back plain dicts, which is all the validate stage needs
+(building model instances and dumping them again cost about as much as the checks themselves).
 Only shapes live here; sanitizing and enrichment live in ``agents.validate``.
 """
 
@@ -7,10 +10,20 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, NotRequired, get_args
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    with_config,
+)
+from typing_extensions import TypedDict
 
 EventType = Literal["page_view", "click", "error", "performance"]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
@@ -45,18 +58,20 @@ Milliseconds = Annotated[FiniteNumber, Field(ge=0, le=MAX_DURATION_MS)]
 LineNumber = Annotated[StrictInt, Field(ge=0, le=MAX_LINE)]
 
 
-class _Strict(BaseModel):
-    # Booleans are not numbers and numbers are not strings here.
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+# Booleans are not numbers and numbers are not strings here; keys beyond the shape are left out
+# of the result (free-form properties are read from the input by the validate stage).
+STRICT = ConfigDict(strict=True, extra="ignore")
 
 
-class DeviceInfo(_Strict):
+@with_config(STRICT)
+class DeviceInfo(TypedDict):
     deviceType: StrictStr
     os: StrictStr
     browser: StrictStr
 
 
-class BaseEvent(_Strict):
+@with_config(STRICT)
+class BaseEvent(TypedDict):
     """Fields every event carries. ``properties`` is checked per type afterwards."""
 
     eventId: UuidText
@@ -69,19 +84,22 @@ class BaseEvent(_Strict):
     referrer: StrictStr | None
     deviceInfo: DeviceInfo
     # Optional extras sent by the TrackFlow tracker; events in the seed's exact shape lack them.
-    seq: Annotated[StrictInt, Field(ge=0, le=2**32 - 1)] | None = None
+    seq: NotRequired[Annotated[StrictInt, Field(ge=0, le=2**32 - 1)] | None]
 
 
-class PageViewProperties(_Strict):
+@with_config(STRICT)
+class PageViewProperties(TypedDict):
     title: StrictStr
 
 
-class ClickProperties(_Strict):
+@with_config(STRICT)
+class ClickProperties(TypedDict):
     tag: StrictStr
     id: StrictStr | None
 
 
-class ErrorProperties(_Strict):
+@with_config(STRICT)
+class ErrorProperties(TypedDict):
     """The seed's first error shape: everything under ``properties``."""
 
     message: StrictStr
@@ -89,31 +107,46 @@ class ErrorProperties(_Strict):
     line: LineNumber
     col: LineNumber
     stack: StrictStr | None
-    name: StrictStr | None = None  # not in the seed's first shape, kept when a sender adds it
+    name: NotRequired[StrictStr | None]  # not in the seed's first shape, kept when a sender adds it
 
 
-class ErrorTopLevel(_Strict):
+@with_config(STRICT)
+class ErrorTopLevel(TypedDict):
     """The seed's second error shape: fields at the top level of the event."""
 
     name: StrictStr
     message: StrictStr
-    stack: StrictStr | None = None
-    source: StrictStr | None = None
-    line: LineNumber | None = None
-    col: LineNumber | None = None
+    stack: NotRequired[StrictStr | None]
+    source: NotRequired[StrictStr | None]
+    line: NotRequired[LineNumber | None]
+    col: NotRequired[LineNumber | None]
 
 
-class PerformanceProperties(_Strict):
+@with_config(STRICT)
+class PerformanceProperties(TypedDict):
     loadTime: Milliseconds
     domContentLoaded: Milliseconds
 
 
-PROPERTY_MODELS: dict[str, type[_Strict]] = {
+PROPERTY_MODELS: dict[str, type[Any]] = {
     "page_view": PageViewProperties,
     "click": ClickProperties,
     "error": ErrorProperties,
     "performance": PerformanceProperties,
 }
+
+# The validators, built once: ``validate_python`` returns the checked dict or raises
+# pydantic.ValidationError.
+BASE_EVENT: TypeAdapter[BaseEvent] = TypeAdapter(BaseEvent)
+ERROR_TOP_LEVEL: TypeAdapter[ErrorTopLevel] = TypeAdapter(ErrorTopLevel)
+PROPERTY_SHAPES: dict[str, TypeAdapter[Any]] = {
+    event_type: TypeAdapter(shape) for event_type, shape in PROPERTY_MODELS.items()
+}
+
+
+def field_names(shape: type[Any]) -> tuple[str, ...]:
+    """A TypedDict's keys, in declaration order."""
+    return tuple(shape.__annotations__)
 
 
 # ClickHouse's JSON column does not keep null-valued keys; readers put the typed keys back.
@@ -121,12 +154,12 @@ PROPERTY_MODELS: dict[str, type[_Strict]] = {
 TYPED_PROPERTY_KEYS: dict[str, tuple[str, ...]] = {
     event_type: tuple(
         dict.fromkeys(
-            [*ErrorTopLevel.model_fields, *model.model_fields]
+            [*field_names(ErrorTopLevel), *field_names(shape)]
             if event_type == "error"
-            else model.model_fields
+            else field_names(shape)
         )
     )
-    for event_type, model in PROPERTY_MODELS.items()
+    for event_type, shape in PROPERTY_MODELS.items()
 }
 
 
