@@ -20,7 +20,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from agents.buffer import SinkBuffer
 from agents.insert_errors import RowFailure, insert_isolating
-from agents.rows import to_json_row
+from agents.rows import record_to_json_row
 from schemas.records import DeadLetter, dead_letter
 from trackflow_app import metrics
 from trackflow_app.health import StageHealth
@@ -54,7 +54,7 @@ class ShutdownDeadline(Exception):
 
 def rows_of(record: ConsumerRecord[bytes, bytes]) -> tuple[list[bytes], DeadLetter | None]:
     try:
-        return [to_json_row(orjson.loads(record.value or b""))], None
+        return [record_to_json_row(record.value or b"")], None
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         return [], dead_letter(
             "unmappable_processed_record",

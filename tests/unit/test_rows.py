@@ -6,10 +6,11 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.rows import ms_to_text, to_json_row
+from agents.rows import ms_to_text, record_to_json_row, to_json_row
 from agents.validate import GeoInfo, process_batch
 from schemas.ddl import EVENT_COLUMNS
 from schemas.records import ProcessedEvent
@@ -85,6 +86,29 @@ def test_json_row_times_are_exact_unquoted_decimal_seconds() -> None:
 @given(st.integers(min_value=-2_208_988_800_000, max_value=10_413_791_999_999))
 def test_ms_to_text_is_exact(ms: int) -> None:
     assert Decimal(ms_to_text(ms)) * 1000 == ms
+
+
+def test_ms_to_text_is_exact_at_the_ends_of_the_storable_range() -> None:
+    assert ms_to_text(-2_208_988_800_000) == "-2208988800.000"
+    assert ms_to_text(-2_208_988_799_999) == "-2208988799.999"
+    assert ms_to_text(10_413_791_999_999) == "10413791999.999"
+
+
+@pytest.mark.parametrize("value", [1.5, 1000.0, True, "1000", None])
+def test_a_time_that_is_not_an_integer_is_refused(value: Any) -> None:
+    with pytest.raises(TypeError):
+        ms_to_text(value)
+
+
+def test_a_record_maps_to_the_same_line_as_its_event() -> None:
+    for event in processed():
+        assert record_to_json_row(orjson.dumps(event)) == to_json_row(event)
+
+
+@pytest.mark.parametrize("value", [b"[1, 2]", b"5", b'"text"', b"null"])
+def test_a_record_that_is_not_an_object_is_refused(value: bytes) -> None:
+    with pytest.raises(TypeError):
+        record_to_json_row(value)
 
 
 def test_json_row_of_minimal_event() -> None:
