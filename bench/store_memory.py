@@ -24,8 +24,11 @@ deduplication token. It prints one JSON document:
 as JE_MALLOC_CONF in the environment says). ``--option`` passes chDB start-up (server) options,
 ``--insert-setting`` query settings of each insert (a SETTINGS clause, like the dedup token),
 ``--table-setting`` an ALTER TABLE MODIFY SETTING of the events table after the schema is made.
-``--purge`` runs SYSTEM JEMALLOC PURGE after every insert. Compare variants with alternating
-runs (A B A B); each run is a new process, since a process hosts one engine.
+``--purge`` runs SYSTEM JEMALLOC PURGE after every insert. ``--transients`` keeps every RssAnon
+sample of the steady phase and looks at system.merges after each insert, then reports the
+highest samples: their rise over the 5 s before, whether an insert was running, and the merges
+under way. Compare variants with alternating runs (A B A B); each run is a new process, since
+a process hosts one engine.
 """
 
 from __future__ import annotations
@@ -106,17 +109,66 @@ def process_cpu_s() -> float:
 
 
 class Sampler(threading.Thread):
-    """Peak VmRSS / RssAnon / RssFile, sampled every 50 ms."""
+    """Peak VmRSS / RssAnon / RssFile, sampled every 50 ms; with ``keep``, every RssAnon
+    sample too (monotonic time, MB)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = False) -> None:
         super().__init__(daemon=True, name="sampler")
         self.peak: dict[str, float] = defaultdict(float)
+        self.anon: list[tuple[float, float]] = []
+        self.keep = keep
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.wait(0.05):
-            for name, value in status_mb().items():
+            sample = status_mb()
+            for name, value in sample.items():
                 self.peak[name] = max(self.peak[name], value)
+            if self.keep:
+                self.anon.append((time.monotonic(), sample.get("RssAnon", 0.0)))
+
+
+MERGES_NOW = (
+    "SELECT count() AS n, sum(memory_usage) AS memory, max(total_size_bytes_compressed) AS size,"
+    " max(rows_read) AS rows FROM system.merges"
+)
+
+
+def anon_transients(
+    anon: list[tuple[float, float]],
+    inserts: list[tuple[float, float]],
+    merges: list[tuple[float, dict[str, Any]]],
+    count: int = 8,
+    apart_s: float = 2.0,
+    before_s: float = 5.0,
+) -> list[dict[str, Any]]:
+    """The highest RssAnon samples (at least ``apart_s`` apart), each with its rise over the
+    lowest sample of the ``before_s`` before it, whether an insert was running, and the merges
+    seen by the nearest look at system.merges. Times are seconds from the first sample."""
+    if not anon:
+        return []
+    origin = anon[0][0]
+    picked: list[tuple[float, float]] = []
+    for at, mb in sorted(anon, key=lambda sample: -sample[1]):
+        if len(picked) == count:
+            break
+        if all(abs(at - other) >= apart_s for other, _ in picked):
+            picked.append((at, mb))
+    out = []
+    for at, mb in sorted(picked):
+        floor = min(value for when, value in anon if at - before_s <= when <= at)
+        nearest = min(merges, key=lambda look: abs(look[0] - at), default=None)
+        out.append(
+            {
+                "at_s": round(at - origin, 2),
+                "anon_mb": round(mb),
+                "rise_mb": round(mb - floor),
+                "insert_running": any(start <= at <= end for start, end in inserts),
+                "merges": nearest[1] if nearest is not None else {},
+                "merges_seen_s_apart": round(abs(nearest[0] - at), 2) if nearest else None,
+            }
+        )
+    return out
 
 
 class CpuSplit:
@@ -243,7 +295,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     table_settings = key_values(args.table_setting)
     per_tick = round(args.rate * args.window)
     rows = Rows(args.pool)
-    sampler = Sampler()
+    sampler = Sampler(keep=args.transients)
     sampler.start()
     result: dict[str, Any] = {
         "options": options,
@@ -280,8 +332,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ticks = round(args.seconds / args.window)
         late = 0
         start = time.monotonic()
+        inserts: list[tuple[float, float]] = []
+        merges: list[tuple[float, dict[str, Any]]] = []
         for tick in range(ticks):
+            began = time.monotonic()
             insert(store, rows.take(per_tick), f"s{tick}", insert_settings, args.purge, failures)
+            inserts.append((began, time.monotonic()))
+            if args.transients:
+                look = store.query_sync(MERGES_NOW)[0]
+                merges.append(
+                    (
+                        time.monotonic(),
+                        {
+                            "running": int(look["n"]),
+                            "memory_mb": round(int(look["memory"] or 0) / 2**20),
+                            "largest_mb": round(int(look["size"] or 0) / 2**20),
+                            "rows_read": int(look["rows"] or 0),
+                        },
+                    )
+                )
             wait = start + (tick + 1) * args.window - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
@@ -294,6 +363,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "cpu_us_per_row": split.per_row_us(ticks * per_tick),
             "rss_mb": {"now": status_mb(), "peak": dict(sampler.peak)},
         }
+        if args.transients:
+            result["steady"]["anon_transients"] = anon_transients(sampler.anon, inserts, merges)
 
         split = CpuSplit(main_tid)
         t0 = time.monotonic()
@@ -328,6 +399,11 @@ def main() -> None:
     p.add_argument("--settle", type=float, default=3.0, help="seconds after the burst")
     p.add_argument("--pool", type=int, default=20_000, help="distinct events to draw rows from")
     p.add_argument("--merge-nice", type=int, default=10, help="TRACKFLOW_CHDB_MERGE_NICE")
+    p.add_argument(
+        "--transients",
+        action="store_true",
+        help="report the steady phase's highest RssAnon samples against inserts and merges",
+    )
     p.add_argument("--dirty-decay-ms", type=int, default=None, help="TRACKFLOW_CHDB_DIRTY_DECAY_MS")
     p.add_argument("--option", action="append", default=[], help="chDB start-up option K=V")
     p.add_argument("--insert-setting", action="append", default=[], help="insert setting K=V")

@@ -25,3 +25,21 @@ def test_the_ingest_only_memory_target_needs_an_ingest_only_worker() -> None:
         True,
     )
     assert ingest_memory_target({"ingest_peak_rss": [125 * 2**20, 131 * 2**20]})[2] is False
+
+
+def test_memory_transients_are_the_highest_samples_set_against_inserts_and_merges() -> None:
+    from bench.store_memory import anon_transients
+
+    anon = [(100.0 + i * 0.5, 200.0) for i in range(20)]
+    anon[6] = (103.0, 350.0)  # a rise of 150 MB while an insert runs
+    anon[16] = (108.0, 260.0)  # a rise of 60 MB between inserts, with a merge under way
+    inserts = [(102.9, 103.1), (105.0, 105.2)]
+    merges = [(103.2, {"running": 0}), (108.1, {"running": 1, "memory_mb": 70})]
+    found = anon_transients(anon, inserts, merges, count=2)
+    assert [(t["at_s"], t["anon_mb"], t["rise_mb"]) for t in found] == [
+        (3.0, 350, 150),
+        (8.0, 260, 60),
+    ]
+    assert [t["insert_running"] for t in found] == [True, False]
+    assert found[1]["merges"] == {"running": 1, "memory_mb": 70}
+    assert anon_transients([], inserts, merges) == []
