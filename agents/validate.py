@@ -199,10 +199,39 @@ def _client_timestamp(value: float) -> int:
     return int(value)
 
 
-def _check_time_window(timestamp_ms: int, received_at: int, policy: ValidationPolicy) -> None:
-    oldest = max(received_at - policy.retention_days * DAY_MS, STORABLE_MIN_MS)
-    newest = min(received_at + policy.max_future_skew_s * 1000, STORABLE_MAX_MS)
-    if not oldest <= timestamp_ms <= newest:
+@dataclass(frozen=True)
+class BatchContext:
+    """What every event of one batch shares, worked out once per batch."""
+
+    received_at: int
+    clock_offset_ms: int
+    oldest_ms: int  # the accepted window for skew-corrected timestamps
+    newest_ms: int
+    ip: str | None
+    geo: GeoInfo | None
+    user_agent: str
+    is_bot: bool
+
+
+def batch_context(
+    batch: RawBatch, policy: ValidationPolicy, geo_lookup: GeoLookup | None = None
+) -> BatchContext:
+    received_at = batch["received_at"]
+    ip = batch["ip"]
+    return BatchContext(
+        received_at=received_at,
+        clock_offset_ms=clock_offset_ms(received_at, batch["sent_at"], policy.skew_tolerance_ms),
+        oldest_ms=max(received_at - policy.retention_days * DAY_MS, STORABLE_MIN_MS),
+        newest_ms=min(received_at + policy.max_future_skew_s * 1000, STORABLE_MAX_MS),
+        ip=ip,
+        geo=geo_lookup(ip) if geo_lookup is not None and ip else None,
+        user_agent=clean_text(batch["user_agent"], 512),
+        is_bot=is_bot(batch["user_agent"]),
+    )
+
+
+def _check_time_window(timestamp_ms: int, context: BatchContext, policy: ValidationPolicy) -> None:
+    if not context.oldest_ms <= timestamp_ms <= context.newest_ms:
         raise Rejection(
             "timestamp_out_of_range",
             "timestamp",
@@ -217,8 +246,10 @@ def validate_event(
     batch: RawBatch,
     policy: ValidationPolicy,
     geo_lookup: GeoLookup | None = None,
+    context: BatchContext | None = None,
 ) -> ProcessedEvent:
-    """Validate, sanitize and enrich one event, or raise Rejection."""
+    """Validate, sanitize and enrich one event, or raise Rejection. ``context`` is the batch's
+    (``batch_context``), passed in when the caller validates many events of one batch."""
     if not isinstance(event, dict):
         raise Rejection("not_an_object", None, "each event must be a JSON object")
     base: BaseEvent = _validate(BASE_EVENT, event)
@@ -230,12 +261,12 @@ def validate_event(
             "tenant_mismatch", "tenantId", "tenantId differs from the API key of the request"
         )
     properties = _typed_properties(event, base["eventType"], policy)
-    received_at = batch["received_at"]
+    if context is None:
+        context = batch_context(batch, policy, geo_lookup)
     client_ts = _client_timestamp(base["timestamp"])
-    corrected = client_ts + clock_offset_ms(received_at, batch["sent_at"], policy.skew_tolerance_ms)
-    _check_time_window(corrected, received_at, policy)
-    ip = batch["ip"]
-    geo = geo_lookup(ip) if geo_lookup is not None and ip else None
+    corrected = client_ts + context.clock_offset_ms
+    _check_time_window(corrected, context, policy)
+    geo = context.geo
     limit = policy.max_string_length
     device = base["deviceInfo"]
     return {
@@ -251,15 +282,15 @@ def validate_event(
         "device_type": clean_text(device["deviceType"], 64),
         "os": clean_text(device["os"], 64),
         "browser": clean_text(device["browser"], 64),
-        "ip_address": ip,
+        "ip_address": context.ip,
         "country": geo.country if geo else None,
         "region": geo.region if geo else None,
         "city": geo.city if geo else None,
         "properties": properties,
-        "received_at": received_at,
+        "received_at": context.received_at,
         "seq": base.get("seq"),
-        "user_agent": clean_text(batch["user_agent"], 512),
-        "is_bot": is_bot(batch["user_agent"]),
+        "user_agent": context.user_agent,
+        "is_bot": context.is_bot,
     }
 
 
@@ -282,9 +313,10 @@ def process_batch(
 ) -> Outcome:
     """Split one raw batch into processed events and dead letters, in event order."""
     outcome = Outcome()
+    context = batch_context(batch, policy, geo_lookup)
     for event in batch["events"]:
         try:
-            outcome.processed.append(validate_event(event, batch, policy, geo_lookup))
+            outcome.processed.append(validate_event(event, batch, policy, geo_lookup, context))
         except Rejection as rejection:
             outcome.rejected.append(rejected_event(event, batch, rejection))
     return outcome

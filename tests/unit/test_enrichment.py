@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from agents.validate import GeoInfo, clock_offset_ms, process_batch, validate_event
@@ -72,11 +74,22 @@ def test_no_geo_lookup_leaves_nulls() -> None:
     assert (processed["country"], processed["region"], processed["city"]) == (None, None, None)
 
 
-def test_geo_lookup_not_called_for_rejected_events() -> None:
+def test_geo_lookup_runs_once_per_batch() -> None:
     geo = FakeGeo(GeoInfo(country="DE", region=None, city=None))
     bad = build("page_view")
     bad["eventType"] = "purchase"
-    outcome = process_batch(make_batch([bad, build("click")]), POLICY, geo)
+    outcome = process_batch(make_batch([bad, build("click"), build("page_view")]), POLICY, geo)
     assert len(outcome.rejected) == 1
     assert geo.calls == ["203.0.113.7"]
-    assert outcome.processed[0]["country"] == "DE"
+    assert [event["country"] for event in outcome.processed] == ["DE", "DE"]
+
+
+def test_a_batch_gives_each_event_what_it_would_get_alone() -> None:
+    geo = FakeGeo(GeoInfo(country="NZ", region="Auckland", city=None))
+    events = [build(kind) for kind in ("page_view", "click", "error_top_level", "performance")]
+    received = int(time.time() * 1000)
+    # The client's clock an hour behind: every event's timestamp is corrected by the same offset.
+    batch = make_batch(events, ip="203.0.113.9", received_at=received, sent_at=received - 3_600_000)
+    alone = [validate_event(event, batch, POLICY, geo) for event in events]
+    assert [event["timestamp"] - event["client_timestamp"] for event in alone] == [3_600_000] * 4
+    assert process_batch(batch, POLICY, geo).processed == alone
