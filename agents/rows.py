@@ -29,7 +29,8 @@ def ms_to_json_number(ms: int) -> orjson.Fragment:
     return orjson.Fragment(ms_to_text(ms))
 
 
-def _times_as_seconds(row: dict[str, Any]) -> bytes:
+def _encode_row(row: dict[str, Any]) -> bytes:
+    """The line of a decoded event that this function may change: its times become seconds."""
     for name in TIME_FIELDS:
         row[name] = ms_to_json_number(row[name])
     return orjson.dumps(row)
@@ -37,7 +38,7 @@ def _times_as_seconds(row: dict[str, Any]) -> bytes:
 
 def to_json_row(event: ProcessedEvent) -> bytes:
     """One JSONEachRow line for the events table."""
-    return _times_as_seconds(dict(event))
+    return _encode_row(dict(event))
 
 
 def record_to_json_row(value: bytes) -> bytes:
@@ -46,4 +47,4 @@ def record_to_json_row(value: bytes) -> bytes:
     row = orjson.loads(value)
     if not isinstance(row, dict):
         raise TypeError(f"a processed record must be a JSON object, not {type(row).__name__}")
-    return _times_as_seconds(row)
+    return _encode_row(row)
