@@ -353,5 +353,7 @@ def process_raw_record(
 def _batch_outcome(batch: Any, policy: ValidationPolicy, geo_lookup: GeoLookup | None) -> Outcome:
     try:
         return process_batch(batch, policy, geo_lookup)
-    except (KeyError, TypeError, AttributeError) as exc:
+    # A batch the edge did not write: missing keys, or values of the wrong kind (a `sent_at`
+    # that int() cannot read raises ValueError).
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         return Outcome(rejected=[malformed_raw_record(repr(exc), batch)])

@@ -54,3 +54,18 @@ def test_undecodable_and_empty_records_are_dead_letters() -> None:
         outcome = process_raw_record(value, POLICY)
         assert outcome.processed == []
         assert [letter["reason"] for letter in outcome.rejected] == ["malformed_raw_record"]
+
+
+def test_a_batch_whose_fields_have_the_wrong_values_is_dead_lettered_alone() -> None:
+    # Only another producer than the edge could write these; each must end as a dead letter,
+    # never as an exception that stops the stage on the same record again and again.
+    good = make_batch([ev.page_view(TENANT, SESSION)])
+    odd = [
+        {**make_batch([ev.page_view(TENANT, SESSION)]), "sent_at": "soon"},
+        {**make_batch([ev.page_view(TENANT, SESSION)]), "received_at": "now"},
+        {**make_batch([ev.page_view(TENANT, SESSION)]), "user_agent": 7},
+    ]
+    outcome = process_raw_record(orjson.dumps([*odd, good]), POLICY)
+    assert ids(outcome.processed) == ids(process_batch(good, POLICY).processed)
+    assert [letter["reason"] for letter in outcome.rejected] == ["malformed_raw_record"] * 3
+    assert "soon" in str(outcome.rejected[0]["event"])
