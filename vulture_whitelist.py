@@ -6,6 +6,11 @@ _.on_partitions_revoked
 # mode's Service hooks: the sink's start and stop (agents/sink.py).
 _.on_start
 _.on_stop
+# mode's Service stop steps, overridden by the in-loop Kafka consumer (trackflow_app/kafka.py).
+_._stop_children
+_._stop_futures
+_._stop_exit_stacks
+_.wait_for_shutdown
 # faust.App builds its transport with this factory (trackflow_app/app.py and its unit test).
 _._new_transport
 # mode's Service name in log lines: keeps Faust's "[^Worker]" prefix (trackflow_app/app.py).

@@ -61,7 +61,9 @@ class TrackFlowApp(faust.App):
 
     def _new_transport(self) -> TransportT:
         transport = fetch_tuned_transport(
-            settings.raw_fetch_min_bytes, settings.raw_fetch_max_wait_ms
+            settings.raw_fetch_min_bytes,
+            settings.raw_fetch_max_wait_ms,
+            consumer_in_loop=settings.kafka_consumer_in_loop,
         )
         return transport(self.conf.broker_consumer, self)
 
@@ -69,7 +71,11 @@ class TrackFlowApp(faust.App):
         # Topics must exist with their partition counts before Faust's consumer subscribes;
         # the broker does not auto-create them.
         await ensure_topics(settings)
-        log.info("event loop %s", type(asyncio.get_running_loop()).__module__)
+        log.info(
+            "event loop %s; kafka consumer on %s",
+            type(asyncio.get_running_loop()).__module__,
+            "the event loop" if settings.kafka_consumer_in_loop else "a thread of its own",
+        )
         await super().on_first_start()
 
     async def on_started(self) -> None:

@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     # The raw topic's consumer: each fetch waits for this much data, or at most this long.
     raw_fetch_min_bytes: int = Field(default=32_768, ge=1)
     raw_fetch_max_wait_ms: int = Field(default=20, ge=0)
+    # Kafka's consumer on the worker's event loop, or on a thread and loop of its own (Faust's).
+    kafka_consumer_in_loop: bool = True
     # How long the producer holds a partition's records to send more of them per request.
     producer_linger_ms: int = Field(default=5, ge=0)
 

@@ -21,6 +21,7 @@ def session() -> str:
 
 
 def test_seed_examples_are_stored_with_every_column(worker: Worker) -> None:
+    assert "kafka consumer on the event loop" in worker.log_path.read_text()
     sid = session()
     sent = ev.seed_examples(worker.api_key, sid)
     before = ev.now_ms()
@@ -166,6 +167,22 @@ def test_sigterm_flushes_the_sink_buffer(worker_factory: type[Worker]) -> None:
     assert worker.stop() == 0
     stored = worker.query_store(f"SELECT count() AS n FROM events FINAL WHERE session_id = '{sid}'")
     assert stored == [{"n": 50}]
+
+
+def test_faust_s_threaded_consumer_still_stores_and_stops(
+    worker_factory: type[Worker],
+) -> None:
+    """TRACKFLOW_KAFKA_CONSUMER_IN_LOOP=false: the raw topic read by Faust's own consumer
+    thread, as before the consumer moved onto the worker's loop (the rest of the suite)."""
+    worker = worker_factory(TRACKFLOW_KAFKA_CONSUMER_IN_LOOP="false").start()  # type: ignore[call-arg]
+    assert "kafka consumer on a thread of its own" in worker.log_path.read_text()
+    sid = session()
+    sent = [ev.page_view(worker.api_key, sid) for _ in range(20)]
+    for chunk in (sent[:10], sent[10:]):
+        assert worker.post({"events": chunk}).status_code == 202
+    rows = worker.wait_for_session(sid, 20)
+    assert {r["event_id"] for r in rows} == {e["eventId"] for e in sent}
+    assert worker.stop() == 0
 
 
 def test_a_client_clock_hours_off_lands_at_the_right_time(worker: Worker) -> None:

@@ -3,6 +3,8 @@ aiokafka."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 import faust
@@ -41,12 +43,53 @@ async def test_the_worker_consumer_is_built_with_the_fetch_settings() -> None:
         await consumer.stop()
 
 
+class InLoopApp(faust.App):
+    def _new_transport(self) -> TransportT:
+        transport = fetch_tuned_transport(4096, 7, consumer_in_loop=True)
+        return transport(self.conf.broker_consumer, self)
+
+
+async def test_the_in_loop_consumer_runs_its_calls_on_the_callers_loop_and_thread() -> None:
+    app = InLoopApp("in-loop", broker="kafka://127.0.0.1:9", autodiscover=False)
+    thread: Any = app.consumer._thread  # type: ignore[attr-defined]
+    loop = asyncio.get_running_loop()
+    assert thread.thread_loop is thread.parent_loop is loop
+    # Its aiokafka consumer is built for that loop, with the fetch settings.
+    consumer = thread._create_worker_consumer(app.transport)
+    try:
+        assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == (4096, 7)
+    finally:
+        await consumer.stop()
+
+    seen: list[tuple[object, object]] = []
+
+    def sync_call(value: int) -> int:
+        seen.append((threading.current_thread(), None))
+        return value + 1
+
+    async def async_call(value: int) -> int:
+        seen.append((threading.current_thread(), asyncio.get_running_loop()))
+        return value * 2
+
+    assert await thread.call_thread(sync_call, 1) == 2
+    assert await thread.call_thread(async_call, 5) == 10
+    assert seen == [(threading.current_thread(), None), (threading.current_thread(), loop)]
+
+
+async def test_the_threaded_consumer_keeps_a_loop_of_its_own() -> None:
+    app = FetchTunedApp("threaded", broker="kafka://127.0.0.1:9", autodiscover=False)
+    thread: Any = app.consumer._thread  # type: ignore[attr-defined]
+    assert thread.thread_loop is not asyncio.get_running_loop()
+    assert type(thread).__name__ == "FetchTunedConsumerThread"
+
+
 def test_the_worker_app_uses_the_tuned_transport() -> None:
     from trackflow_app.app import app
 
     consumer: Any = app.consumer
     assert type(app.transport).__name__ == "FetchTunedTransport"
-    assert type(consumer._thread).__name__ == "FetchTunedConsumerThread"
+    assert type(consumer._thread).__name__ == "InLoopConsumerThread"
+    assert Settings.model_fields["kafka_consumer_in_loop"].default is True
     assert Settings.model_fields["raw_fetch_min_bytes"].default == 32_768
 
 
@@ -81,6 +124,7 @@ async def test_the_internals_trackflow_relies_on_are_there() -> None:
     import aiokafka
     from aiohttp.web_protocol import RequestHandler
     from faust.transport.drivers import aiokafka as faust_kafka
+    from mode.threads import QueueServiceThread, ServiceThread
 
     from trackflow_app.app import app
     from trackflow_app.kafka import configure_web_handler
@@ -89,6 +133,12 @@ async def test_the_internals_trackflow_relies_on_are_there() -> None:
     assert callable(faust_kafka.Consumer._new_consumer_thread)
     assert callable(faust_kafka.Producer._settings_extra)
     assert callable(faust_kafka.Producer._ensure_producer)
+    # The in-loop consumer: a ServiceThread started and stopped as a plain Service.
+    assert "thread_loop" in inspect.signature(ServiceThread.__init__).parameters
+    for name in ("_default_stop_children", "_default_stop_futures", "_default_stop_exit_stacks"):
+        assert callable(getattr(ServiceThread, name))
+    assert callable(faust_kafka.AIOKafkaConsumerThread.on_thread_stop)
+    assert "call_thread" in vars(QueueServiceThread)
     consumer = aiokafka.AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9")
     assert isinstance(consumer._fetch_min_bytes, int)
     assert isinstance(consumer._fetch_max_wait_ms, int)
