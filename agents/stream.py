@@ -20,7 +20,7 @@ from faust.types import EventT, StreamT
 
 from agents.fanout import records_by_partition, send_partition
 from agents.geo import open_geo_lookup
-from agents.validate import Outcome, ValidationPolicy, process_raw_record
+from agents.validate import Outcome, ValidationPolicy, process_raw_record, rounds_by_bytes
 from trackflow_app import health, metrics
 from trackflow_app.app import app, dead_letter_topic, processed_topic, raw_topic, settings
 from trackflow_app.kafka import aiokafka_producer
@@ -97,18 +97,26 @@ async def _batches(stream: StreamT[bytes]) -> AsyncIterator[list[EventT[bytes]]]
         yield cast(list[EventT[bytes]], list(events))
 
 
+async def validate_round(stream: StreamT[bytes], events: list[EventT[bytes]]) -> None:
+    outcomes = []
+    for event in events:
+        outcomes.append(outcome_of(event.value))
+        # The edge shares this event loop: let waiting requests in between raw batches.
+        await asyncio.sleep(0)
+    await publish(outcomes)
+    for outcome in outcomes:
+        metrics.record_outcome(outcome.processed, [*outcome.rejected, *outcome.unencodable])
+    for event in events:
+        await stream.ack(event)
+
+
 @app.agent(raw_topic, concurrency=1)
 async def validate_and_enrich(stream: StreamT[bytes]) -> None:
     async for events in _batches(stream):
         stage_health.holding(time.monotonic())
-        outcomes = []
-        for event in events:
-            outcomes.append(outcome_of(event.value))
-            # The edge shares this event loop: let waiting requests in between raw batches.
-            await asyncio.sleep(0)
-        await publish(outcomes)
-        for outcome in outcomes:
-            metrics.record_outcome(outcome.processed, [*outcome.rejected, *outcome.unencodable])
-        for event in events:
-            await stream.ack(event)
+        # Under overload the edge packs many POSTs into each raw record: bounding a round by
+        # bytes keeps the decoded events of one round, not of up to VALIDATE_BATCH_MAX records.
+        sizes = [len(event.value or b"") for event in events]
+        for part in rounds_by_bytes(sizes, settings.validate_round_max_bytes):
+            await validate_round(stream, events[part.start : part.stop])
         stage_health.committed(time.monotonic())

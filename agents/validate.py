@@ -5,7 +5,7 @@ Every event of a batch ends either as a ProcessedEvent or as a DeadLetter with a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -357,3 +357,18 @@ def _batch_outcome(batch: Any, policy: ValidationPolicy, geo_lookup: GeoLookup |
     # that int() cannot read raises ValueError).
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         return Outcome(rejected=[malformed_raw_record(repr(exc), batch)])
+
+
+def rounds_by_bytes(sizes: Sequence[int], max_bytes: int) -> list[range]:
+    """Consecutive index ranges over records of these sizes, each holding at most ``max_bytes``
+    (a record larger than that alone): what the stage decodes and publishes at once."""
+    rounds: list[range] = []
+    start, total = 0, 0
+    for index, size in enumerate(sizes):
+        if index > start and total + size > max_bytes:
+            rounds.append(range(start, index))
+            start, total = index, 0
+        total += size
+    if start < len(sizes):
+        rounds.append(range(start, len(sizes)))
+    return rounds

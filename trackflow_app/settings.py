@@ -107,6 +107,7 @@ class Settings(BaseSettings):
     # Validate stage batching (raw batches per fan-out round)
     validate_batch_max: int = Field(default=200, ge=1)
     validate_batch_within_s: float = Field(default=0.02, gt=0)
+    validate_round_max_bytes: int = Field(default=1_048_576, ge=1024)
     # The raw topic's consumer: each fetch waits for this much data, or at most this long.
     raw_fetch_min_bytes: int = Field(default=32_768, ge=1)
     raw_fetch_max_wait_ms: int = Field(default=20, ge=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -183,6 +184,31 @@ def test_faust_s_threaded_consumer_still_stores_and_stops(
     rows = worker.wait_for_session(sid, 20)
     assert {r["event_id"] for r in rows} == {e["eventId"] for e in sent}
     assert worker.stop() == 0
+
+
+def test_a_round_larger_than_the_byte_bound_is_stored_whole_in_parts(
+    worker_factory: type[Worker],
+) -> None:
+    worker = worker_factory(  # type: ignore[call-arg]
+        TRACKFLOW_VALIDATE_ROUND_MAX_BYTES="1024", TRACKFLOW_VALIDATE_BATCH_WITHIN_S="0.5"
+    ).start()
+    sid = session()
+    sent = [ev.page_view(worker.api_key, sid) for _ in range(60)]
+    with ThreadPoolExecutor(6) as pool:  # concurrent POSTs: one round, several raw records
+        answers = list(pool.map(lambda part: worker.post({"events": part}), chunks(sent, 10)))
+    assert [a.status_code for a in answers] == [202] * 6
+    rows = worker.wait_for_session(sid, 60)
+    assert sorted(r["event_id"] for r in rows) == sorted(e["eventId"] for e in sent)
+    assert worker.metric("trackflow_events_processed_total") >= 60
+    worker.stop()
+    stored = worker.query_store(
+        f"SELECT count() AS n, uniqExact(event_id) AS u FROM events WHERE session_id = '{sid}'"
+    )
+    assert stored == [{"n": 60, "u": 60}]
+
+
+def chunks(items: list[dict[str, object]], size: int) -> list[list[dict[str, object]]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def test_a_client_clock_hours_off_lands_at_the_right_time(worker: Worker) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from agents.validate import process_batch, process_raw_record
+from agents.validate import process_batch, process_raw_record, rounds_by_bytes
 from tests.support import events as ev
 from tests.unit.factories import SESSION, TENANT, make_batch, policy
 
@@ -69,3 +69,17 @@ def test_a_batch_whose_fields_have_the_wrong_values_is_dead_lettered_alone() -> 
     assert ids(outcome.processed) == ids(process_batch(good, POLICY).processed)
     assert [letter["reason"] for letter in outcome.rejected] == ["malformed_raw_record"] * 3
     assert "soon" in str(outcome.rejected[0]["event"])
+
+
+def test_rounds_by_bytes_keep_order_and_cover_every_record_once() -> None:
+    sizes = [300, 300, 300, 900, 50, 2000, 10, 10]
+    rounds = rounds_by_bytes(sizes, 1000)
+    assert [list(r) for r in rounds] == [[0, 1, 2], [3, 4], [5], [6, 7]]
+    for r in rounds:
+        # A round stays within the bound unless one record alone is larger.
+        assert sum(sizes[r.start : r.stop]) <= 1000 or len(r) == 1
+
+
+def test_rounds_by_bytes_of_small_records_are_one_round_and_of_none_no_round() -> None:
+    assert [list(r) for r in rounds_by_bytes([10] * 200, 1_048_576)] == [list(range(200))]
+    assert rounds_by_bytes([], 1000) == []
