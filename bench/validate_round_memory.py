@@ -60,7 +60,7 @@ def main() -> None:
     bounded = rounds_by_bytes(sizes, args.max_bytes)
     whole = [range(len(values))]
     # Alternating, twice each: the figures are peaks of the same work, so they repeat closely.
-    peaks = {"whole": [], "bounded": []}  # type: dict[str, list[int]]
+    peaks: dict[str, list[int]] = {"whole": [], "bounded": []}
     for _ in range(2):
         peaks["whole"].append(peak_of_round(values, whole, policy))
         peaks["bounded"].append(peak_of_round(values, bounded, policy))
