@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import re
 import signal
 import socket
@@ -31,36 +32,59 @@ BROWSER_UA = (
 )
 
 
-def free_port() -> int:
+_port_picker = random.SystemRandom()  # not the global generator, which Hypothesis reseeds
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(span: int = 1) -> int:
+    """A free port below the kernel's ephemeral range, with room for ``span - 1`` after it.
+
+    A port the kernel hands out for bind(0) is also one it hands out as the source port of
+    outgoing connections: while a broker or worker is stopped in a fault test, a client's
+    connection could take its port, and the restart would fail with "Address already in use".
+    """
+    low, high = 20000, _ephemeral_floor() - span
+    if high - low < 1000:  # an unusual ephemeral range: take what the kernel gives
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    for _ in range(200):
+        port = _port_picker.randrange(low, high)
+        if _bindable(port):
+            return port
+    raise RuntimeError(f"no free port in {low}-{high}")
 
 
 def port_pair() -> int:
     """A port whose successor is free too (the KRaft controller listens on port+1)."""
     for _ in range(50):
-        port = free_port()
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
+        port = free_port(span=2)
+        if _bindable(port + 1):
+            return port
     raise RuntimeError("no free port pair for Kafka")
 
 
 def port_block(size: int) -> int:
     """The first of ``size`` consecutive free ports (a cluster's client and controller ports)."""
     for _ in range(100):
-        first = free_port()
-        try:
-            for port in range(first, first + size):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return first
+        first = free_port(span=size)
+        if all(_bindable(port) for port in range(first + 1, first + size)):
+            return first
     raise RuntimeError(f"no {size} consecutive free ports")
 
 
