@@ -45,6 +45,17 @@ async def send_dead_letters(letters: list[DeadLetter]) -> None:
         metrics.EVENTS_DEAD_LETTERED.labels(letter["reason"]).inc()
 
 
+async def sample_store_activity(interval_s: float) -> None:
+    """Keep the store's merge and part gauges current: a merge that holds memory or a part count
+    that only grows is what slows inserts and reads."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            metrics.record_store_activity(await event_store.activity())
+        except Exception as exc:  # a gauge must never stop the sink
+            log.warning("store activity not sampled: %s", exc)
+
+
 class _FlushBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, sink: EventSink) -> None:
         self.sink = sink
@@ -79,6 +90,7 @@ class EventSink(mode.Service):
         self.consumer: AIOKafkaConsumer | None = None
         self.core: core.SinkLoop | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        self._store_stats_task: asyncio.Task[None] | None = None
 
     async def on_start(self) -> None:
         await event_store.ensure_schema()
@@ -95,9 +107,16 @@ class EventSink(mode.Service):
         self.consumer.subscribe([settings.processed_topic], listener=_FlushBeforeRevoke(self))
         await self.consumer.start()
         self._loop_task = asyncio.create_task(self.core.run())
+        if settings.store_stats_interval_s > 0:
+            self._store_stats_task = asyncio.create_task(
+                sample_store_activity(settings.store_stats_interval_s)
+            )
         log.info("sink started topic=%s group=%s", settings.processed_topic, settings.sink_group)
 
     async def on_stop(self) -> None:
+        if self._store_stats_task is not None:
+            self._store_stats_task.cancel()
+            await asyncio.gather(self._store_stats_task, return_exceptions=True)
         if self.core is not None:
             # The deadline bounds any insert retries in flight too, so shutdown cannot hang.
             self.core.give_up_by(time.monotonic() + settings.sink_shutdown_flush_s)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from schemas.records import DeadLetter, ProcessedEvent
+
+if TYPE_CHECKING:
+    from trackflow_app.store import StoreActivity
 
 BATCHES_ACCEPTED = Counter("trackflow_batches_accepted_total", "Requests answered 202")
 RAW_RECORDS_WRITTEN = Counter(
@@ -38,6 +42,15 @@ OLDEST_UNCOMMITTED_SECONDS = Gauge(
 ROWS_REJECTED_BY_STORE = Counter(
     "trackflow_rows_rejected_by_store_total", "Rows the store refused, sent to the dead letters"
 )
+STORE_MERGES = Gauge(
+    "trackflow_store_merges", "Merges the store is running in TrackFlow's database"
+)
+STORE_MERGE_MEMORY_BYTES = Gauge(
+    "trackflow_store_merge_memory_bytes", "Memory the store's running merges hold"
+)
+STORE_ACTIVE_PARTS = Gauge(
+    "trackflow_store_active_parts", "Active data parts of TrackFlow's tables in the store"
+)
 INSERT_SECONDS = Histogram("trackflow_insert_seconds", "Duration of successful inserts")
 RATE_LIMIT_GROUP_SIZE = Gauge(
     "trackflow_rate_limit_group_size", "Workers sharing each tenant's rate limit"
@@ -62,3 +75,9 @@ def record_outcome(processed: Sequence[ProcessedEvent], rejected: Sequence[DeadL
         EVENTS_PROCESSED.labels(event_type).inc(count)
     for reason, count in Tally(letter["reason"] for letter in rejected).items():
         EVENTS_DEAD_LETTERED.labels(reason).inc(count)
+
+
+def record_store_activity(activity: StoreActivity) -> None:
+    STORE_MERGES.set(activity.merges)
+    STORE_MERGE_MEMORY_BYTES.set(activity.merge_memory_bytes)
+    STORE_ACTIVE_PARTS.set(activity.active_parts)

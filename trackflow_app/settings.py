@@ -124,6 +124,8 @@ class Settings(BaseSettings):
     sink_window_s: float = Field(default=0.5, gt=0)
     sink_retry_max_s: float = Field(default=30.0, gt=0)
     sink_shutdown_flush_s: float = Field(default=20.0, ge=0)
+    # How often the sink samples the store's merges and parts into /metrics (0: never).
+    store_stats_interval_s: float = Field(default=5.0, ge=0)
     # /readyz answers 503 once a stage has held records uncommitted, or failed to write, this long.
     ready_stall_s: float = Field(default=60.0, gt=0)
     # Test-only: refuse inserts while this file exists (fault-injection seam, off by default).

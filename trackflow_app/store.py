@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 import clickhouse_connect
@@ -89,6 +89,12 @@ def configure_chdb_allocator(
         return False
     environ[CHDB_ALLOCATOR_ENV] = chdb_allocator_conf(dirty_decay_ms)
     return True
+
+
+class StoreActivity(NamedTuple):
+    merges: int
+    merge_memory_bytes: int
+    active_parts: int
 
 
 class EventStore:
@@ -230,6 +236,18 @@ class EventStore:
         )
         return {str(name): str(engine) for name, engine in result.result_rows}
 
+    def _activity(self) -> StoreActivity:
+        database = self.table.rpartition(".")[0]
+        where = "database = " + ("{database:String}" if database else "currentDatabase()")
+        result = self._connect().query(
+            f"SELECT (SELECT count() FROM system.merges WHERE {where}),"
+            f" (SELECT sum(memory_usage) FROM system.merges WHERE {where}),"
+            f" (SELECT count() FROM system.parts WHERE active AND {where})",
+            parameters={"database": database},
+        )
+        merges, memory, parts = result.result_rows[0]
+        return StoreActivity(int(merges), int(memory), int(parts))
+
     def _recorded_migrations(self) -> set[str]:
         result = self._connect().query(
             f"SELECT DISTINCT step FROM {schema_steps_table(self.table)}"
@@ -276,6 +294,11 @@ class EventStore:
         self, sql: str, parameters: dict[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         return await self._run(self._query, sql, parameters)
+
+    async def activity(self) -> StoreActivity:
+        """The merges running and the active parts in this store's database (on a cluster: on
+        the node this client reaches)."""
+        return await self._run(self._activity)
 
     async def ping(self) -> bool:
         return await self._run(self._ping)

@@ -207,6 +207,19 @@ def test_a_round_larger_than_the_byte_bound_is_stored_whole_in_parts(
     assert stored == [{"n": 60, "u": 60}]
 
 
+def test_the_store_s_parts_and_merges_are_gauged(worker_factory: type[Worker]) -> None:
+    worker = worker_factory(TRACKFLOW_STORE_STATS_INTERVAL_S="0.2").start()  # type: ignore[call-arg]
+    sid = session()
+    assert worker.post({"events": [ev.page_view(worker.api_key, sid)]}).status_code == 202
+    worker.wait_for_session(sid, 1)
+    deadline = time.monotonic() + 10
+    while worker.metric("trackflow_store_active_parts") == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert worker.metric("trackflow_store_active_parts") >= 1
+    assert "store activity not sampled" not in worker.log_path.read_text()
+    assert worker.stop() == 0
+
+
 def chunks(items: list[dict[str, object]], size: int) -> list[list[dict[str, object]]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
