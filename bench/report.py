@@ -267,6 +267,8 @@ def markdown(results: dict[str, Any], d: dict[str, Any]) -> str:
                 f"{s['worker_cpu_share']:.0%}",
                 num(s["worker_cpu_s_per_million"]),
                 num(s["worker_rss_max"] / 2**20),
+                f"{num(s.get('store_merge_memory_max', math.nan) / 2**20)} / "
+                f"{num(s.get('store_parts_max', math.nan))}",
                 f"{s['broker_cpu_share']:.0%}",
                 f"{s['gen_cpu_share']:.0%}",
                 num(lg["dispatch_late_ms"]["p99"], 1),
@@ -285,6 +287,7 @@ def markdown(results: dict[str, Any], d: dict[str, Any]) -> str:
                 "worker CPU",
                 "worker CPU-s/M ev",
                 "worker RSS MB",
+                "store merges MB / parts (max)",
                 "Kafka CPU",
                 "generator CPU",
                 "dispatch late p99 ms",

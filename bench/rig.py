@@ -142,6 +142,9 @@ METRICS = {
     "buffered": "trackflow_sink_buffered_rows",
     "insert_failures": "trackflow_insert_failures_total",
     "rejected_requests": "trackflow_requests_rejected_total",
+    "store_merges": "trackflow_store_merges",
+    "store_merge_memory": "trackflow_store_merge_memory_bytes",
+    "store_parts": "trackflow_store_active_parts",
 }
 
 
@@ -382,6 +385,8 @@ class Bench:
             "worker_cpu_share": (m.at("worker_cpu", t1) - m.at("worker_cpu", t0)) / (t1 - t0),
             "worker_cpu_s_per_million": cpu / max(lg["events_ok"], 1) * 1e6,
             "worker_rss_max": m.max_in("worker_rss", t0, drained_at),
+            "store_merge_memory_max": m.max_in("store_merge_memory", t0, drained_at),
+            "store_parts_max": m.max_in("store_parts", t0, drained_at),
             "broker_cpu_share": bcpu / (t1 - t0),
             "gen_cpu_share": lg["cpu_share"],
             "kept_up": kept_up,
@@ -398,6 +403,7 @@ def worker_overrides(tenants: list[str], extra: tuple[tuple[str, str], ...] = ()
     return {
         "TRACKFLOW_API_KEYS": ",".join(tenants),
         "TRACKFLOW_SINK_WINDOW_S": SINK_WINDOW_S,
+        "TRACKFLOW_STORE_STATS_INTERVAL_S": "1",
         # Clients reach the edge through a proxy on 127.0.0.1 that sets X-Forwarded-For, so the
         # per-IP rate limit sees thousands of client addresses, as in production.
         "TRACKFLOW_TRUSTED_PROXIES": "127.0.0.1",
