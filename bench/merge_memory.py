@@ -1,0 +1,145 @@
+"""Peak memory of one large merge of the events table in the embedded store.
+
+``python -m bench.merge_memory [--parts 15] [--rows 100000] [--without-properties]
+[--table-setting K=V ...] [--create-setting K=V ...] [--option K=V ...]`` opens a fresh chDB
+store through ``EventStore`` (the real DDL), stops the events table's merges, inserts ``parts``
+parts of ``rows`` benchmark rows each (bench.store_memory.Rows: the workload through the
+validate core, each use with a fresh event_id), then merges them all with OPTIMIZE FINAL while
+sampling the process's anonymous memory (RssAnon) every 10 ms. It prints one JSON document: the
+anonymous memory before the merge, its peak during the merge, the rise, the merge's duration and
+the active parts after it.
+
+Variants: ``--without-properties`` drops the JSON ``properties`` column (and the columns computed
+from it) before inserting; ``--table-setting`` is an ALTER TABLE MODIFY SETTING of the table;
+``--create-setting`` makes a copy of the table created with these settings (for settings that
+are read-only once a table exists, such as index_granularity_bytes) and inserts into the copy;
+``--option`` passes chDB start-up (server) options. One engine per process: compare variants in
+alternating runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+import orjson
+
+from bench.procfs import status_mb
+from bench.store_memory import Rows, key_values
+from schemas.ddl import EVENT_COLUMNS
+from trackflow_app.limits import raise_open_files_limit
+from trackflow_app.store import EventStore, chdb_engine_options, configure_chdb_allocator
+
+PROPERTIES_AND_DERIVED = ("load_time", "dom_content_loaded", "error_fingerprint", "properties")
+
+
+def table_copy_ddl(create_query: str, table: str, copy: str, settings: dict[str, str]) -> str:
+    """``create_query`` (system.tables.create_table_query of ``table``) for a table ``copy``
+    with ``settings`` added in front of its own."""
+    head, sep, rest = create_query.partition(f".{table} ")
+    if not sep:
+        raise ValueError(f"no table {table!r} in {create_query[:80]!r}")
+    ddl = f"{head}.{copy} {rest}"
+    added = ", ".join(f"{key} = {value}" for key, value in settings.items())
+    if " SETTINGS " in ddl:
+        return ddl.replace(" SETTINGS ", f" SETTINGS {added}, ", 1)
+    return f"{ddl} SETTINGS {added}"
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    rows = Rows(20_000)
+    with tempfile.TemporaryDirectory(prefix="merge-memory-") as tmp:
+        raise_open_files_limit()
+        configure_chdb_allocator(1000)  # TRACKFLOW_CHDB_DIRTY_DECAY_MS's default
+        (Path(tmp) / "store").mkdir()
+        store = EventStore(f"chdb://{Path(tmp) / 'store'}", "events")
+        options = {**chdb_engine_options(0), **key_values(args.option)}
+        store._client = clickhouse_connect.get_client(dsn=store.url, chdb_options=options)
+        store._ensure_schema()
+        client = store._connect()
+        table, columns = "events", list(EVENT_COLUMNS)
+        for key, value in key_values(args.table_setting).items():
+            client.command(f"ALTER TABLE events MODIFY SETTING {key} = {value}")
+        if args.without_properties:
+            drops = ", ".join(f"DROP COLUMN {column}" for column in PROPERTIES_AND_DERIVED[:-1])
+            client.command(f"ALTER TABLE events {drops}")
+            client.command("ALTER TABLE events DROP COLUMN properties")
+            columns.remove("properties")
+        if args.create_setting:
+            [[create_query]] = client.query(
+                "SELECT create_table_query FROM system.tables"
+                " WHERE name = 'events' AND database = currentDatabase()"
+            ).result_rows
+            client.command(
+                table_copy_ddl(
+                    create_query, "events", "events_copy", key_values(args.create_setting)
+                )
+            )
+            table = "events_copy"
+        client.command(f"SYSTEM STOP MERGES {table}")
+        for part in range(args.parts):
+            client.raw_insert(
+                table,
+                columns,
+                insert_block=b"\n".join(rows.take(args.rows)),
+                fmt="JSONEachRow",
+                settings={"insert_deduplication_token": f"p{part}"},
+            )
+        client.command("SYSTEM JEMALLOC PURGE")
+        time.sleep(1.0)
+        before = status_mb()["RssAnon"]
+        peak = before
+        merged = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not merged.is_set():
+                peak = max(peak, status_mb()["RssAnon"])
+                time.sleep(0.01)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        began = time.monotonic()
+        client.command(f"SYSTEM START MERGES {table}")
+        client.command(f"OPTIMIZE TABLE {table} FINAL")
+        took = time.monotonic() - began
+        merged.set()
+        sampler.join()
+        [[parts_after]] = client.query(
+            "SELECT count() FROM system.parts WHERE active AND database = currentDatabase()"
+            " AND table = {table:String}",
+            parameters={"table": table},
+        ).result_rows
+    return {
+        "parts": args.parts,
+        "rows_per_part": args.rows,
+        "without_properties": args.without_properties,
+        "table_settings": key_values(args.table_setting),
+        "create_settings": key_values(args.create_setting),
+        "options": key_values(args.option),
+        "anon_before_mb": round(before),
+        "anon_peak_mb": round(peak),
+        "rise_mb": round(peak - before),
+        "merge_s": round(took, 2),
+        "parts_after": parts_after,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.merge_memory", description=__doc__)
+    p.add_argument("--parts", type=int, default=15)
+    p.add_argument("--rows", type=int, default=100_000, help="rows per part")
+    p.add_argument("--without-properties", action="store_true")
+    p.add_argument("--table-setting", action="append", default=[], metavar="K=V")
+    p.add_argument("--create-setting", action="append", default=[], metavar="K=V")
+    p.add_argument("--option", action="append", default=[], metavar="K=V")
+    print(orjson.dumps(run(p.parse_args())).decode())
+
+
+if __name__ == "__main__":
+    main()
