@@ -178,6 +178,7 @@ def open_event_store(settings: Settings) -> EventStore:
         settings.clickhouse_table,
         merge_nice=settings.chdb_merge_nice,
         dirty_decay_ms=settings.chdb_dirty_decay_ms,
+        merges_at_once=settings.chdb_merges_at_once,
         cluster=settings.clickhouse_cluster,
         retention_days=settings.retention_days,
     )

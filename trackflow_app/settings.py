@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     clickhouse_cluster: str = Field(default="", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
     # Linux nice value of the embedded chDB engine's merge threads (0: ClickHouse's default).
     chdb_merge_nice: int = Field(default=10, ge=0, le=19)
+    # How many merges the embedded chDB engine runs at once, one per thread (0: its default,
+    # four merges on two threads).
+    chdb_merges_at_once: int = Field(default=0, ge=0, le=16)
     # How long the embedded chDB engine's allocator keeps pages it freed before returning them
     # to the system (jemalloc dirty_decay_ms; chDB's own build keeps them 5000 ms).
     chdb_dirty_decay_ms: int = Field(default=1000, ge=0)

@@ -53,13 +53,20 @@ def describe_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
-def chdb_engine_options(merge_nice: int) -> dict[str, int]:
-    """Start-up options of the embedded engine: its merges run at this Linux nice value.
+def chdb_engine_options(merge_nice: int, merges_at_once: int = 0) -> dict[str, int]:
+    """Start-up options of the embedded engine: its merges run at this Linux nice value, and at
+    most ``merges_at_once`` of them hold memory at the same time.
 
     Merges are background work that can wait; on a small host they would otherwise take CPU from
-    the edge and the stages at the very moments load peaks. 0 keeps ClickHouse's default.
+    the edge and the stages at the very moments load peaks. Each merge holds buffers for every
+    part it reads (bench.merge_memory), and the engine runs up to four at once on its two merge
+    threads. 0 keeps ClickHouse's default for either.
     """
-    return {"os_threads_nice_value_merge_mutate": merge_nice} if merge_nice else {}
+    options = {"os_threads_nice_value_merge_mutate": merge_nice} if merge_nice else {}
+    if merges_at_once:
+        options["background_pool_size"] = merges_at_once
+        options["background_merges_mutations_concurrency_ratio"] = 1
+    return options
 
 
 # chDB's allocator is a jemalloc built with the je_ prefix: it reads its options from this
@@ -106,12 +113,14 @@ class EventStore:
         cluster: str = "",
         retention_days: int = DEFAULT_RETENTION_DAYS,
         dirty_decay_ms: int | None = None,
+        merges_at_once: int = 0,
     ) -> None:
         self.url = url
         self.table = table
         self.cluster = cluster
         self.retention_days = retention_days
         self.merge_nice = merge_nice
+        self.merges_at_once = merges_at_once
         self.dirty_decay_ms = dirty_decay_ms  # None: chDB's allocator as built
         self._client: Any = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
@@ -126,7 +135,7 @@ class EventStore:
                 path = self.url.removeprefix("chdb://")
                 if path.startswith("/"):
                     Path(path).mkdir(parents=True, exist_ok=True)
-                options["chdb_options"] = chdb_engine_options(self.merge_nice)
+                options["chdb_options"] = chdb_engine_options(self.merge_nice, self.merges_at_once)
                 if self.dirty_decay_ms is not None and not configure_chdb_allocator(
                     self.dirty_decay_ms
                 ):

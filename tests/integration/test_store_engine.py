@@ -14,14 +14,17 @@ from trackflow_app.store import EventStore
 
 os.environ.pop("JE_MALLOC_CONF", None)
 store = EventStore(
-    "chdb://" + sys.argv[1], "events", merge_nice=int(sys.argv[2]), dirty_decay_ms=int(sys.argv[3])
+    "chdb://" + sys.argv[1],
+    "events",
+    merge_nice=int(sys.argv[2]),
+    dirty_decay_ms=int(sys.argv[3]),
+    merges_at_once=int(sys.argv[4]),
 )
 client = store._connect()
 [[stats]] = client.query("SELECT stats FROM system.jemalloc_stats").result_rows
 [decay] = re.findall(r"opt\.dirty_decay_ms: (\d+)", stats)
-[[setting]] = client.query(
-    "SELECT value FROM system.server_settings WHERE name = 'os_threads_nice_value_merge_mutate'"
-).result_rows
+server = dict(client.query("SELECT name, value FROM system.server_settings").result_rows)
+setting = server["os_threads_nice_value_merge_mutate"]
 client.command("CREATE TABLE t (a UInt64, s String) ENGINE = MergeTree ORDER BY a")
 seen, stop = set(), threading.Event()
 
@@ -46,13 +49,21 @@ watcher.join()
 print(json.dumps({
     "setting": str(setting), "merge_nice_values": sorted(seen), "decay": decay,
     "process_nice": os.nice(0),
+    "merge_threads": server["background_pool_size"],
+    "merges_per_thread": server["background_merges_mutations_concurrency_ratio"],
 }))
 """
 
 
-def engine_state(tmp_path: Path, merge_nice: int, decay_ms: int = 1000) -> dict[str, object]:
+def engine_state(
+    tmp_path: Path, merge_nice: int, decay_ms: int = 1000, merges_at_once: int = 0
+) -> dict[str, object]:
     state: dict[str, object] = run_chdb_script(
-        SCRIPT, str(tmp_path / f"store-{merge_nice}"), str(merge_nice), str(decay_ms)
+        SCRIPT,
+        str(tmp_path / f"store-{merge_nice}-{merges_at_once}"),
+        str(merge_nice),
+        str(decay_ms),
+        str(merges_at_once),
     )
     return state
 
@@ -70,3 +81,11 @@ def test_zero_leaves_the_engine_default(tmp_path: Path) -> None:
     assert state["setting"] == "0"
     # Left alone, merge threads keep the process's own nice value (0 unless started under nice).
     assert state["merge_nice_values"] == [state["process_nice"]]
+    # and the engine's own merge threads: two, each with up to two merges under way
+    assert (state["merge_threads"], state["merges_per_thread"]) == ("2", "2")
+
+
+def test_merges_at_once_is_one_merge_per_engine_thread(tmp_path: Path) -> None:
+    state = engine_state(tmp_path, 10, merges_at_once=3)
+    assert (state["merge_threads"], state["merges_per_thread"]) == ("3", "1")
+    assert 10 in state["merge_nice_values"]  # type: ignore[operator]
