@@ -98,6 +98,13 @@ def configure_chdb_allocator(
     return True
 
 
+def database_filter(table: str) -> tuple[str, str]:
+    """A system-table condition on ``table``'s database (the client's current one when the name
+    is not qualified), and the value of its ``{database:String}`` parameter."""
+    database = table.rpartition(".")[0]
+    return "database = " + ("{database:String}" if database else "currentDatabase()"), database
+
+
 class StoreActivity(NamedTuple):
     merges: int
     merge_memory_bytes: int
@@ -227,31 +234,29 @@ class EventStore:
         return cluster_schema_ddl(self.table, self.cluster, database, self.retention_days)
 
     def _column_types(self, table: str | None = None) -> dict[str, str]:
-        database, _, name = (table or self.table).rpartition(".")
+        qualified = table or self.table
+        in_database, database = database_filter(qualified)
         result = self._connect().query(
-            "SELECT name, type FROM system.columns WHERE table = {name:String} AND database = "
-            + ("{database:String}" if database else "currentDatabase()"),
-            parameters={"name": name, "database": database},
+            "SELECT name, type FROM system.columns WHERE table = {name:String} AND " + in_database,
+            parameters={"name": qualified.rpartition(".")[2], "database": database},
         )
         return {str(column): str(kind) for column, kind in result.result_rows}
 
     def _engines(self) -> dict[str, str]:
         """Table name -> system.tables.engine_full, for the tables of this store's database."""
-        database = self.table.rpartition(".")[0]
+        in_database, database = database_filter(self.table)
         result = self._connect().query(
-            "SELECT name, engine_full FROM system.tables WHERE database = "
-            + ("{database:String}" if database else "currentDatabase()"),
+            f"SELECT name, engine_full FROM system.tables WHERE {in_database}",
             parameters={"database": database},
         )
         return {str(name): str(engine) for name, engine in result.result_rows}
 
     def _activity(self) -> StoreActivity:
-        database = self.table.rpartition(".")[0]
-        where = "database = " + ("{database:String}" if database else "currentDatabase()")
+        in_database, database = database_filter(self.table)
         result = self._connect().query(
-            f"SELECT (SELECT count() FROM system.merges WHERE {where}),"
-            f" (SELECT sum(memory_usage) FROM system.merges WHERE {where}),"
-            f" (SELECT count() FROM system.parts WHERE active AND {where})",
+            f"SELECT (SELECT count() FROM system.merges WHERE {in_database}),"
+            f" (SELECT sum(memory_usage) FROM system.merges WHERE {in_database}),"
+            f" (SELECT count() FROM system.parts WHERE active AND {in_database})",
             parameters={"database": database},
         )
         merges, memory, parts = result.result_rows[0]
