@@ -26,16 +26,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import clickhouse_connect
 import orjson
 
 from bench.procfs import status_mb
-from bench.store_memory import Rows, key_values
+from bench.store_memory import Rows, key_values, open_store
 from schemas.ddl import EVENT_COLUMNS
-from trackflow_app.limits import raise_open_files_limit
-from trackflow_app.store import EventStore, chdb_engine_options, configure_chdb_allocator
 
-PROPERTIES_AND_DERIVED = ("load_time", "dom_content_loaded", "error_fingerprint", "properties")
+DERIVED_FROM_PROPERTIES = ("load_time", "dom_content_loaded", "error_fingerprint")
 
 
 def table_copy_ddl(create_query: str, table: str, copy: str, settings: dict[str, str]) -> str:
@@ -53,33 +50,24 @@ def table_copy_ddl(create_query: str, table: str, copy: str, settings: dict[str,
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     rows = Rows(20_000)
+    options, table_settings = key_values(args.option), key_values(args.table_setting)
+    create_settings = key_values(args.create_setting)
     with tempfile.TemporaryDirectory(prefix="merge-memory-") as tmp:
-        raise_open_files_limit()
-        configure_chdb_allocator(1000)  # TRACKFLOW_CHDB_DIRTY_DECAY_MS's default
-        (Path(tmp) / "store").mkdir()
-        store = EventStore(f"chdb://{Path(tmp) / 'store'}", "events")
-        options = {**chdb_engine_options(0), **key_values(args.option)}
-        store._client = clickhouse_connect.get_client(dsn=store.url, chdb_options=options)
-        store._ensure_schema()
+        # TRACKFLOW_CHDB_DIRTY_DECAY_MS's default, ClickHouse's merge priority
+        store = open_store(Path(tmp) / "store", 0, 1000, options, table_settings)
         client = store._connect()
         table, columns = "events", list(EVENT_COLUMNS)
-        for key, value in key_values(args.table_setting).items():
-            client.command(f"ALTER TABLE events MODIFY SETTING {key} = {value}")
         if args.without_properties:
-            drops = ", ".join(f"DROP COLUMN {column}" for column in PROPERTIES_AND_DERIVED[:-1])
+            drops = ", ".join(f"DROP COLUMN {column}" for column in DERIVED_FROM_PROPERTIES)
             client.command(f"ALTER TABLE events {drops}")
             client.command("ALTER TABLE events DROP COLUMN properties")
             columns.remove("properties")
-        if args.create_setting:
+        if create_settings:
             [[create_query]] = client.query(
                 "SELECT create_table_query FROM system.tables"
                 " WHERE name = 'events' AND database = currentDatabase()"
             ).result_rows
-            client.command(
-                table_copy_ddl(
-                    create_query, "events", "events_copy", key_values(args.create_setting)
-                )
-            )
+            client.command(table_copy_ddl(create_query, "events", "events_copy", create_settings))
             table = "events_copy"
         client.command(f"SYSTEM STOP MERGES {table}")
         for part in range(args.parts):
@@ -119,9 +107,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "parts": args.parts,
         "rows_per_part": args.rows,
         "without_properties": args.without_properties,
-        "table_settings": key_values(args.table_setting),
-        "create_settings": key_values(args.create_setting),
-        "options": key_values(args.option),
+        "table_settings": table_settings,
+        "create_settings": create_settings,
+        "options": options,
         "anon_before_mb": round(before),
         "anon_peak_mb": round(peak),
         "rise_mb": round(peak - before),

@@ -289,6 +289,32 @@ def insert(
         client.command("SYSTEM JEMALLOC PURGE")
 
 
+def open_store(
+    path: Path,
+    merge_nice: int,
+    dirty_decay_ms: int | None,
+    options: dict[str, str],
+    table_settings: dict[str, str],
+) -> EventStore:
+    """A fresh store at ``path`` with the real schema, chDB started with the store's own options
+    plus ``options``, and ``table_settings`` set on the events table."""
+    store = EventStore(
+        f"chdb://{path}", "events", merge_nice=merge_nice, dirty_decay_ms=dirty_decay_ms
+    )
+    if options:  # the store's own start-up options plus the ones under test
+        raise_open_files_limit()
+        if dirty_decay_ms is not None:
+            configure_chdb_allocator(dirty_decay_ms)
+        path.mkdir()
+        store._client = clickhouse_connect.get_client(
+            dsn=store.url, chdb_options={**chdb_engine_options(merge_nice), **options}
+        )
+    store._ensure_schema()
+    for key, value in table_settings.items():
+        store._connect().command(f"ALTER TABLE events MODIFY SETTING {key} = {value}")
+    return store
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     options = key_values(args.option)
     insert_settings = key_values(args.insert_setting)
@@ -307,24 +333,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="store-memory-") as tmp:
-        store = EventStore(
-            f"chdb://{Path(tmp) / 'store'}",
-            "events",
-            merge_nice=args.merge_nice,
-            dirty_decay_ms=args.dirty_decay_ms,
+        store = open_store(
+            Path(tmp) / "store", args.merge_nice, args.dirty_decay_ms, options, table_settings
         )
-        if options:  # the store's own start-up options plus the ones under test
-            raise_open_files_limit()
-            if args.dirty_decay_ms is not None:
-                configure_chdb_allocator(args.dirty_decay_ms)
-            (Path(tmp) / "store").mkdir()
-            store._client = clickhouse_connect.get_client(
-                dsn=store.url,
-                chdb_options={**chdb_engine_options(args.merge_nice), **options},
-            )
-        store._ensure_schema()
-        for key, value in table_settings.items():
-            store._connect().command(f"ALTER TABLE events MODIFY SETTING {key} = {value}")
         result["rss_mb"]["opened"] = status_mb()
 
         main_tid = threading.get_native_id()
