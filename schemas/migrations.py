@@ -145,25 +145,20 @@ def _dedup_window(table: str, settings: SchemaSettings, layout: Layout) -> list[
     return [f"ALTER TABLE {checked} MODIFY SETTING non_replicated_deduplication_window = 1000"]
 
 
-# The events table's merge settings (events.sql), in the order a new table lists them.
-MERGE_SETTINGS: tuple[tuple[str, int], ...] = (
-    ("merge_selector_base", 10),
-    ("vertical_merge_algorithm_min_rows_to_activate", 1),
-    ("vertical_merge_algorithm_min_columns_to_activate", 1),
-)
+def _table_settings(*wanted: tuple[str, int]) -> Statements:
+    """Statements giving the table the ``wanted`` settings it does not have; one already set (a
+    new table's, or one an operator chose) is kept. ``wanted`` in the order a new table lists
+    them (events.sql)."""
 
+    def statements(table: str, settings: SchemaSettings, layout: Layout) -> list[str]:
+        checked = checked_table(table)
+        engine = layout.engines.get(checked.rpartition(".")[2], "")
+        missing = [
+            f"{name} = {value}" for name, value in wanted if not re.search(rf"\b{name} = ", engine)
+        ]
+        return [f"ALTER TABLE {checked} MODIFY SETTING {', '.join(missing)}"] if missing else []
 
-def _merge_settings(table: str, settings: SchemaSettings, layout: Layout) -> list[str]:
-    """The merge settings the table does not have; one already set (a new table's, or one an
-    operator chose) is kept."""
-    checked = checked_table(table)
-    engine = layout.engines.get(checked.rpartition(".")[2], "")
-    missing = [
-        f"{name} = {value}"
-        for name, value in MERGE_SETTINGS
-        if not re.search(rf"\b{name} = ", engine)
-    ]
-    return [f"ALTER TABLE {checked} MODIFY SETTING {', '.join(missing)}"] if missing else []
+    return statements
 
 
 FILL_SESSION_HOURS = "fill session_hours"  # the name stores recorded before migrations were
@@ -221,7 +216,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(8, "insert deduplication window", _dedup_window),
-    Migration(9, "merge settings for small inserts", _merge_settings),
+    Migration(
+        9,
+        "merge settings for small inserts",
+        _table_settings(
+            ("merge_selector_base", 10),
+            ("vertical_merge_algorithm_min_rows_to_activate", 1),
+            ("vertical_merge_algorithm_min_columns_to_activate", 1),
+        ),
+    ),
+    Migration(
+        10,
+        "smaller compressed blocks",
+        _table_settings(("min_compress_block_size", 16384), ("max_compress_block_size", 131072)),
+    ),
 )
 
 

@@ -151,7 +151,8 @@ def test_a_new_store_is_made_at_todays_layout(fresh: dict[str, Any]) -> None:
         "timestamp + toIntervalDay(365)"
         " SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 1000,"
         " merge_selector_base = 10, vertical_merge_algorithm_min_rows_to_activate = 1,"
-        " vertical_merge_algorithm_min_columns_to_activate = 1"
+        " vertical_merge_algorithm_min_columns_to_activate = 1,"
+        " min_compress_block_size = 16384, max_compress_block_size = 131072"
     )
     assert fresh["events"] == [event(3, "s3", is_bot=True)]
     assert fresh["rollup"] == [["true"], 1]

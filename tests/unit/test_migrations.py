@@ -55,7 +55,7 @@ def test_migrations_are_numbered_in_order_under_distinct_names() -> None:
 
 def test_pending_migrations_leave_out_the_recorded_ones_in_order() -> None:
     pending = pending_migrations({FILL_SESSION_HOURS, "bot flag", "an unknown step"})
-    assert [m.number for m in pending] == [1, 2, 3, 5, 7, 8, 9]
+    assert [m.number for m in pending] == [1, 2, 3, 5, 7, 8, 9, 10]
     assert pending_migrations({m.name for m in MIGRATIONS}) == []
 
 
@@ -203,4 +203,18 @@ def test_older_tables_get_the_merge_settings_for_small_inserts() -> None:
         "ALTER TABLE analytics.events MODIFY SETTING"
         " vertical_merge_algorithm_min_rows_to_activate = 1,"
         " vertical_merge_algorithm_min_columns_to_activate = 1"
+    ]
+
+
+def test_older_tables_get_the_smaller_compressed_blocks() -> None:
+    blocks = "min_compress_block_size = 16384, max_compress_block_size = 131072"
+    assert blocks in DDL
+    seed_engine = "ReplacingMergeTree ORDER BY x SETTINGS index_granularity = 8192"
+    assert statements(10, Layout(engines={"events": seed_engine})) == [
+        f"ALTER TABLE analytics.events MODIFY SETTING {blocks}"
+    ]
+    assert statements(10, Layout(engines={"events": f"{seed_engine}, {blocks}"})) == []
+    chosen = f"{seed_engine}, max_compress_block_size = 1048576"
+    assert statements(10, Layout(engines={"events": chosen})) == [
+        "ALTER TABLE analytics.events MODIFY SETTING min_compress_block_size = 16384"
     ]
