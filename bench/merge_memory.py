@@ -7,7 +7,8 @@ parts of ``rows`` benchmark rows each (bench.store_memory.Rows: the workload thr
 validate core, each use with a fresh event_id), then merges them all with OPTIMIZE FINAL while
 sampling the process's anonymous memory (RssAnon) every 10 ms. It prints one JSON document: the
 anonymous memory before the merge, its peak during the merge, the rise, the merge's duration and
-the active parts after it.
+CPU time, the inserts' CPU time (the process's, rows made by the validate core included), and the
+active parts after the merge with their size on disk.
 
 Variants: ``--without-properties`` drops the JSON ``properties`` column (and the columns computed
 from it) before inserting; ``--table-setting`` is an ALTER TABLE MODIFY SETTING of the table;
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             client.command(table_copy_ddl(create_query, "events", "events_copy", create_settings))
             table = "events_copy"
         client.command(f"SYSTEM STOP MERGES {table}")
+        insert_began = time.process_time()
         for part in range(args.parts):
             client.raw_insert(
                 table,
@@ -78,6 +80,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 fmt="JSONEachRow",
                 settings={"insert_deduplication_token": f"p{part}"},
             )
+        insert_cpu = time.process_time() - insert_began
         client.command("SYSTEM JEMALLOC PURGE")
         time.sleep(1.0)
         before = status_mb()["RssAnon"]
@@ -92,14 +95,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         sampler = threading.Thread(target=sample)
         sampler.start()
-        began = time.monotonic()
+        began, merge_began = time.monotonic(), time.process_time()
         client.command(f"SYSTEM START MERGES {table}")
         client.command(f"OPTIMIZE TABLE {table} FINAL")
-        took = time.monotonic() - began
+        took, merge_cpu = time.monotonic() - began, time.process_time() - merge_began
         merged.set()
         sampler.join()
-        [[parts_after]] = client.query(
-            "SELECT count() FROM system.parts WHERE active AND database = currentDatabase()"
+        [[parts_after, bytes_on_disk]] = client.query(
+            "SELECT count(), sum(bytes_on_disk) FROM system.parts"
+            " WHERE active AND database = currentDatabase()"
             " AND table = {table:String}",
             parameters={"table": table},
         ).result_rows
@@ -114,7 +118,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "anon_peak_mb": round(peak),
         "rise_mb": round(peak - before),
         "merge_s": round(took, 2),
+        "merge_cpu_s": round(merge_cpu, 2),
+        "insert_cpu_s": round(insert_cpu, 2),
         "parts_after": parts_after,
+        "mb_on_disk": round(bytes_on_disk / 1e6, 1),
     }
 
 
