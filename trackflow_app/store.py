@@ -7,11 +7,13 @@ one dedicated thread; the event loop awaits it.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import sys
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
@@ -98,6 +100,29 @@ def configure_chdb_allocator(
     return True
 
 
+@contextmanager
+def module_hidden(name: str, modules: MutableMapping[str, Any] = sys.modules) -> Iterator[None]:
+    """``import name`` fails inside the block (None in sys.modules is Python's way of saying a
+    module is absent) unless the module is loaded already; after it, it imports as usual."""
+    if name in modules:
+        yield
+        return
+    modules[name] = None
+    try:
+        yield
+    finally:
+        if modules.get(name, ...) is None:
+            del modules[name]
+
+
+def load_chdb_without_arrow() -> None:
+    """Load the engine's Python side (chdb.state, which clickhouse-connect's chdb:// client
+    uses) without pyarrow: chdb.state imports it when it can, for Arrow APIs TrackFlow never
+    calls, and it costs the worker ~39 MB resident (pyarrow's libraries and numpy)."""
+    with module_hidden("pyarrow"):
+        importlib.import_module("chdb.state")
+
+
 def database_filter(table: str) -> tuple[str, str]:
     """A system-table condition on ``table``'s database (the client's current one when the name
     is not qualified), and the value of its ``{database:String}`` parameter."""
@@ -152,6 +177,7 @@ class EventStore:
                         os.environ.get(CHDB_ALLOCATOR_ENV),
                         "chdb" in sys.modules,
                     )
+                load_chdb_without_arrow()  # after the allocator's options: this loads the engine
             if self.cluster:
                 options["settings"] = CLUSTER_CLIENT_SETTINGS
             self._client = clickhouse_connect.get_client(dsn=self.url, **options)

@@ -1,6 +1,7 @@
 """The embedded engine starts with TrackFlow's options: its merges run at the configured nice
-value and its allocator returns freed pages after the configured decay. chDB runs in a child
-process (one engine per process), with a real insert and merge."""
+value and its allocator returns freed pages after the configured decay, and the worker does not
+load pyarrow for it. chDB runs in a child process (one engine per process), with a real insert
+and merge."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ store = EventStore(
     merges_at_once=int(sys.argv[4]),
 )
 client = store._connect()
+arrow_loaded = "pyarrow" in sys.modules
 [[stats]] = client.query("SELECT stats FROM system.jemalloc_stats").result_rows
 [decay] = re.findall(r"opt\.dirty_decay_ms: (\d+)", stats)
 server = dict(client.query("SELECT name, value FROM system.server_settings").result_rows)
@@ -46,7 +48,9 @@ for i in range(40):
 client.command("OPTIMIZE TABLE t FINAL")
 stop.set()
 watcher.join()
+import pyarrow  # still importable by anything else in the process
 print(json.dumps({
+    "arrow_loaded": arrow_loaded, "arrow_version": pyarrow.__version__,
     "setting": str(setting), "merge_nice_values": sorted(seen), "decay": decay,
     "process_nice": os.nice(0),
     "merge_threads": server["background_pool_size"],
@@ -73,6 +77,12 @@ def test_merges_run_at_the_configured_nice_value(tmp_path: Path) -> None:
     assert state["setting"] == "10"
     assert state["decay"] == "1000"
     assert 10 in state["merge_nice_values"]  # type: ignore[operator]
+
+
+def test_the_store_loads_without_pyarrow(tmp_path: Path) -> None:
+    state = engine_state(tmp_path, 10)
+    assert state["arrow_loaded"] is False  # the store inserted and merged without it
+    assert state["arrow_version"]  # hidden only while chDB loaded
 
 
 def test_zero_leaves_the_engine_default(tmp_path: Path) -> None:
