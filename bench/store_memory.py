@@ -52,7 +52,12 @@ import orjson
 from bench.procfs import status_mb
 from schemas.ddl import EVENT_COLUMNS
 from trackflow_app.limits import raise_open_files_limit
-from trackflow_app.store import EventStore, chdb_engine_options, configure_chdb_allocator
+from trackflow_app.store import (
+    EventStore,
+    chdb_engine_options,
+    configure_chdb_allocator,
+    load_chdb_without_arrow,
+)
 
 MAKE_ROWS = (
     "import sys, orjson; from agents.rows import to_json_row;"
@@ -305,6 +310,7 @@ def open_store(
         raise_open_files_limit()
         if dirty_decay_ms is not None:
             configure_chdb_allocator(dirty_decay_ms)
+        load_chdb_without_arrow()  # as the worker's store does
         path.mkdir()
         store._client = clickhouse_connect.get_client(
             dsn=store.url, chdb_options={**chdb_engine_options(merge_nice), **options}
