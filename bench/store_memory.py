@@ -46,18 +46,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import clickhouse_connect
 import orjson
 
 from bench.procfs import status_mb
 from schemas.ddl import EVENT_COLUMNS
-from trackflow_app.limits import raise_open_files_limit
-from trackflow_app.store import (
-    EventStore,
-    chdb_engine_options,
-    configure_chdb_allocator,
-    load_chdb_without_arrow,
-)
+from trackflow_app.store import EventStore
 
 MAKE_ROWS = (
     "import sys, orjson; from agents.rows import to_json_row;"
@@ -304,17 +297,12 @@ def open_store(
     """A fresh store at ``path`` with the real schema, chDB started with the store's own options
     plus ``options``, and ``table_settings`` set on the events table."""
     store = EventStore(
-        f"chdb://{path}", "events", merge_nice=merge_nice, dirty_decay_ms=dirty_decay_ms
+        f"chdb://{path}",
+        "events",
+        merge_nice=merge_nice,
+        dirty_decay_ms=dirty_decay_ms,
+        engine_options=options,
     )
-    if options:  # the store's own start-up options plus the ones under test
-        raise_open_files_limit()
-        if dirty_decay_ms is not None:
-            configure_chdb_allocator(dirty_decay_ms)
-        load_chdb_without_arrow()  # as the worker's store does
-        path.mkdir()
-        store._client = clickhouse_connect.get_client(
-            dsn=store.url, chdb_options={**chdb_engine_options(merge_nice), **options}
-        )
     store._ensure_schema()
     for key, value in table_settings.items():
         store._connect().command(f"ALTER TABLE events MODIFY SETTING {key} = {value}")

@@ -11,7 +11,7 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -146,6 +146,7 @@ class EventStore:
         retention_days: int = DEFAULT_RETENTION_DAYS,
         dirty_decay_ms: int | None = None,
         merges_at_once: int = 0,
+        engine_options: Mapping[str, str] | None = None,
     ) -> None:
         self.url = url
         self.table = table
@@ -153,6 +154,8 @@ class EventStore:
         self.retention_days = retention_days
         self.merge_nice = merge_nice
         self.merges_at_once = merges_at_once
+        # chDB start-up options over TrackFlow's own (benchmarks compare engine settings)
+        self.engine_options = dict(engine_options or {})
         self.dirty_decay_ms = dirty_decay_ms  # None: chDB's allocator as built
         self._client: Any = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
@@ -167,7 +170,10 @@ class EventStore:
                 path = self.url.removeprefix("chdb://")
                 if path.startswith("/"):
                     Path(path).mkdir(parents=True, exist_ok=True)
-                options["chdb_options"] = chdb_engine_options(self.merge_nice, self.merges_at_once)
+                options["chdb_options"] = {
+                    **chdb_engine_options(self.merge_nice, self.merges_at_once),
+                    **self.engine_options,
+                }
                 if self.dirty_decay_ms is not None and not configure_chdb_allocator(
                     self.dirty_decay_ms
                 ):

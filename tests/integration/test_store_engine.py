@@ -5,6 +5,7 @@ and merge."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.support.chdb_child import run_chdb_script
@@ -20,6 +21,7 @@ store = EventStore(
     merge_nice=int(sys.argv[2]),
     dirty_decay_ms=int(sys.argv[3]),
     merges_at_once=int(sys.argv[4]),
+    engine_options=json.loads(sys.argv[5]),
 )
 client = store._connect()
 arrow_loaded = "pyarrow" in sys.modules
@@ -60,7 +62,11 @@ print(json.dumps({
 
 
 def engine_state(
-    tmp_path: Path, merge_nice: int, decay_ms: int = 1000, merges_at_once: int = 0
+    tmp_path: Path,
+    merge_nice: int,
+    decay_ms: int = 1000,
+    merges_at_once: int = 0,
+    engine_options: dict[str, str] | None = None,
 ) -> dict[str, object]:
     state: dict[str, object] = run_chdb_script(
         SCRIPT,
@@ -68,6 +74,7 @@ def engine_state(
         str(merge_nice),
         str(decay_ms),
         str(merges_at_once),
+        json.dumps(engine_options or {}),
     )
     return state
 
@@ -99,3 +106,9 @@ def test_merges_at_once_is_one_merge_per_engine_thread(tmp_path: Path) -> None:
     state = engine_state(tmp_path, 10, merges_at_once=3)
     assert (state["merge_threads"], state["merges_per_thread"]) == ("3", "1")
     assert 10 in state["merge_nice_values"]  # type: ignore[operator]
+
+
+def test_engine_options_go_over_trackflow_s_own(tmp_path: Path) -> None:
+    options = {"background_merges_mutations_concurrency_ratio": "2"}
+    state = engine_state(tmp_path, 10, merges_at_once=3, engine_options=options)
+    assert (state["merge_threads"], state["merges_per_thread"]) == ("3", "2")
