@@ -2,11 +2,12 @@
 that takes an insert every window, as the worker's store does.
 
     .venv/bin/python -m bench.read_during_ingest [--seconds 60] [--rate 3600] [--window 0.5]
-        [--history 1000000] [--table-setting K=V ...]
+        [--history 1000000] [--table-setting K=V ...] [--settings-first]
 
 Opens a fresh embedded store in a temporary directory through ``EventStore`` (the real DDL and
 migrations), fills it with ``--history`` events of the last 30 days (bench.query_bench's
-generator, settled merges), then applies the ``--table-setting`` overrides and runs the
+generator, settled merges), then applies the ``--table-setting`` overrides (before the history
+with ``--settings-first``, for settings that shape how parts are written) and runs the
 worker's pattern on one thread, as the worker's single store thread does: every ``--window``
 seconds one insert of ``rate * window`` rows (the benchmark's events, bench.store_memory's
 rows, each with a fresh event_id and a deduplication token), and in between the dashboard's
@@ -67,16 +68,22 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
+def set_table_settings(store: EventStore, settings: dict[str, str]) -> None:
+    for name, value in settings.items():
+        store._connect().command(f"ALTER TABLE {TABLE} MODIFY SETTING {name} = {value}")
+
+
 def run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
     store = EventStore(f"chdb://{directory}", TABLE, dirty_decay_ms=1000)
     now = int(time.time() * 1000)
+    store._ensure_schema()
+    if args.settings_first:
+        set_table_settings(store, key_values(args.table_setting))
     if args.history:
         fill(store, args.history, 40, 30, now)
         wait_for_merges(store)
-    else:
-        store._ensure_schema()
-    for name, value in key_values(args.table_setting).items():
-        store._connect().command(f"ALTER TABLE {TABLE} MODIFY SETTING {name} = {value}")
+    if not args.settings_first:
+        set_table_settings(store, key_values(args.table_setting))
 
     per_insert = max(int(args.rate * args.window), 1)
     rows = Rows(min(per_insert * 20, 200_000))
@@ -118,6 +125,7 @@ def run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         "window_s": args.window,
         "history_events": args.history,
         "table_settings": key_values(args.table_setting),
+        "settings_first": args.settings_first,
         "tenant": tenant,
         "inserts": inserts,
         "rows_inserted": inserts * per_insert,
@@ -141,6 +149,9 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=0.5, help="seconds between inserts")
     parser.add_argument("--history", type=int, default=1_000_000, help="events stored first")
     parser.add_argument("--table-setting", action="append", default=[], metavar="K=V")
+    parser.add_argument(
+        "--settings-first", action="store_true", help="set the table settings before the history"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="trackflow-read-ingest-") as directory:
         result = run(args, Path(directory) / "store")
