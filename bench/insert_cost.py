@@ -23,6 +23,7 @@ bench/tuning.md.
 from __future__ import annotations
 
 import argparse
+import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -33,18 +34,20 @@ import orjson
 
 from bench.merge_memory import DERIVED_FROM_PROPERTIES
 from bench.store_memory import Rows, open_store
-from schemas.ddl import EVENT_COLUMNS
+from schemas.ddl import EVENT_COLUMNS, events_table_ddl
 
-MATERIALIZED = (
-    "session_key",
-    "user_key",
-    "error_fingerprint",
-    "referrer_host",
-    "referrer_internal",
-    "load_time",
-    "dom_content_loaded",
-)
-SKIP_INDEXES = ("idx_tenant_type_time", "idx_session", "idx_user", "idx_event_type")
+
+def materialized_columns(ddl: str) -> tuple[str, ...]:
+    """The columns a CREATE TABLE computes on insert (MATERIALIZED), in its order."""
+    return tuple(re.findall(r"^\s+([a-z_]+) .* MATERIALIZED ", ddl, re.MULTILINE))
+
+
+def skip_indexes(ddl: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"^\s+INDEX ([a-z_]+) ", ddl, re.MULTILINE))
+
+
+MATERIALIZED = materialized_columns(events_table_ddl())
+SKIP_INDEXES = skip_indexes(events_table_ddl())
 
 
 def fit_line(points: Sequence[tuple[float, float]]) -> tuple[float, float]:

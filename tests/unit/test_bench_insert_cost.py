@@ -3,7 +3,13 @@
 import orjson
 import pytest
 
-from bench.insert_cost import VARIANTS, fit_line, without_keys
+from bench.insert_cost import (
+    VARIANTS,
+    fit_line,
+    materialized_columns,
+    skip_indexes,
+    without_keys,
+)
 
 
 def test_the_line_gives_the_part_per_insert_and_the_part_per_row() -> None:
@@ -22,3 +28,15 @@ def test_rows_for_a_table_without_properties_do_not_carry_them() -> None:
     assert orjson.loads(without_keys(line, ("properties",))) == {"event_id": "e"}
     _, dropped = VARIANTS["without properties and the columns computed from it"]
     assert dropped == ("properties",)
+
+
+def test_the_pieces_come_from_the_table_s_own_ddl() -> None:
+    ddl = (
+        "CREATE TABLE t (\n"
+        "    a String,\n"
+        "    b UInt64 MATERIALIZED cityHash64(a),\n"
+        "    INDEX idx_a (a) TYPE bloom_filter\n"
+        ")"
+    )
+    assert materialized_columns(ddl) == ("b",)
+    assert skip_indexes(ddl) == ("idx_a",)
