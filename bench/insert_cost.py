@@ -23,11 +23,13 @@ bench/tuning.md.
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from statistics import fmean
 from typing import Any
 
 import orjson
@@ -89,18 +91,13 @@ def cpu_ms(call: Callable[[], Any]) -> float:
     return (time.process_time() - began) * 1000
 
 
-def mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values)
-
-
 def run(sizes: Sequence[int], inserts: int, max_parts: int) -> dict[str, Any]:
     rows = Rows(20_000)
     columns = list(EVENT_COLUMNS)
     with tempfile.TemporaryDirectory(prefix="insert-cost-") as tmp:
         store = open_store(Path(tmp) / "store", 0, 1000, {}, {})
         client = store._connect()
-        client.command("SYSTEM STOP MERGES")
-        serial = iter(range(10**9))
+        serial = itertools.count()
 
         def insert(table: str, names: list[str], lines: list[bytes]) -> Callable[[], Any]:
             block = b"\n".join(lines)
@@ -122,7 +119,7 @@ def run(sizes: Sequence[int], inserts: int, max_parts: int) -> dict[str, Any]:
         insert("events", columns, rows.take(100))()  # the first insert sets up the engine
 
         # Interleaved, and every table merged to one part per partition after each round
-        # (untimed): an insert costs more the more active parts its table has.
+        # (untimed), so that every insert is timed on a table of the same few parts.
         by_size: dict[int, list[float]] = {size: [] for size in sizes}
         one_row: dict[str, list[float]] = {name: [] for name in tables}
         for _ in range(inserts):
@@ -136,7 +133,7 @@ def run(sizes: Sequence[int], inserts: int, max_parts: int) -> dict[str, Any]:
                 client.command(f"OPTIMIZE TABLE {table} FINAL")
             client.command("SYSTEM STOP MERGES")
             time.sleep(1.0)  # the merged parts' cleanup runs in the background
-        means = {size: mean(values) for size, values in by_size.items()}
+        means = {size: fmean(values) for size, values in by_size.items()}
         fixed_ms, per_row_ms = fit_line(list(means.items()))
 
         # One-row inserts into one table with its merges stopped: the cost as parts pile up.
@@ -147,13 +144,13 @@ def run(sizes: Sequence[int], inserts: int, max_parts: int) -> dict[str, Any]:
         for parts in range(1, max_parts + 1):
             costs.append(cpu_ms(insert("events_parts", columns, rows.take(1))))
             if parts in (10, 50, 100, 200, 400, max_parts):
-                by_parts[parts] = mean(costs[-10:])
+                by_parts[parts] = fmean(costs[-10:])
     return {
         "inserts_per_size": inserts,
         "cpu_ms_per_insert_by_rows": {str(k): round(v, 2) for k, v in means.items()},
         "fixed_ms_per_insert": round(fixed_ms, 2),
         "us_per_row": round(per_row_ms * 1000, 2),
-        "one_row_insert_cpu_ms": {k: round(mean(v), 2) for k, v in one_row.items()},
+        "one_row_insert_cpu_ms": {k: round(fmean(v), 2) for k, v in one_row.items()},
         "one_row_insert_cpu_ms_by_active_parts": {str(k): round(v, 2) for k, v in by_parts.items()},
     }
 
