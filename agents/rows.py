@@ -1,4 +1,8 @@
-"""Map processed events to ClickHouse rows: JSONEachRow lines that ClickHouse parses. No I/O."""
+"""Processed events as ClickHouse rows. No I/O.
+
+The sink stores processed records as they are (the insert maps them, schemas.ddl.record_insert_sql);
+``to_json_row`` is the same mapping in Python, for tools that insert rows themselves, and
+``record_problem`` says why a record the store refused is no processed event at all."""
 
 from __future__ import annotations
 
@@ -6,9 +10,8 @@ from typing import Any
 
 import orjson
 
+from schemas.ddl import RECORD_TIME_COLUMNS as TIME_FIELDS
 from schemas.records import ProcessedEvent
-
-TIME_FIELDS = ("timestamp", "client_timestamp", "received_at")
 
 
 def ms_to_text(ms: int) -> str:
@@ -41,10 +44,16 @@ def to_json_row(event: ProcessedEvent) -> bytes:
     return _encode_row(dict(event))
 
 
-def record_to_json_row(value: bytes) -> bytes:
-    """The JSONEachRow line of one processed-topic record (a ProcessedEvent as JSON): the same
-    line as ``to_json_row`` of the decoded event, without copying it."""
-    row = orjson.loads(value)
-    if not isinstance(row, dict):
-        raise TypeError(f"a processed record must be a JSON object, not {type(row).__name__}")
-    return _encode_row(row)
+def record_problem(value: bytes) -> str | None:
+    """Why a processed-topic record cannot be a row: not a JSON object, or a time that is not
+    whole milliseconds. None for a record of the right shape."""
+    try:
+        record = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return f"not JSON: {exc}"
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not an object"
+    for name in TIME_FIELDS:
+        if type(record.get(name)) is not int:
+            return f"{name} is {record.get(name)!r}, not whole milliseconds"
+    return None

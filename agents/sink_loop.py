@@ -20,7 +20,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from agents.buffer import SinkBuffer
 from agents.insert_errors import RowFailure, insert_isolating
-from agents.rows import record_to_json_row
+from agents.rows import record_problem
 from schemas.records import DeadLetter, dead_letter
 from trackflow_app import metrics
 from trackflow_app.health import StageHealth
@@ -42,7 +42,7 @@ class SinkConsumer(Protocol):
 
 
 class RowStore(Protocol):
-    async def insert_json(self, lines: Sequence[bytes], token: str = "") -> None: ...
+    async def insert_records(self, records: Sequence[bytes], token: str = "") -> None: ...
 
 
 SendDeadLetters = Callable[[list[DeadLetter]], Awaitable[None]]
@@ -53,19 +53,21 @@ class ShutdownDeadline(Exception):
 
 
 def rows_of(record: ConsumerRecord[bytes, bytes]) -> tuple[list[bytes], DeadLetter | None]:
-    try:
-        return [record_to_json_row(record.value or b"")], None
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        return [], dead_letter(
-            "unmappable_processed_record",
-            f"processed record at {record.topic}[{record.partition}]@{record.offset} "
-            f"cannot be mapped to a row: {exc!r}",
-            (record.value or b"")[:65_536].decode("utf-8", "replace"),
-        )
+    """The record is its own row: the store maps it (schemas.ddl.record_insert_sql). An empty
+    one is refused here, as the insert would read it as no row at all."""
+    value = record.value or b""
+    if value.strip():
+        return [value], None
+    return [], dead_letter(
+        "unmappable_processed_record",
+        f"processed record at {record.topic}[{record.partition}]@{record.offset} is empty",
+        value.decode("utf-8", "replace"),
+    )
 
 
 def refused_row(row: bytes, failure: RowFailure) -> DeadLetter:
-    """The dead letter of a row the store refused, with the store's message as the reason."""
+    """The dead letter of a record the store refused: unmappable_processed_record when it is no
+    processed event at all, else store_rejected_row, with the store's message either way."""
     try:
         event: Any = orjson.loads(row)
     except orjson.JSONDecodeError:
@@ -73,9 +75,11 @@ def refused_row(row: bytes, failure: RowFailure) -> DeadLetter:
     fields = event if isinstance(event, dict) else {}
     tenant = fields.get("tenant_id")
     ip = fields.get("ip_address")
+    problem = record_problem(row)
+    store_message = str(failure.error)[:2000]
     return dead_letter(
-        "store_rejected_row",
-        str(failure.error)[:2000],
+        "store_rejected_row" if problem is None else "unmappable_processed_record",
+        store_message if problem is None else f"{problem}; the store: {store_message}",
         event,
         tenant_id=tenant if isinstance(tenant, str) else None,
         ip=ip if isinstance(ip, str) else None,
@@ -202,7 +206,7 @@ class SinkLoop:
         )
         async def attempt() -> None:
             started = time.monotonic()
-            failures = await insert_isolating(rows, self.store.insert_json, token)
+            failures = await insert_isolating(rows, self.store.insert_records, token)
             if failures:
                 await self.send_dead_letters([refused_row(rows[f.index], f) for f in failures])
                 metrics.ROWS_REJECTED_BY_STORE.inc(len(failures))

@@ -127,6 +127,71 @@ def schema_steps_ddl(table: str = "events") -> str:
     )
 
 
+# -- Inserting processed records -------------------------------------------------------------
+# The sink hands the store each processed-topic record as it is (a ProcessedEvent as JSON, its
+# times in milliseconds) and ClickHouse maps it to a row: the times become DateTime64 in the
+# insert's SELECT. Mapping them in Python cost the sink ~8 µs per event (bench/tuning.md).
+
+RECORD_TIME_COLUMNS = ("timestamp", "client_timestamp", "received_at")
+_COLUMN_LINE = re.compile(r"^\s+([a-z_]+) (.+?)(?: (?:DEFAULT|MATERIALIZED) .*)?,$")
+# The ClickHouse source that reads an insert's rows from the body of its HTTP request.
+INPUT_SOURCE = "input"
+
+
+def sql_string(text: str) -> str:
+    """``text`` as a ClickHouse string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def event_column_types() -> dict[str, str]:
+    """The type of each column of the events table that the sink writes, from events.sql."""
+    found = (_COLUMN_LINE.match(line) for line in _statement_lines())
+    types = {match[1]: match[2] for match in found if match}
+    return {name: types[name] for name in EVENT_COLUMNS}
+
+
+def record_structure() -> str:
+    """A processed record's fields as ClickHouse reads them: the table's types, except that the
+    times are milliseconds (Nullable, so that a record without one is refused, not stored at
+    1970)."""
+    types = event_column_types()
+    return ", ".join(
+        f"{name} {'Nullable(Int64)' if name in RECORD_TIME_COLUMNS else types[name]}"
+        for name in EVENT_COLUMNS
+    )
+
+
+def record_insert_sql(table: str, source: str, settings: dict[str, str] | None = None) -> str:
+    """Insert processed records from ``source`` into ``table``: ``INPUT_SOURCE`` (the request's
+    body, JSONEachRow) or a JSONEachRow file's path.
+
+    A record without one of its times is refused with code 395 (throwIf), one whose fields the
+    types cannot read with ClickHouse's parse errors: both are row errors to agents.insert_errors.
+    """
+    structure = sql_string(record_structure())
+    reader = (
+        f"input({structure})"
+        if source == INPUT_SOURCE
+        else f"file({sql_string(source)}, 'JSONEachRow', {structure})"
+    )
+    values = ", ".join(
+        f"fromUnixTimestamp64Milli(assumeNotNull({name}), 'UTC')"
+        if name in RECORD_TIME_COLUMNS
+        else name
+        for name in EVENT_COLUMNS
+    )
+    missing_time = " OR ".join(f"{name} IS NULL" for name in RECORD_TIME_COLUMNS)
+    clause = ", ".join(
+        f"{checked_name(k, 'setting')} = {sql_string(v)}" for k, v in (settings or {}).items()
+    )
+    return (
+        f"INSERT INTO {_checked(table)} ({', '.join(EVENT_COLUMNS)}) SELECT {values} FROM {reader}"
+        f" WHERE NOT throwIf({missing_time}, 'a processed record without its times')"
+        + (f" SETTINGS {clause}" if clause else "")
+        + (" FORMAT JSONEachRow" if source == INPUT_SOURCE else "")
+    )
+
+
 # -- A ClickHouse cluster ---------------------------------------------------------------------
 # The same statements as above, made ON CLUSTER: each table becomes a Replicated table on every
 # node (suffix _local) under the name the sink and the read API use, a Distributed table over

@@ -24,7 +24,14 @@ class FaultSwitchedStore(EventStore):
         super().__init__(*args, **kwargs)
         self.fail_flag = fail_flag
 
-    def _insert_json(self, lines: Sequence[bytes], token: str = "") -> None:
+    def _refuse_while_flagged(self) -> None:
         if self.fail_flag.exists():
             raise StoreRefused(f"inserts refused while {self.fail_flag} exists")
+
+    def _insert_json(self, lines: Sequence[bytes], token: str = "") -> None:
+        self._refuse_while_flagged()
         super()._insert_json(lines, token)
+
+    def _insert_records(self, records: Sequence[bytes], token: str = "") -> None:
+        self._refuse_while_flagged()
+        super()._insert_records(records, token)

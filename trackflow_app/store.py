@@ -11,6 +11,7 @@ import importlib
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -23,8 +24,10 @@ import clickhouse_connect
 from schemas.ddl import (
     DEFAULT_RETENTION_DAYS,
     EVENT_COLUMNS,
+    INPUT_SOURCE,
     cluster_schema_ddl,
     events_table_ddl,
+    record_insert_sql,
     schema_steps_ddl,
     schema_steps_table,
     session_hours_ddl,
@@ -312,6 +315,27 @@ class EventStore:
             settings=settings,
         )
 
+    def _insert_records(self, records: Sequence[bytes], token: str = "") -> None:
+        # The records go in as the processed topic holds them; the insert's SELECT maps them to
+        # rows (schemas.ddl.record_insert_sql). The token works as in _insert_json.
+        settings = {"insert_deduplication_token": token} if token else None
+        body = b"\n".join(records)
+        if not self.url.startswith("chdb://"):  # a server reads them from the request's body
+            sql = record_insert_sql(self.table, INPUT_SOURCE)
+            self._connect().command(sql, data=body, settings=settings)
+            return
+        # chDB reads no rows at all from inline data after INSERT ... SELECT ... FROM input(),
+        # so the embedded engine reads them from a file. Its settings go in the statement: as
+        # an argument, the client would run four more statements to set and restore them.
+        with tempfile.NamedTemporaryFile(
+            prefix="trackflow-", suffix=".jsonl", delete=False
+        ) as file:
+            file.write(body)
+        try:
+            self._connect().command(record_insert_sql(self.table, file.name, settings))
+        finally:
+            os.unlink(file.name)
+
     def _query(self, sql: str, parameters: dict[str, Any] | None) -> list[dict[str, Any]]:
         result = self._connect().query(sql, parameters=parameters or {})
         names = result.column_names
@@ -332,9 +356,9 @@ class EventStore:
     async def ensure_schema(self) -> None:
         await self._run(self._ensure_schema)
 
-    async def insert_json(self, lines: Sequence[bytes], token: str = "") -> None:
-        """Insert JSONEachRow lines (see agents.rows.to_json_row), deduplicated by ``token``."""
-        await self._run(self._insert_json, lines, token)
+    async def insert_records(self, records: Sequence[bytes], token: str = "") -> None:
+        """Insert processed-topic records (ProcessedEvent JSON), deduplicated by ``token``."""
+        await self._run(self._insert_records, records, token)
 
     async def query(
         self, sql: str, parameters: dict[str, Any] | None = None

@@ -1,6 +1,7 @@
 """An insert repeated with the same deduplication token is stored once, by the store itself
-(real chDB, the events table as TrackFlow makes it), and a table made before the token existed
-gets the deduplication window at start-up."""
+(real chDB, the events table as TrackFlow makes it, processed records inserted as the sink
+inserts them), and a table made before the token existed gets the deduplication window at
+start-up."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from tests.support.chdb_child import run_chdb_script
 
 SCRIPT = r"""
 import json, sys, time
-from agents.rows import to_json_row
+import orjson
 from agents.validate import ValidationPolicy, process_batch
 from tests.support import events as ev
 from tests.unit.factories import make_batch
@@ -23,12 +24,12 @@ policy = ValidationPolicy(tenant_keys=frozenset({"t"}))
 def rows(n):
     events = [ev.click("t", "s") for _ in range(n)]
     outcome = process_batch(make_batch(events, api_key="t"), policy)
-    return [to_json_row(e) for e in outcome.processed]
+    return [orjson.dumps(e) for e in outcome.processed]
 batch = rows(50)
-store._insert_json(batch, "processed/0:0-49@1")
-store._insert_json(batch, "processed/0:0-49@1")          # the same records again
-store._insert_json(rows(5), "processed/0:50-54@2")       # new records, new token
-store._insert_json(batch, "")                            # no token: stored again
+store._insert_records(batch, "processed/0:0-49@1")
+store._insert_records(batch, "processed/0:0-49@1")          # the same records again
+store._insert_records(rows(5), "processed/0:50-54@2")       # new records, new token
+store._insert_records(batch, "")                            # no token: stored again
 physical = client.command("SELECT count() FROM events")
 print(json.dumps({"physical": physical}))
 """

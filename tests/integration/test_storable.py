@@ -23,6 +23,8 @@ def test_every_accepted_event_inserts_into_chdb(tmp_path: Path) -> None:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["failure"] is None, result["failure"]
     assert result["stored"] == result["accepted"]
+    # The insert's SELECT maps every record as agents.rows.to_json_row does.
+    assert result["differing_rows"] == 0, result
     # Not vacuous: many events were accepted, including clocks near 1970 (once a stall).
     assert result["accepted"] >= result["generated"] // 10, result
     assert result["near_1970"] > 0, result

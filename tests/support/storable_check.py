@@ -1,4 +1,8 @@
-"""Validated means storable: arbitrary events through validate -> row mapping -> a real chDB insert.
+"""Validated means storable: arbitrary events through validate -> a real chDB insert.
+
+Each batch is stored twice: as the sink does (the processed records, mapped by the insert's
+SELECT) and as rows mapped in Python (agents.rows.to_json_row) into a copy of the table; the two
+tables must then hold the same rows.
 
     python -m tests.support.storable_check STORE_PATH EXAMPLES
 
@@ -19,7 +23,7 @@ from hypothesis import strategies as st
 
 from agents.rows import to_json_row
 from agents.validate import ValidationPolicy, process_batch
-from schemas.ddl import events_table_ddl
+from schemas.ddl import EVENT_COLUMNS, events_table_ddl
 from tests.support.strategies import json_values
 from tests.unit.factories import BUILDERS, SESSION, TENANT, make_batch
 from trackflow_app.store import EventStore
@@ -69,7 +73,8 @@ def main(store_path: str, examples: int) -> None:
     store._ensure_schema()
     client = store._connect()
     assert "JSON(max_dynamic_paths" in events_table_ddl()
-    counts = {"generated": 0, "accepted": 0, "stored": 0, "near_1970": 0}
+    counts = {"generated": 0, "accepted": 0, "stored": 0, "near_1970": 0, "differing_rows": -1}
+    client.command("CREATE TABLE python_rows AS events")
 
     @settings(
         max_examples=examples,
@@ -86,10 +91,12 @@ def main(store_path: str, examples: int) -> None:
         if isinstance(sent_at, int) and not isinstance(sent_at, bool) and sent_at <= 0:
             batch["sent_at"] = None  # the edge's envelope model takes only sentAt > 0
         outcome = process_batch(batch, POLICY)
+        records = [orjson.dumps(event) for event in outcome.processed]
         rows = [to_json_row(event) for event in outcome.processed]
         before = client.command("SELECT count() FROM events")
         if rows:
-            store._insert_json(rows)
+            store._insert_records(records)
+            client.raw_insert("python_rows", EVENT_COLUMNS, b"\n".join(rows), fmt="JSONEachRow")
         after = client.command("SELECT count() FROM events")
         assert after - before == len(rows), (before, after, len(rows))
         counts["generated"] += len(batch_events)
@@ -102,6 +109,14 @@ def main(store_path: str, examples: int) -> None:
     failure = None
     try:
         check()
+        texts = ", ".join(f"toString({name})" for name in EVENT_COLUMNS)
+        counts["differing_rows"] = client.command(
+            f"SELECT count() FROM (SELECT {texts} FROM events"
+            f" EXCEPT ALL SELECT {texts} FROM python_rows)"
+        ) + client.command(
+            f"SELECT count() FROM (SELECT {texts} FROM python_rows"
+            f" EXCEPT ALL SELECT {texts} FROM events)"
+        )
     except Exception:
         failure = traceback.format_exc()[-4000:]
     print(orjson.dumps({**counts, "failure": failure}).decode())

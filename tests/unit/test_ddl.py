@@ -6,7 +6,17 @@ import re
 
 import pytest
 
-from schemas.ddl import EVENT_COLUMNS, events_table_ddl, session_hours_ddl
+from schemas.ddl import (
+    EVENT_COLUMNS,
+    INPUT_SOURCE,
+    RECORD_TIME_COLUMNS,
+    event_column_types,
+    events_table_ddl,
+    record_insert_sql,
+    record_structure,
+    session_hours_ddl,
+    sql_string,
+)
 
 # The seed's columns and types (trackflow-data-types.md, "Event Storage").
 SEED_COLUMNS = {
@@ -145,3 +155,46 @@ def test_retention_days_set_both_ttls() -> None:
     for bad in (0, -1, True):
         with pytest.raises(ValueError, match="retention"):
             events_table_ddl("events", bad)
+
+
+def test_event_column_types_come_from_the_table() -> None:
+    types = event_column_types()
+    assert list(types) == list(EVENT_COLUMNS)
+    for name, type_ in types.items():
+        assert f"    {name} {type_}" in events_table_ddl()
+    assert types["properties"].startswith("JSON(") and types["seq"] == "Nullable(UInt32)"
+
+
+def test_a_record_is_read_with_its_times_in_milliseconds() -> None:
+    structure = record_structure()
+    for name in EVENT_COLUMNS:
+        expected = "Nullable(Int64)" if name in RECORD_TIME_COLUMNS else event_column_types()[name]
+        assert f"{name} {expected}" in structure
+    assert "DateTime64" not in structure
+
+
+@pytest.mark.parametrize(
+    ("text", "literal"), [("a", "'a'"), ("it's", "'it\\'s'"), ("a\\b", "'a\\\\b'")]
+)
+def test_sql_string_escapes_quotes_and_backslashes(text: str, literal: str) -> None:
+    assert sql_string(text) == literal
+
+
+def test_record_insert_from_a_file_and_from_the_request_body() -> None:
+    from_file = record_insert_sql(
+        "events", "/tmp/it's.jsonl", {"insert_deduplication_token": "t'1"}
+    )
+    assert from_file.startswith(f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) SELECT ")
+    assert "FROM file('/tmp/it\\'s.jsonl', 'JSONEachRow', " in from_file
+    assert from_file.endswith("SETTINGS insert_deduplication_token = 't\\'1'")
+    assert "fromUnixTimestamp64Milli(assumeNotNull(received_at), 'UTC')" in from_file
+    from_body = record_insert_sql("db.events", INPUT_SOURCE)
+    assert "FROM input('event_id UUID, " in from_body and from_body.endswith(" FORMAT JSONEachRow")
+    assert "SETTINGS" not in from_body
+
+
+def test_record_insert_refuses_unsafe_names() -> None:
+    with pytest.raises(ValueError):
+        record_insert_sql("events; DROP TABLE x", INPUT_SOURCE)
+    with pytest.raises(ValueError):
+        record_insert_sql("events", INPUT_SOURCE, {"a = 1, b": "2"})

@@ -23,6 +23,10 @@ class InsertingClient:
     def raw_insert(self, *args: Any, **kwargs: Any) -> None:
         self.inserts += 1
 
+    def command(self, sql: str, *args: Any, **kwargs: Any) -> None:
+        assert sql.startswith("INSERT INTO events ")
+        self.inserts += 1
+
 
 def test_the_default_store_looks_at_no_file_on_insert(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_stat(self: Path, *args: Any, **kwargs: Any) -> bool:
@@ -34,7 +38,8 @@ def test_the_default_store_looks_at_no_file_on_insert(monkeypatch: pytest.Monkey
     monkeypatch.setattr(Path, "exists", no_stat)
     monkeypatch.setattr(Path, "stat", no_stat)
     store._insert_json([b"{}"], "token")
-    assert client.inserts == 1
+    store._insert_records([b"{}"], "token")
+    assert client.inserts == 2
     store._executor.shutdown()
 
 
@@ -43,13 +48,16 @@ def test_the_switched_store_refuses_inserts_while_the_file_exists(tmp_path: Path
     store = FaultSwitchedStore(flag, "chdb://unused", "events")
     client = InsertingClient()
     store._client = client
-    store._insert_json([b"{}"])
+    store._insert_records([b"{}"])
     flag.touch()
     with pytest.raises(StoreRefused, match=r"inserts refused while .*fail exists"):
+        store._insert_records([b"{}"])
+    with pytest.raises(StoreRefused):
         store._insert_json([b"{}"])
     flag.unlink()
+    store._insert_records([b"{}"])
     store._insert_json([b"{}"])
-    assert client.inserts == 2
+    assert client.inserts == 3
     store._executor.shutdown()
 
 

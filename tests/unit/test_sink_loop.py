@@ -58,7 +58,8 @@ class Consumer:
 
 
 class Store:
-    """Refuses rows holding ``bad`` as data (code 376), or everything while ``down`` > 0."""
+    """Refuses rows holding ``bad`` as data (code 376) and rows that are no JSON object (code 27,
+    as ClickHouse's JSONEachRow does), or everything while ``down`` > 0."""
 
     def __init__(self, bad: bytes = b"\x00", down: int = 0) -> None:
         self.bad = bad
@@ -66,11 +67,13 @@ class Store:
         self.stored: list[bytes] = []
         self.tokens: list[str] = []
 
-    async def insert_json(self, lines: Sequence[bytes], token: str = "") -> None:
+    async def insert_records(self, lines: Sequence[bytes], token: str = "") -> None:
         self.tokens.append(token)
         if self.down:
             self.down -= 1
             raise OSError("Code: 242. DB::Exception: Table is in readonly mode")
+        if not all(line.startswith(b"{") for line in lines):
+            raise ValueError("Code: 27. DB::Exception: Cannot parse input: expected '{'")
         if any(self.bad in line for line in lines):
             raise ValueError("Code: 376. DB::Exception: Cannot parse uuid")
         self.stored.extend(lines)
@@ -134,8 +137,37 @@ async def test_unmappable_record_is_dead_lettered_and_its_offset_committed() -> 
     store = Store()
     loop, letters = sink(consumer, store)
     await loop.step()
+    assert len(store.stored) == 3
     assert [letter["reason"] for letter in letters] == ["unmappable_processed_record"]
+    assert letters[0]["detail"].startswith("not JSON") and "Code: 27" in letters[0]["detail"]
+    assert letters[0]["event"] == "not json"
     assert consumer.commits == [{P0: 4}]
+
+
+async def test_empty_record_is_dead_lettered_without_reaching_the_store() -> None:
+    consumer = Consumer([{P0: on(P0, 0, [b"", b" \n", *processed_values(3)])}])
+    store = Store()
+    loop, letters = sink(consumer, store)
+    await loop.step()
+    assert len(store.stored) == 3 and len(store.tokens) == 1
+    assert [letter["reason"] for letter in letters] == ["unmappable_processed_record"] * 2
+    assert "processed[0]@1 is empty" in letters[1]["detail"]
+    assert consumer.commits == [{P0: 5}]
+
+
+async def test_refused_record_without_its_times_is_unmappable() -> None:
+    values = processed_values(3)
+    timeless = orjson.loads(values[1])
+    del timeless["received_at"]
+    bad = orjson.dumps({**timeless, "user_agent": "REFUSED"})
+    consumer = Consumer([{P0: on(P0, 0, [values[0], bad, values[2]])}])
+    store = Store(bad=b"REFUSED")
+    loop, letters = sink(consumer, store)
+    await loop.step()
+    assert len(store.stored) == 2
+    assert [letter["reason"] for letter in letters] == ["unmappable_processed_record"]
+    assert letters[0]["detail"].startswith("received_at is None, not whole milliseconds")
+    assert letters[0]["tenant_id"] == TENANT
 
 
 async def test_store_errors_are_retried_and_reported() -> None:
