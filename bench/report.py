@@ -177,8 +177,8 @@ def markdown(results: dict[str, Any], d: dict[str, Any]) -> str:
         ["B-kafka", f"{num(d['b_kafka'])} events/s",
          f"produce+consume; produce alone {num(results['b_kafka']['produce_events_per_s'])}/s"],
         ["B-store", f"{num(d['b_store'])} events/s",
-         f"insert only, batches of {results['b_store']['batch_size']:,}; with "
-         f"to_json_row {num(results['b_store']['events_per_s_with_mapping'])}/s"],
+         f"the sink's inserts of processed records, batches of "
+         f"{results['b_store']['batch_size']:,}"],
         ["e2e ÷ min(B-kafka, B-store)", f"**{num(d['e2e_ratio'], 2)}**", ""],
         ["edge ÷ B-http", f"**{num(d['edge_ratio'], 2)}**", ""],
         ["events accepted (202) / metric", f"{d['sent_ok']:,} / {num(d['accepted_metric'])}",

@@ -327,6 +327,8 @@ class EventStore:
         # chDB reads no rows at all from inline data after INSERT ... SELECT ... FROM input(),
         # so the embedded engine reads them from a file. Its settings go in the statement: as
         # an argument, the client would run four more statements to set and restore them.
+        # Parsing a file of a few thousand records on several threads costs more CPU than on one.
+        settings = {**(settings or {}), "input_format_parallel_parsing": "0"}
         with tempfile.NamedTemporaryFile(
             prefix="trackflow-", suffix=".jsonl", delete=False
         ) as file:

@@ -37,11 +37,11 @@ CONFIG = """<clickhouse>
 """
 
 SCRIPT = r"""
-import json, os, re, sys, time
+import json, os, re, sys, tempfile, time
 import chdb
-from agents.rows import to_json_row
+import orjson
 from agents.validate import process_batch
-from schemas.ddl import EVENT_COLUMNS, cluster_schema_ddl, events_table_ddl, schema_steps_ddl
+from schemas.ddl import cluster_schema_ddl, events_table_ddl, record_insert_sql, schema_steps_ddl
 from schemas.ddl import session_hours_ddl
 from tests.support import events as ev
 from tests.unit.factories import SESSION, TENANT, make_batch, policy
@@ -67,14 +67,17 @@ events = ev.seed_examples(TENANT, SESSION)
 for offset, event in enumerate(events):
     event["timestamp"] = now - 1000 + offset
 outcome = process_batch(make_batch(events, received_at=now, sent_at=now), policy(), None)
-lines = "\n".join(to_json_row(event).decode() for event in outcome.processed)
-columns = ", ".join(EVENT_COLUMNS)
+records = [orjson.dumps(event) for event in outcome.processed]
 
-def insert_twice(table, settings=""):
+def insert_twice(table, settings=None):
+    # The sink's insert of processed records (read from a file, as the embedded store does).
     # The second time is a redelivery of the same events in another batch (reversed, so the
     # store's deduplication of identical inserts does not drop it): FINAL must collapse it.
-    for block in (lines, "\n".join(reversed(lines.splitlines()))):
-        run(f"INSERT INTO {table} ({columns}) {settings} FORMAT JSONEachRow\n{block}")
+    for block in (records, records[::-1]):
+        path = os.path.join(tempfile.mkdtemp(), "records.jsonl")
+        with open(path, "wb") as file:
+            file.write(b"\n".join(block))
+        run(record_insert_sql(table, path, settings))
 
 def counts(database):
     return {
@@ -110,7 +113,7 @@ out["replicas"] = run(
 
 for statement in cluster_schema_ddl("plain.events", "tf", "unused"):
     run(plain(statement))
-insert_twice("plain.events", "SETTINGS insert_distributed_sync = 1")
+insert_twice("plain.events", {"insert_distributed_sync": "1"})
 out["plain"] = counts("plain")
 
 for statement in [
