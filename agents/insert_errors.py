@@ -30,10 +30,10 @@ ROW_ERROR_CODES: dict[int, str] = {
     117: "INCORRECT_DATA",
     131: "TOO_LARGE_STRING_SIZE",
     321: "VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE",
-    # throwIf in the insert's SELECT: a processed record without its times (schemas.ddl)
-    395: "FUNCTION_THROW_IF_VALUE_IS_NON_ZERO",
     349: "CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN",
     376: "CANNOT_PARSE_UUID",
+    # throwIf in the sink's insert: a processed record without its times (schemas.ddl)
+    395: "FUNCTION_THROW_IF_VALUE_IS_NON_ZERO",
     407: "DECIMAL_OVERFLOW",
     441: "CANNOT_PARSE_IPV4",
     442: "CANNOT_PARSE_IPV6",

@@ -1,8 +1,9 @@
 """Processed events as ClickHouse rows. No I/O.
 
-The sink stores processed records as they are (the insert maps them, schemas.ddl.record_insert_sql);
-``to_json_row`` is the same mapping in Python, for tools that insert rows themselves, and
-``record_problem`` says why a record the store refused is no processed event at all."""
+The sink stores processed records as they are (the insert maps them to rows:
+schemas.ddl.record_insert_sql). ``to_json_row`` is the same mapping in Python, for tools and
+tests that insert rows themselves; ``record_problem`` says why a record the store refused is no
+processed event at all."""
 
 from __future__ import annotations
 

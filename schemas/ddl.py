@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import cache
 from importlib import resources
 
 # Columns the sink writes, in insert order (received_at/inserted_at defaults are not relied on).
@@ -150,6 +151,7 @@ def event_column_types() -> dict[str, str]:
     return {name: types[name] for name in EVENT_COLUMNS}
 
 
+@cache  # read from events.sql once: the sink builds an insert from it several times a second
 def record_structure() -> str:
     """A processed record's fields as ClickHouse reads them: the table's types, except that the
     times are milliseconds (Nullable, so that a record without one is refused, not stored at

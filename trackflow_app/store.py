@@ -329,14 +329,13 @@ class EventStore:
         # an argument, the client would run four more statements to set and restore them.
         # Parsing a file of a few thousand records on several threads costs more CPU than on one.
         settings = {**(settings or {}), "input_format_parallel_parsing": "0"}
-        with tempfile.NamedTemporaryFile(
-            prefix="trackflow-", suffix=".jsonl", delete=False
-        ) as file:
-            file.write(body)
-        try:
-            self._connect().command(record_insert_sql(self.table, file.name, settings))
+        descriptor, path = tempfile.mkstemp(prefix="trackflow-", suffix=".jsonl")
+        try:  # removed after a failed write too (a full disk): the insert is retried
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(body)
+            self._connect().command(record_insert_sql(self.table, path, settings))
         finally:
-            os.unlink(file.name)
+            os.unlink(path)
 
     def _query(self, sql: str, parameters: dict[str, Any] | None) -> list[dict[str, Any]]:
         result = self._connect().query(sql, parameters=parameters or {})

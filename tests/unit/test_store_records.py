@@ -3,8 +3,14 @@ client in the form each kind of store reads (a stand-in client records the calls
 
 from __future__ import annotations
 
+import errno
+import io
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from schemas.ddl import EVENT_COLUMNS
 from trackflow_app.store import EventStore
@@ -56,4 +62,20 @@ def test_the_embedded_engine_reads_them_from_a_file_removed_afterwards() -> None
     assert not Path(path).exists()
     store._insert_records(RECORDS)
     assert "insert_deduplication_token" not in client.calls[1][0]
+    store._executor.shutdown()
+
+
+def test_a_file_that_could_not_be_written_is_removed_and_the_error_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class FullDisk(io.BytesIO):
+        def write(self, data: Any) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(os, "fdopen", lambda descriptor, mode: FullDisk())
+    store, client = store_with("chdb:///unused")
+    with pytest.raises(OSError, match="No space left"):
+        store._insert_records(RECORDS, "token")
+    assert list(tmp_path.iterdir()) == [] and client.calls == []
     store._executor.shutdown()
