@@ -198,7 +198,7 @@ async def run_bench(plan: Plan, max_rate: float | None, keep: bool) -> dict[str,
         log("B-http: aiohttp parse-only server, saturated by the load generator")
         results["b_http"] = await baseline_http(plan)
         log(f"  {results['b_http']['accepted_events_per_s']:,.0f} events/s")
-        log("B-store: direct clickhouse-connect inserts into a fresh chDB store")
+        log("B-store: the sink's inserts of processed records into a fresh chDB store")
         results["b_store"] = await run_module(
             "bench.store_baseline",
             "--path",

@@ -149,7 +149,12 @@ def slow_requests_in_context(
 
 
 def trace(args: argparse.Namespace) -> dict[str, Any]:
-    work = Path(tempfile.mkdtemp(prefix="trackflow-stall-trace-"))
+    # The broker's log and the store of a run take hundreds of MB: removed when the run ends.
+    with tempfile.TemporaryDirectory(prefix="trackflow-stall-trace-") as work:
+        return _trace(args, Path(work))
+
+
+def _trace(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     env = {
         "TRACKFLOW_LOG_FORMAT": "json",
         "TRACKFLOW_LOOP_STALL_MS": str(args.stall_ms),
