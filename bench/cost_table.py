@@ -74,7 +74,8 @@ FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("validate shell (stream, fan-out)", ("agents/stream.py", "agents/fanout.py")),
     ("row mapping", ("agents/rows.py", "agents/buffer.py")),
-    ("chDB insert (Python side)", ("clickhouse_connect/", "trackflow_app/store.py", "chdb")),
+    # The store thread: the client, and the engine's own code for an insert that runs on it.
+    ("chDB insert on the store thread", ("clickhouse_connect/", "trackflow_app/store.py", "chdb")),
     ("sink consume and commit", ("agents/sink.py", "agents/sink_loop.py")),
     ("edge handler", ("web/views.py", "web/edge.py", "web/ratelimit.py")),
     (
