@@ -37,7 +37,7 @@ CONFIG = """<clickhouse>
 """
 
 SCRIPT = r"""
-import json, os, re, sys, tempfile, time
+import json, os, re, sys, time
 import chdb
 import orjson
 from agents.validate import process_batch
@@ -73,8 +73,8 @@ def insert_twice(table, settings=None):
     # The sink's insert of processed records (read from a file, as the embedded store does).
     # The second time is a redelivery of the same events in another batch (reversed, so the
     # store's deduplication of identical inserts does not drop it): FINAL must collapse it.
-    for block in (records, records[::-1]):
-        path = os.path.join(tempfile.mkdtemp(), "records.jsonl")
+    for number, block in enumerate((records, records[::-1])):
+        path = os.path.join(os.path.dirname(sys.argv[1]), f"{table}-{number}.jsonl")
         with open(path, "wb") as file:
             file.write(b"\n".join(block))
         run(record_insert_sql(table, path, settings))

@@ -21,14 +21,14 @@ store = EventStore("chdb://" + sys.argv[1])
 store._ensure_schema()
 client = store._connect()
 policy = ValidationPolicy(tenant_keys=frozenset({"t"}))
-def rows(n):
+def records(n):
     events = [ev.click("t", "s") for _ in range(n)]
     outcome = process_batch(make_batch(events, api_key="t"), policy)
     return [orjson.dumps(e) for e in outcome.processed]
-batch = rows(50)
+batch = records(50)
 store._insert_records(batch, "processed/0:0-49@1")
 store._insert_records(batch, "processed/0:0-49@1")          # the same records again
-store._insert_records(rows(5), "processed/0:50-54@2")       # new records, new token
+store._insert_records(records(5), "processed/0:50-54@2")    # new records, new token
 store._insert_records(batch, "")                            # no token: stored again
 physical = client.command("SELECT count() FROM events")
 print(json.dumps({"physical": physical}))
