@@ -38,6 +38,7 @@ ROW_ERROR_CODES: dict[int, str] = {
     441: "CANNOT_PARSE_IPV4",
     442: "CANNOT_PARSE_IPV6",
     467: "CANNOT_PARSE_BOOL",
+    691: "UNKNOWN_ELEMENT_OF_ENUM",  # an event_type the column's Enum8 does not name
 }
 
 # Listed for the reader (and tested): failures of the store, never of the rows.

@@ -29,7 +29,9 @@ good = [orjson.dumps(e) for e in outcome.processed]
 timeless = orjson.loads(good[0])
 del timeless["client_timestamp"]
 fractional = {**orjson.loads(good[0]), "timestamp": 1.5e12}
+unknown_type = {**orjson.loads(good[0]), "event_type": "purchase"}
 bad = {
+    "an_unknown_event_type": orjson.dumps(unknown_type),
     "not_json": b"not json",
     "an_array": b"[1, 2]",
     "without_a_time": orjson.dumps(timeless),
@@ -60,6 +62,7 @@ print(json.dumps({"codes": codes, "stored": stored, "misspelt": misspelt}))
 def test_records_that_are_no_processed_events_are_row_errors(tmp_path: Path) -> None:
     result = run_chdb_script(SCRIPT, str(tmp_path / "store"))
     assert result["codes"] == {
+        "an_unknown_event_type": [691, True],
         "not_json": [27, True],
         "an_array": [27, True],
         "without_a_time": [395, True],
