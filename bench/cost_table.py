@@ -269,6 +269,11 @@ def cost_rows(
     return [*rows, ("Kafka broker (JVM)", broker_s / events * 1e6)]
 
 
+def command_env(result: dict[str, Any]) -> str:
+    """The run's worker variables, as the command line that set them."""
+    return "".join(f" --worker-env {k}={v}" for k, v in result.get("worker_env", {}).items())
+
+
 def render(
     result: dict[str, Any],
     rows: list[tuple[str, float]],
@@ -280,7 +285,7 @@ def render(
         f"# CPU per event by family ({time.strftime('%Y-%m-%d %H:%M')})",
         "",
         f"`python -m bench.cost_table --rate {result['rate']:.0f} --seconds "
-        f"{result['seconds']:.0f}`: {result['events']:,} events accepted at "
+        f"{result['seconds']:.0f}{command_env(result)}`: {result['events']:,} events accepted at "
         f"{result['accepted_events_per_s']:,.0f} ev/s; POST p50 {result['p50']:.1f} ms, "
         f"p99 {result['p99']:.1f} ms (p99 {result['profiled_p99']:.0f} ms while profiled). "
         f"Worker {worker_total:.1f} CPU-µs per event, broker "
@@ -392,6 +397,7 @@ def measure(args: argparse.Namespace) -> int:
     summary = {
         "rate": args.rate,
         "seconds": args.seconds,
+        "worker_env": env,
         "events": max(int(result["events_ok"]), 1),
         "accepted_events_per_s": result["accepted_events_per_s"],
         "p50": result["latency_ms"]["p50"],

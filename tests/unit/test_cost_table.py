@@ -8,6 +8,7 @@ import pytest
 
 from bench.cost_table import (
     KERNEL_ROW,
+    command_env,
     cost_rows,
     family_of,
     library_of,
@@ -103,3 +104,9 @@ def test_perf_samples_are_grouped_by_library() -> None:
     )
     assert library_of("/x/site-packages/uvloop/loop.cpython-311-x86_64-linux-gnu.so") == "uvloop"
     assert library_of("/x/unknown.so") == "other libraries"
+
+
+def test_a_tables_command_line_names_the_workers_variables() -> None:
+    assert command_env({"rate": 3600}) == ""
+    env = {"TRACKFLOW_SINK_ENABLED": "false"}
+    assert command_env({"worker_env": env}) == " --worker-env TRACKFLOW_SINK_ENABLED=false"
