@@ -17,7 +17,7 @@ from faust.worker import Worker
 
 from trackflow_app.fault_switch import FaultSwitchedStore
 from trackflow_app.gc_tuning import settle_after_start
-from trackflow_app.kafka import KeyHashPartitioner, fetch_tuned_transport
+from trackflow_app.kafka import fetch_tuned_transport
 from trackflow_app.logs import logging_config
 from trackflow_app.loop_watch import LoopWatch, time_gc_pauses
 from trackflow_app.settings import Settings, load_settings
@@ -135,7 +135,6 @@ app = TrackFlowApp(
     producer_linger=settings.producer_linger_ms / 1000,
     producer_max_batch_size=256 * 1024,
     producer_max_request_size=settings.max_decompressed_bytes + 1024 * 1024,
-    producer_partitioner=KeyHashPartitioner(),
     consumer_auto_offset_reset="earliest",
     topic_replication_factor=settings.replication_factor,
     topic_allow_declare=True,

@@ -10,10 +10,6 @@ consumer thread, the broker and the event loop handle a fetch round trip per few
 A minimum size with a short wait lets each fetch carry many batches and bounds the delay at
 low load to the wait.
 
-The validate stage keys every processed event by its session, and aiokafka's key partitioner
-hashes keys with a pure-Python murmur2 (~7 µs per key here): a session's batches repeat its
-key, so the partitioner remembers the hashes of recent keys.
-
 Faust turns on the producer's idempotence only for exactly-once processing. With replicated
 topics a produce retried after a leader change could otherwise be written twice; idempotence
 (with acks=all) lets the broker drop the repeat of a batch it already has.
@@ -21,13 +17,10 @@ topics a produce retried after a leader change could otherwise be written twice;
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiokafka
-from aiokafka.partitioner import murmur2
 from faust.transport.drivers import aiokafka as faust_kafka
 from mode import Service
 from mode.utils.futures import maybe_async
@@ -104,22 +97,6 @@ class IdempotentProducer(faust_kafka.Producer):
 
     def _settings_extra(self) -> Mapping[str, Any]:
         return {**super()._settings_extra(), "enable_idempotence": True}
-
-
-class KeyHashPartitioner:
-    """aiokafka's default partitioner (Kafka's murmur2 of the key, the placement Java clients
-    use), with the hashes of the last ``remembered_keys`` keys kept. A key's partition still
-    follows the partitions the topic has at each call."""
-
-    def __init__(self, remembered_keys: int = 65_536) -> None:
-        self._hash: Callable[[bytes], int] = lru_cache(maxsize=remembered_keys)(murmur2)
-
-    def __call__(
-        self, key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]
-    ) -> int:
-        if key is None:  # no key: any partition with a leader, as aiokafka's default does
-            return random.choice(available or all_partitions)
-        return all_partitions[(self._hash(key) & 0x7FFFFFFF) % len(all_partitions)]
 
 
 def aiokafka_producer(faust_producer: Any) -> aiokafka.AIOKafkaProducer:

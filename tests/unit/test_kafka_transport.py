@@ -4,7 +4,6 @@ aiokafka."""
 from __future__ import annotations
 
 import asyncio
-import random
 import threading
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 from faust.types import TransportT
 
 from tests.support.env import clear_trackflow_env
-from trackflow_app.kafka import KeyHashPartitioner, fetch_tuned_transport
+from trackflow_app.kafka import fetch_tuned_transport
 from trackflow_app.settings import Settings
 
 
@@ -113,32 +112,6 @@ async def test_the_worker_producer_is_idempotent_with_acks_all() -> None:
         # an idempotent producer.
         assert kafka._txn_manager is not None
         assert kafka._sender._acks == -1
-    finally:
-        await kafka.stop()
-
-
-def test_the_key_partitioner_places_keys_as_aiokafkas_default_does() -> None:
-    from aiokafka.partitioner import DefaultPartitioner
-
-    rng = random.Random(7)
-    remembering, default = KeyHashPartitioner(remembered_keys=64), DefaultPartitioner()
-    keys = [rng.randbytes(rng.randrange(0, 40)) for _ in range(300)]
-    for key in keys + keys:  # the second pass answers from the remembered hashes
-        for partitions in ([0], [0, 1, 2], list(range(12)), [3, 5, 8]):
-            assert remembering(key, partitions, partitions) == default(key, partitions, partitions)
-    # Keyless records go to a partition that has a leader.
-    assert {remembering(None, [0, 1, 2], [1]) for _ in range(20)} == {1}
-
-
-async def test_the_worker_producer_partitions_keys_with_the_key_partitioner() -> None:
-    from trackflow_app.app import app
-
-    producer: Any = app.producer
-    assert isinstance(producer.partitioner, KeyHashPartitioner)
-    kafka = producer._new_producer()
-    try:
-        # The validate stage places processed records with the producer's partitioner.
-        assert kafka._partitioner is producer.partitioner
     finally:
         await kafka.stop()
 
