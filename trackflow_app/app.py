@@ -140,6 +140,7 @@ app = TrackFlowApp(
     topic_allow_declare=True,
     topic_disable_leader=True,
     broker_commit_interval=1.0,
+    stream_buffer_maxsize=settings.raw_buffer_records,
     broker_session_timeout=settings.session_timeout_s,
     broker_heartbeat_interval=settings.session_timeout_s / 5,
     web_in_thread=False,

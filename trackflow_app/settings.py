@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     # The raw topic's consumer: each fetch waits for this much data, or at most this long.
     raw_fetch_min_bytes: int = Field(default=32_768, ge=1)
     raw_fetch_max_wait_ms: int = Field(default=20, ge=0)
+    # Raw records fetched ahead of the validate stage (Faust's stream buffers). A worker catching
+    # up on a backlog holds about this many in memory: Faust's 4,096 grew with the backlog.
+    raw_buffer_records: int = Field(default=256, ge=1)
     # Kafka's consumer on the worker's event loop, or on a thread and loop of its own (Faust's).
     kafka_consumer_in_loop: bool = True
     # How long the producer holds a partition's records to send more of them per request.

@@ -102,6 +102,18 @@ def test_the_producer_lingers_as_configured() -> None:
     assert producer.linger_ms == settings.producer_linger_ms
 
 
+async def test_the_raw_stream_buffers_hold_the_configured_records() -> None:
+    from trackflow_app.app import app, raw_topic, settings
+
+    assert Settings.model_fields["raw_buffer_records"].default == 256
+    assert app.conf.stream_buffer_maxsize == settings.raw_buffer_records
+    # What the validate agent iterates: a clone of the raw topic and a stream over it, each
+    # with a buffer of that many records (Faust pauses fetching a partition when it fills).
+    channel = raw_topic.clone(is_iterator=True)
+    assert channel.queue.maxsize == settings.raw_buffer_records
+    assert channel.stream().outbox.maxsize == settings.raw_buffer_records
+
+
 async def test_the_worker_producer_is_idempotent_with_acks_all() -> None:
     from trackflow_app.app import app
 
