@@ -13,6 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from bench.pauses import seconds_paused
+
 E2E_TARGET = 20_000
 P99_TARGET_MS = 50.0
 FRESHNESS_TARGET_MS = 2000.0
@@ -146,6 +148,34 @@ def targets(d: dict[str, Any]) -> list[tuple[str, str, bool]]:
     ]  # fmt: skip
 
 
+def pause_note(results: dict[str, Any]) -> str | None:
+    """A warning naming the steps during which the whole machine stood still, if any did."""
+    pauses = results["machine"].get("pauses") or []
+    if not pauses:
+        return None
+    when = ", ".join(
+        f"{seconds:.1f} s at {time.strftime('%H:%M:%S', time.localtime(began))}"
+        for began, seconds in pauses
+    )
+    hit = [
+        f"{step['label']} ({paused:.1f} s)"
+        for step in results.get("trackflow", {}).get("steps", [])
+        if (paused := seconds_paused(pauses, step["t_start"], step_end(step))) > 0
+    ]
+    steps = f"; in step {', '.join(hit)}" if hit else ""
+    return (
+        f"**The whole machine stood still {len(pauses)} time(s) during this run** ({when}{steps}): "
+        "no process ran, the load generator's included (a paused virtual machine or swapping; "
+        "`bench/pauses.py`). The latency, freshness and rates of those steps are not the "
+        "pipeline's; run again."
+    )
+
+
+def step_end(step: dict[str, Any]) -> float:
+    end: float = step.get("t_drained") or step["t_send_end"] + (step.get("drain_s") or 0.0)
+    return end
+
+
 def markdown(results: dict[str, Any], d: dict[str, Any]) -> str:
     plan = results["plan"]
     tf = results["trackflow"]
@@ -162,9 +192,11 @@ def markdown(results: dict[str, Any], d: dict[str, Any]) -> str:
         "baselines) shares this machine; a load average above ~0.5 before the run means other "
         "work was running and **the figures are noisy**. See bench/README.md for definitions.",
         "",
-        "## Headline",
-        "",
     ]
+    note = pause_note(results)
+    if note:
+        out += [note, ""]
+    out += ["## Headline", ""]
     headline = [
         ["estimated max (probe)", f"{num(tf['estimate'])} events/s",
          f"edge saturated {num(probe['edge_events_per_s'])}/s, downstream alone "

@@ -28,6 +28,7 @@ import orjson
 import psutil
 
 from bench import profile, report
+from bench.pauses import PauseWatch
 from bench.procfs import status_mb
 from bench.rig import (
     BENCH_DIR,
@@ -183,6 +184,7 @@ async def measure_trackflow(
 async def run_bench(plan: Plan, max_rate: float | None, keep: bool) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="trackflow-bench-"))
     started = time.time()
+    pause_watch = PauseWatch().start()
     results: dict[str, Any] = {
         "plan": plan.__dict__,
         "started": started,
@@ -229,6 +231,7 @@ async def run_bench(plan: Plan, max_rate: float | None, keep: bool) -> dict[str,
     finally:
         results["elapsed_s"] = time.time() - started
         results["machine"]["loadavg_at_end"] = os.getloadavg()
+        results["machine"]["pauses"] = pause_watch.stop()
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
     return results
