@@ -25,11 +25,9 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench.procfs import status_mb
-from bench.rig import worker_overrides
+from bench.rig import parse_metrics, worker_overrides
 from bench.workload import raw_batches, tenant_keys
 from harness.stack import Broker, Worker, start_broker
-
-OUTCOME_METRICS = ("trackflow_events_processed_total", "trackflow_events_dead_lettered_total")
 
 
 def packed_records(records: int, posts_per_record: int) -> tuple[list[bytes], int]:
@@ -59,13 +57,10 @@ async def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
 
 
 def outcomes(worker: Worker) -> float:
+    """Events the worker has validated or dead-lettered so far."""
     with urllib.request.urlopen(f"{worker.base_url}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    counted = 0.0
-    for line in text.splitlines():
-        if line.startswith(OUTCOME_METRICS):
-            counted += float(line.rpartition(" ")[2])
-    return counted
+        counted = parse_metrics(response.read().decode())
+    return counted["processed"] + counted["dead"]
 
 
 def drain(broker: Broker, work: Path, env: dict[str, str], values: list[bytes], events: int) -> str:

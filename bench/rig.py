@@ -138,6 +138,7 @@ def loadgen_args(plan: Plan, url: str, seed: int, *extra: str) -> list[str]:
 METRICS = {
     "rows": "trackflow_rows_inserted_total",
     "accepted": "trackflow_events_accepted_total",
+    "processed": "trackflow_events_processed_total",
     "dead": "trackflow_events_dead_lettered_total",
     "buffered": "trackflow_sink_buffered_rows",
     "insert_failures": "trackflow_insert_failures_total",
