@@ -39,6 +39,25 @@ def test_a_loop_on_time_is_never_reported() -> None:
     assert tracker.stalls == 0
 
 
+def test_lateness_counts_from_when_the_next_beat_was_due() -> None:
+    tracker = StallTracker(threshold_s=0.1, interval_s=0.05)
+    tracker.beat(10.0)
+    assert not tracker.check(10.14)  # the next beat was due at 10.05: 90 ms late
+    assert tracker.check(10.16)
+    assert tracker.beat(10.3) == pytest.approx(0.25)
+    for tick in range(1, 100):  # beats on time, each looked at just before the next is due
+        tracker.beat(10.3 + tick * 0.05)
+        assert not tracker.check(10.3 + tick * 0.05 + 0.149)
+    assert tracker.stalls == 1
+
+
+def test_the_watch_looks_five_times_per_threshold_unless_told() -> None:
+    watch = LoopWatch(threshold_s=0.25)
+    assert watch.interval_s == pytest.approx(0.05)
+    assert watch.tracker.interval_s == pytest.approx(0.05)
+    assert LoopWatch(threshold_s=0.25, interval_s=0.01).tracker.interval_s == 0.01
+
+
 def blocking_function(seconds: float) -> None:
     time.sleep(seconds)
 
