@@ -45,7 +45,7 @@ class StallTracker:
     threshold_s: float
     interval_s: float = 0.0  # the heartbeat's period: the next beat is due this long after one
     last_beat: float = 0.0
-    stalled_since: float | None = None
+    stalled: bool = False
     stalls: int = 0
 
     def late_by(self, now: float) -> float:
@@ -56,16 +56,16 @@ class StallTracker:
         """Record a heartbeat; returns how late it came if a stall just ended, else None."""
         late = self.late_by(now)
         self.last_beat = now
-        if self.stalled_since is None:
+        if not self.stalled:
             return None
-        self.stalled_since = None
+        self.stalled = False
         return late
 
     def check(self, now: float) -> bool:
         """True once per stall: when the loop is first seen late by more than the threshold."""
-        if self.stalled_since is not None or self.late_by(now) <= self.threshold_s:
+        if self.stalled or self.late_by(now) <= self.threshold_s:
             return False
-        self.stalled_since = self.last_beat
+        self.stalled = True
         self.stalls += 1
         return True
 
