@@ -14,16 +14,12 @@ steps are all far busier. Not a test and no thresholds: a figure for bench/tunin
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from bench.rig import worker_overrides
-from bench.thread_cpu import broker_and_worker, loadgen
-from bench.workload import tenant_keys
+from bench.thread_cpu import loadgen, warmed_worker
 
 
 def freshness_sql(since_ms: int) -> str:
@@ -37,16 +33,9 @@ def freshness_sql(since_ms: int) -> str:
 
 
 def measure(rate: float, seconds: float, worker_env: dict[str, str]) -> dict[str, Any]:
-    overrides = worker_overrides(tenant_keys(40), tuple(worker_env.items()))
-    with (
-        tempfile.TemporaryDirectory(prefix="trackflow-freshness-") as work,
-        broker_and_worker(Path(work), overrides) as (_broker, worker, _broker_pids),
-    ):
-        url = f"{worker.base_url}/v1/batch"
-        loadgen(url, 1000.0, 3.0, seed=7)
-        time.sleep(3)
+    with warmed_worker(worker_env, rest_s=3) as (worker, _broker_pids):
         since_ms = int(time.time() * 1000)
-        sent = loadgen(url, rate, seconds, seed=8, connections=16)
+        sent = loadgen(f"{worker.base_url}/v1/batch", rate, seconds, seed=8, connections=16)
         time.sleep(3)  # the sink's last window
         worker.stop()
         (row,) = worker.query_store(freshness_sql(since_ms))

@@ -14,22 +14,17 @@ Not a test and no thresholds: a figure for bench/tuning.md.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from bench.rig import worker_overrides
 from bench.thread_cpu import (
-    broker_and_worker,
     cpu_by_broker_thread_group,
     cpu_by_thread_group,
-    loadgen,
     thread_cpu,
+    warmed_worker,
 )
-from bench.workload import tenant_keys
 
 
 def per_second(cpu_by_group: dict[str, float], seconds: float) -> dict[str, float]:
@@ -39,16 +34,10 @@ def per_second(cpu_by_group: dict[str, float], seconds: float) -> dict[str, floa
 
 
 def measure(seconds: float, windows: int, worker_env: dict[str, str]) -> list[dict[str, Any]]:
-    overrides = worker_overrides(tenant_keys(40), tuple(worker_env.items()))
     results: list[dict[str, Any]] = []
-    with (
-        tempfile.TemporaryDirectory(prefix="trackflow-idle-cpu-") as work,
-        broker_and_worker(Path(work), overrides) as (_broker, worker, broker_pids),
-    ):
+    with warmed_worker(worker_env, rest_s=8) as (worker, broker_pids):
         assert worker.proc is not None
         pid = worker.proc.pid
-        loadgen(f"{worker.base_url}/v1/batch", 1000.0, 3.0, seed=7)
-        time.sleep(8)
         for _ in range(windows):
             worker0, started = thread_cpu(pid), time.monotonic()
             broker0 = thread_cpu(broker_pids[0]) if broker_pids else {}

@@ -199,6 +199,20 @@ def broker_and_worker(
             worker.stop()
 
 
+@contextlib.contextmanager
+def warmed_worker(worker_env: dict[str, str], rest_s: float) -> Iterator[tuple[Worker, list[int]]]:
+    """A broker and one worker of their own in a temporary directory, after 3 s at 1,000 ev/s
+    (every stage has run once) and ``rest_s`` of rest; the worker and the broker's process ids."""
+    overrides = worker_overrides(tenant_keys(40), tuple(worker_env.items()))
+    with (
+        tempfile.TemporaryDirectory(prefix="trackflow-bench-") as work,
+        broker_and_worker(Path(work), overrides) as (_broker, worker, broker_pids),
+    ):
+        loadgen(f"{worker.base_url}/v1/batch", 1000.0, 3.0, seed=7)
+        time.sleep(rest_s)
+        yield worker, broker_pids
+
+
 def measure(
     rate: float,
     seconds: float,
