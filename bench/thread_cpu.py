@@ -3,20 +3,21 @@
     .venv/bin/python -m bench.thread_cpu --rate 7000 --seconds 20 [--worker-env K=V ...]
         [--ingest-workers N] [--warmup-seconds S]
 
-Starts a Kafka broker and one worker (with the sink and its chDB store) of its own, warms it up
-for a few seconds, then offers ``--rate`` events/s open loop with the benchmark's generator and
-prints one JSON document: the worker's CPU-µs per event split by thread (the event loop thread
-runs the edge, the validate stage and the sink's mapping; chDB's threads are named by
-ClickHouse), the broker's, POST latency percentiles and the Python collections per generation
-seen in /metrics, how many of the edge's raw-batch writes Kafka acknowledged later than
-10/25/50/100 ms, and the worker's resident memory sampled every half second while the load runs,
-split into anonymous pages (Python's heap, chDB's allocator, stacks) and file-backed ones (mostly
-chDB's library code, shared and reclaimable). ``--worker-env`` sets worker variables for A/B
-runs, e.g. ``TRACKFLOW_GC_GEN0_THRESHOLD=0``. ``--ingest-workers 1`` adds an ingest-only worker
-(``TRACKFLOW_SINK_ENABLED=false``, same variables) and spreads the load over both edges, as
-``make bench`` does; the figures by thread stay those of the worker with the sink.
-``--warmup-seconds`` longer than 3 warms up at half the rate, so that the broker's JIT has
-settled. Not a test and no thresholds: a figure for bench/tuning.md.
+Starts a Kafka broker and one worker (with the sink and its chDB store) of its own, warms it up for
+a few seconds, then offers ``--rate`` events/s open loop with the benchmark's generator and prints
+one JSON document: the worker's CPU-µs per event split by thread (the event loop thread runs the
+edge, the validate stage and the sink's mapping; chDB's threads are named by ClickHouse), the
+broker's, POST latency percentiles and the Python collections per generation seen in /metrics, how
+many of the edge's raw-batch writes Kafka acknowledged later than 10/25/50/100 ms, and the worker's
+resident memory sampled every half second while the load runs, split into anonymous pages (Python's
+heap, chDB's allocator, stacks) and file-backed ones (mostly chDB's library code, shared and
+reclaimable), and the bytes each event added to each topic's log on the broker's disk (what
+retention and replication carry). ``--worker-env`` sets worker variables for A/B runs, e.g.
+``TRACKFLOW_GC_GEN0_THRESHOLD=0``. ``--ingest-workers 1`` adds an ingest-only worker
+(``TRACKFLOW_SINK_ENABLED=false``, same variables) and spreads the load over both edges, as ``make
+bench`` does; the figures by thread stay those of the worker with the sink. ``--warmup-seconds``
+longer than 3 warms up at half the rate, so that the broker's JIT has settled. Not a test and no
+thresholds: a figure for bench/tuning.md.
 """
 
 from __future__ import annotations
@@ -179,6 +180,25 @@ def loadgen(
     return result
 
 
+def topic_log_bytes(data_dir: Path) -> dict[str, int]:
+    """Bytes in the log segments of each topic (all its partitions) in a broker's data folder."""
+    sizes: dict[str, int] = defaultdict(int)
+    for segment in data_dir.glob("*-*/*.log"):
+        sizes[segment.parent.name.rpartition("-")[0]] += segment.stat().st_size
+    return dict(sizes)
+
+
+def log_bytes_per_event(
+    before: dict[str, int], after: dict[str, int], names: dict[str, str], events: int
+) -> dict[str, float]:
+    """Bytes per event added to the topics in ``names`` (topic -> the role it is reported as)."""
+    return {
+        role: round((after.get(topic, 0) - before.get(topic, 0)) / events, 1)
+        for topic, role in names.items()
+        if topic in after
+    }
+
+
 def process_cpu(pids: list[int]) -> float:
     return sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids)
 
@@ -236,9 +256,12 @@ def _measure(
     # A longer warm-up runs at half the rate: the broker's JIT settles before the clock starts.
     warmup_rate = 1000.0 if warmup_seconds <= 3 else rate / 2
     overrides = worker_overrides(tenant_keys(40), tuple(worker_env.items()))
+    broker_data = work / "kafka" / "data"  # absent when an existing broker is used
     with broker_and_worker(work, overrides) as (broker, worker, broker_pids):
         assert worker.proc is not None
         pid = worker.proc.pid
+        env = worker.env
+        topics = {env["TRACKFLOW_RAW_TOPIC"]: "raw", env["TRACKFLOW_PROCESSED_TOPIC"]: "processed"}
         ingest: list[Worker] = []
         try:
             for _ in range(ingest_workers):
@@ -253,6 +276,7 @@ def _measure(
             broker0 = process_cpu(broker_pids)
             broker_threads0 = thread_cpu(broker_pids[0]) if broker_pids else {}
             ingest0 = process_cpu(ingest_pids)
+            logs0 = topic_log_bytes(broker_data)
             with sampled_resident(pid) as resident:
                 result = loadgen(url, rate, seconds, seed=8)
             time.sleep(3)  # the sink's last window
@@ -263,6 +287,7 @@ def _measure(
             broker1 = process_cpu(broker_pids)
             broker_threads1 = thread_cpu(broker_pids[0]) if broker_pids else {}
             ingest1 = process_cpu(ingest_pids)
+            logs1 = topic_log_bytes(broker_data)
         finally:
             for running in ingest:
                 running.stop()
@@ -300,6 +325,7 @@ def _measure(
             )
             if cpu > 0.01
         },
+        "kafka_log_bytes_per_event": log_bytes_per_event(logs0, logs1, topics, events),
         "gc_collections_by_generation": [int(b - a) for a, b in zip(gc0, gc1, strict=True)],
         # Share of the edge's raw-batch writes acknowledged by Kafka later than each bound.
         "produce_ack_share_slower_than_s": {
