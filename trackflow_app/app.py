@@ -134,6 +134,9 @@ app = TrackFlowApp(
     # Fewer, larger produce requests; a few ms on a POST is cheap next to many tiny requests.
     producer_linger=settings.producer_linger_ms / 1000,
     producer_max_batch_size=256 * 1024,
+    producer_compression_type=None
+    if settings.producer_compression == "none"
+    else settings.producer_compression,
     producer_max_request_size=settings.max_decompressed_bytes + 1024 * 1024,
     consumer_auto_offset_reset="earliest",
     topic_replication_factor=settings.replication_factor,

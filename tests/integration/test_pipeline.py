@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import struct
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +12,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from harness.stack import Worker
+from harness.stack import Broker, Worker
 from tests.support import events as ev
 from tests.support.geoip import LONDON_IP, build_city_database
 from tests.support.kafka import read_topic
@@ -184,6 +185,43 @@ def test_faust_s_threaded_consumer_still_stores_and_stops(
     rows = worker.wait_for_session(sid, 20)
     assert {r["event_id"] for r in rows} == {e["eventId"] for e in sent}
     assert worker.stop() == 0
+
+
+def test_compressed_batches_are_written_and_read_back(
+    worker_factory: type[Worker], broker: Broker
+) -> None:
+    """TRACKFLOW_PRODUCER_COMPRESSION=zstd: the raw and processed topics hold zstd batches, which
+    the validate stage and the sink read."""
+    worker = worker_factory(TRACKFLOW_PRODUCER_COMPRESSION="zstd").start()  # type: ignore[call-arg]
+    sid = session()
+    sent = [ev.page_view(worker.api_key, sid) for _ in range(20)]
+    assert worker.post({"events": sent}).status_code == 202
+    rows = worker.wait_for_session(sid, 20)
+    assert {r["event_id"] for r in rows} == {e["eventId"] for e in sent}
+    if not broker.managed:
+        return  # an existing cluster's log files are not on this machine
+    data = Path(broker.env["TRACKFLOW_KAFKA_DIR"]) / "data"
+    for topic in (worker.env["TRACKFLOW_RAW_TOPIC"], worker.env["TRACKFLOW_PROCESSED_TOPIC"]):
+        segments = [
+            p for p in data.glob(f"{topic}-*/*.log") if p.parent.name[len(topic) + 1 :].isdigit()
+        ]
+        codecs = [codec for segment in segments for codec in batch_codecs(segment.read_bytes())]
+        assert codecs and set(codecs) == {ZSTD}, (topic, codecs)
+
+
+ZSTD = 4  # the codec bits of a Kafka record batch's attributes
+
+
+def batch_codecs(log: bytes) -> list[int]:
+    """The codec of each record batch in a Kafka log segment (v2 batches: base offset, length,
+    leader epoch, magic, CRC, then the attributes, whose low three bits name the codec)."""
+    codecs, position = [], 0
+    while position + 23 <= len(log):
+        (length,) = struct.unpack_from(">i", log, position + 8)
+        (attributes,) = struct.unpack_from(">h", log, position + 21)
+        codecs.append(attributes & 0x07)
+        position += 12 + length
+    return codecs
 
 
 def test_a_round_larger_than_the_byte_bound_is_stored_whole_in_parts(

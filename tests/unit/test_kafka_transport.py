@@ -1,14 +1,16 @@
-"""trackflow_app.kafka and the app's producer: the worker's fetch and linger settings reach
-aiokafka."""
+"""trackflow_app.kafka and the app's producer: the worker's fetch, linger and compression
+settings reach aiokafka."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from typing import Any, get_args
 
+import aiokafka.codec
 import faust
 import pytest
+from aiokafka import AIOKafkaProducer
 from faust.types import TransportT
 
 from tests.support.env import clear_trackflow_env
@@ -100,6 +102,30 @@ def test_the_producer_lingers_as_configured() -> None:
     assert Settings.model_fields["producer_linger_ms"].default == 5
     # Faust hands this to aiokafka's producer as its linger_ms.
     assert producer.linger_ms == settings.producer_linger_ms
+
+
+def test_the_producer_compresses_as_configured() -> None:
+    from trackflow_app.app import app, settings
+
+    producer: Any = app.producer
+    assert Settings.model_fields["producer_compression"].default == "none"
+    expected = None if settings.producer_compression == "none" else settings.producer_compression
+    assert producer.compression_type == expected
+
+
+def test_the_compressions_offered_are_those_aiokafka_writes() -> None:
+    offered = set(get_args(Settings.model_fields["producer_compression"].annotation))
+    assert offered - {"none"} == set(AIOKafkaProducer._COMPRESSORS)
+
+
+@pytest.mark.parametrize("codec", ["gzip", "lz4", "zstd", "snappy"])
+def test_every_compression_offered_is_installed(codec: str) -> None:
+    # aiokafka finds lz4, zstd and snappy in cramjam, a dependency: without it a worker set to
+    # one of them would fail to start, and a consumer could not read such batches.
+    payload = b'{"type":"pageview","url":"https://example.com/"}' * 200
+    compressed = getattr(aiokafka.codec, f"{codec}_encode")(payload)
+    assert len(compressed) < len(payload) // 10
+    assert getattr(aiokafka.codec, f"{codec}_decode")(compressed) == payload
 
 
 async def test_the_raw_stream_buffers_hold_the_configured_records() -> None:
