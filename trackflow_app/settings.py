@@ -6,11 +6,12 @@ Every field here is documented in the README's configuration table with its defa
 from __future__ import annotations
 
 import ipaddress
+import sys
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STORE = Path("var/clickhouse").resolve()
@@ -147,11 +148,12 @@ class Settings(BaseSettings):
     @field_validator("read_keys")
     @classmethod
     def _read_keys_are_pairs(cls, value: str) -> str:
-        for item in _split_csv(value):
+        for position, item in enumerate(_split_csv(value), start=1):
             tenant, sep, secret = item.partition(":")
             if not sep or not tenant.strip() or not secret.strip():
+                # By position: the entry itself may be a secret.
                 raise ValueError(
-                    f"TRACKFLOW_READ_KEYS entry {item!r} must be tenant:secret "
+                    f"entry {position} of TRACKFLOW_READ_KEYS must be tenant:secret "
                     "(comma-separated pairs)"
                 )
         return value
@@ -208,4 +210,22 @@ class Settings(BaseSettings):
 
 
 def load_settings() -> Settings:
-    return Settings()
+    """The settings from the environment. A value that is not valid ends the process with a line
+    per problem naming its variable, instead of a traceback from deep in Faust's app import."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        sys.exit("\n".join(settings_problems(exc)))
+
+
+def settings_problems(error: ValidationError) -> list[str]:
+    """One line per problem, naming the variable but not echoing its value (it may be a key)."""
+    lines = []
+    for problem in error.errors(include_url=False):
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["loc"]:
+            variable = f"TRACKFLOW_{str(problem['loc'][0]).upper()}"
+            lines.append(f"TrackFlow: {variable} is not valid: {message}")
+        else:  # a check across settings: its message names them
+            lines.append(f"TrackFlow: {message}")
+    return lines

@@ -128,6 +128,26 @@ def test_worker_names_the_setting_whose_folder_it_cannot_create(tmp_path: Path) 
     ]
 
 
+def test_worker_names_the_variable_whose_value_is_not_valid(tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_")},
+        "TRACKFLOW_WEB_PORT": "eighty",
+        "TRACKFLOW_DATADIR": str(tmp_path / "faust"),
+    }
+    done = subprocess.run(
+        [str(VENV_BIN / "faust"), "-A", "trackflow_app", "worker"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.decode().strip().splitlines() == [
+        "TrackFlow: TRACKFLOW_WEB_PORT is not valid: Input should be a valid integer, unable to "
+        "parse string as an integer"
+    ]
+
+
 # -- `make run` stopped by a signal to its process group --------------------------------------
 
 

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.support.env import clear_trackflow_env
-from trackflow_app.settings import Settings
+from trackflow_app.settings import Settings, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -152,3 +152,35 @@ def test_rate_limit_scope_is_group_or_worker(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("TRACKFLOW_RATE_LIMIT_SCOPE", "cluster")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_a_value_that_is_not_valid_ends_the_process_naming_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRACKFLOW_WEB_PORT", "http")
+    monkeypatch.setenv("TRACKFLOW_PRODUCER_COMPRESSION", "brotli")
+    monkeypatch.setenv("TRACKFLOW_READ_KEYS", "acme:s3cret,beta-s3cret")
+    with pytest.raises(SystemExit) as stopped:
+        load_settings()
+    assert str(stopped.value).splitlines() == [
+        "TrackFlow: TRACKFLOW_WEB_PORT is not valid: Input should be a valid integer, unable to "
+        "parse string as an integer",
+        "TrackFlow: TRACKFLOW_READ_KEYS is not valid: entry 2 of TRACKFLOW_READ_KEYS must be "
+        "tenant:secret (comma-separated pairs)",
+        "TrackFlow: TRACKFLOW_PRODUCER_COMPRESSION is not valid: Input should be 'none', 'gzip', "
+        "'lz4', 'zstd' or 'snappy'",
+    ]
+    assert "s3cret" not in str(stopped.value)
+
+
+def test_a_check_across_settings_is_reported_in_its_own_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRACKFLOW_REPLICATION_FACTOR", "1")
+    monkeypatch.setenv("TRACKFLOW_MIN_INSYNC_REPLICAS", "2")
+    with pytest.raises(SystemExit) as stopped:
+        load_settings()
+    assert str(stopped.value) == (
+        "TrackFlow: TRACKFLOW_MIN_INSYNC_REPLICAS=2 exceeds TRACKFLOW_REPLICATION_FACTOR=1: "
+        "no write could succeed"
+    )
