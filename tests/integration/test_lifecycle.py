@@ -105,13 +105,12 @@ def test_worker_starts_with_paths_to_folders_that_do_not_exist(
     assert (fresh / "faust").is_dir()
 
 
-def test_worker_names_the_setting_whose_folder_it_cannot_create(tmp_path: Path) -> None:
-    blocker = tmp_path / "a-file"
-    blocker.write_text("not a folder")
+def worker_that_cannot_start(**variables: str) -> tuple[int, list[str]]:
+    """Run `faust -A trackflow_app worker` with only these TRACKFLOW_* variables; its exit status
+    and the lines it wrote to stderr."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_")},
-        "TRACKFLOW_DATADIR": str(blocker / "faust"),
-        "TRACKFLOW_CLICKHOUSE_URL": f"chdb://{tmp_path / 'store'}",
+        **variables,
     }
     done = subprocess.run(
         [str(VENV_BIN / "faust"), "-A", "trackflow_app", "worker"],
@@ -120,8 +119,17 @@ def test_worker_names_the_setting_whose_folder_it_cannot_create(tmp_path: Path) 
         capture_output=True,
         timeout=60,
     )
-    assert done.returncode != 0
-    lines = done.stderr.decode().strip().splitlines()
+    return done.returncode, done.stderr.decode().strip().splitlines()
+
+
+def test_worker_names_the_setting_whose_folder_it_cannot_create(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    status, lines = worker_that_cannot_start(
+        TRACKFLOW_DATADIR=str(blocker / "faust"),
+        TRACKFLOW_CLICKHOUSE_URL=f"chdb://{tmp_path / 'store'}",
+    )
+    assert status != 0
     assert lines == [
         f"TrackFlow: cannot create the folder of TRACKFLOW_DATADIR={blocker / 'faust'}: "
         "Not a directory"
@@ -129,20 +137,11 @@ def test_worker_names_the_setting_whose_folder_it_cannot_create(tmp_path: Path) 
 
 
 def test_worker_names_the_variable_whose_value_is_not_valid(tmp_path: Path) -> None:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_")},
-        "TRACKFLOW_WEB_PORT": "eighty",
-        "TRACKFLOW_DATADIR": str(tmp_path / "faust"),
-    }
-    done = subprocess.run(
-        [str(VENV_BIN / "faust"), "-A", "trackflow_app", "worker"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        timeout=60,
+    status, lines = worker_that_cannot_start(
+        TRACKFLOW_WEB_PORT="eighty", TRACKFLOW_DATADIR=str(tmp_path / "faust")
     )
-    assert done.returncode == 1
-    assert done.stderr.decode().strip().splitlines() == [
+    assert status == 1
+    assert lines == [
         "TrackFlow: TRACKFLOW_WEB_PORT is not valid: Input should be a valid integer, unable to "
         "parse string as an integer"
     ]
