@@ -17,6 +17,7 @@ topics a produce retried after a leader change could otherwise be written twice;
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -112,3 +113,22 @@ def configure_web_handler(web: Any, **options: Any) -> None:
     if runner is None or not isinstance(getattr(runner, "_kwargs", None), dict):
         raise RuntimeError("cannot configure the aiohttp runner: unexpected Faust web driver")
     runner._kwargs.update(options)
+
+
+def explain_listen_errors(web: Any, bind: str, port: int) -> None:
+    """A web port the worker cannot listen on fails its start with the settings to change named
+    in the error, instead of the event loop's bare bind error."""
+    start_server = web.start_server
+
+    async def start_server_or_explain() -> None:
+        try:
+            await start_server()
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise OSError(
+                exc.errno,
+                f"TrackFlow cannot listen on {bind}:{port}: {reason}; stop what holds it or set "
+                "another TRACKFLOW_WEB_PORT (or TRACKFLOW_WEB_BIND)",
+            ) from exc
+
+    web.start_server = start_server_or_explain

@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from trackflow_app import health, metrics
 from trackflow_app.app import app, event_store, raw_topic, settings
-from trackflow_app.kafka import configure_web_handler
+from trackflow_app.kafka import configure_web_handler, explain_listen_errors
 from web.compressed import PrecompressedFile, etag_matches
 from web.edge import (
     EdgeError,
@@ -77,6 +77,7 @@ configure_web_handler(
     # that has not sent a whole request's headers by then, or sits idle, is disconnected.
     keepalive_timeout=settings.http_idle_timeout_s,
 )
+explain_listen_errors(app.web, settings.web_bind, settings.web_port)
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",

@@ -147,6 +147,27 @@ def test_worker_names_the_variable_whose_value_is_not_valid(tmp_path: Path) -> N
     ]
 
 
+def test_worker_names_the_settings_when_its_web_port_is_taken(
+    broker: Broker, tmp_path: Path
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run(
+            [str(VENV_BIN / "faust"), "-A", "trackflow_app", "worker"],
+            cwd=ROOT,
+            env=Worker(broker=broker, workdir=tmp_path, port=port).env,
+            capture_output=True,
+            timeout=120,
+        )
+    assert done.returncode == 1
+    assert (
+        f"TrackFlow cannot listen on 127.0.0.1:{port}: Address already in use; stop what holds "
+        "it or set another TRACKFLOW_WEB_PORT (or TRACKFLOW_WEB_BIND)"
+    ) in (done.stdout + done.stderr).decode()
+
+
 # -- `make run` stopped by a signal to its process group --------------------------------------
 
 

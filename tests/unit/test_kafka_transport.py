@@ -187,3 +187,39 @@ async def test_the_internals_trackflow_relies_on_are_there() -> None:
     configure_web_handler(app.web, keepalive_timeout=12.5)
     assert runner._kwargs["keepalive_timeout"] == 12.5
     await consumer.stop()
+
+
+class _Web:
+    def __init__(self, error: OSError | None) -> None:
+        self.error = error
+        self.started = False
+
+    async def start_server(self) -> None:
+        if self.error is not None:
+            raise self.error
+        self.started = True
+
+
+async def test_a_port_that_cannot_be_bound_is_explained_with_its_settings() -> None:
+    from trackflow_app.kafka import explain_listen_errors
+
+    web = _Web(OSError(98, "error while attempting to bind on address ('0.0.0.0', 6066)"))
+    explain_listen_errors(web, "0.0.0.0", 6066)
+    with pytest.raises(OSError) as failed:
+        await web.start_server()
+    assert failed.value.errno == 98
+    assert failed.value.strerror == (
+        "TrackFlow cannot listen on 0.0.0.0:6066: Address already in use; stop what holds it or "
+        "set another TRACKFLOW_WEB_PORT (or TRACKFLOW_WEB_BIND)"
+    )
+
+    ok = _Web(None)
+    explain_listen_errors(ok, "127.0.0.1", 6066)
+    await ok.start_server()
+    assert ok.started
+
+
+def test_the_worker_app_explains_listen_errors() -> None:
+    from trackflow_app.app import app
+
+    assert app.web.start_server.__name__ == "start_server_or_explain"  # type: ignore[attr-defined]
