@@ -105,43 +105,51 @@ def test_worker_starts_with_paths_to_folders_that_do_not_exist(
     assert (fresh / "faust").is_dir()
 
 
-def worker_that_cannot_start(**variables: str) -> tuple[int, list[str]]:
-    """Run `faust -A trackflow_app worker` with only these TRACKFLOW_* variables; its exit status
-    and the lines it wrote to stderr."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_")},
-        **variables,
-    }
-    done = subprocess.run(
+def worker_that_cannot_start(env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
+    """Run `faust -A trackflow_app worker` with ``env`` until it exits, its output captured."""
+    return subprocess.run(
         [str(VENV_BIN / "faust"), "-A", "trackflow_app", "worker"],
         cwd=ROOT,
         env=env,
         capture_output=True,
-        timeout=60,
+        timeout=120,
     )
-    return done.returncode, done.stderr.decode().strip().splitlines()
+
+
+def only_these_settings(**variables: str) -> dict[str, str]:
+    """This process's environment with these TRACKFLOW_* variables and no others."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_")},
+        **variables,
+    }
+
+
+def stderr_lines(done: subprocess.CompletedProcess[bytes]) -> list[str]:
+    return done.stderr.decode().strip().splitlines()
 
 
 def test_worker_names_the_setting_whose_folder_it_cannot_create(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    status, lines = worker_that_cannot_start(
-        TRACKFLOW_DATADIR=str(blocker / "faust"),
-        TRACKFLOW_CLICKHOUSE_URL=f"chdb://{tmp_path / 'store'}",
+    done = worker_that_cannot_start(
+        only_these_settings(
+            TRACKFLOW_DATADIR=str(blocker / "faust"),
+            TRACKFLOW_CLICKHOUSE_URL=f"chdb://{tmp_path / 'store'}",
+        )
     )
-    assert status != 0
-    assert lines == [
+    assert done.returncode != 0
+    assert stderr_lines(done) == [
         f"TrackFlow: cannot create the folder of TRACKFLOW_DATADIR={blocker / 'faust'}: "
         "Not a directory"
     ]
 
 
 def test_worker_names_the_variable_whose_value_is_not_valid(tmp_path: Path) -> None:
-    status, lines = worker_that_cannot_start(
-        TRACKFLOW_WEB_PORT="eighty", TRACKFLOW_DATADIR=str(tmp_path / "faust")
+    done = worker_that_cannot_start(
+        only_these_settings(TRACKFLOW_WEB_PORT="eighty", TRACKFLOW_DATADIR=str(tmp_path / "faust"))
     )
-    assert status == 1
-    assert lines == [
+    assert done.returncode == 1
+    assert stderr_lines(done) == [
         "TrackFlow: TRACKFLOW_WEB_PORT is not valid: Input should be a valid integer, unable to "
         "parse string as an integer"
     ]
@@ -154,13 +162,7 @@ def test_worker_names_the_settings_when_its_web_port_is_taken(
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        done = subprocess.run(
-            [str(VENV_BIN / "faust"), "-A", "trackflow_app", "worker"],
-            cwd=ROOT,
-            env=Worker(broker=broker, workdir=tmp_path, port=port).env,
-            capture_output=True,
-            timeout=120,
-        )
+        done = worker_that_cannot_start(Worker(broker=broker, workdir=tmp_path, port=port).env)
     assert done.returncode == 1
     assert (
         f"TrackFlow cannot listen on 127.0.0.1:{port}: Address already in use; stop what holds "
