@@ -10,9 +10,10 @@ is treated as transient: retrying never loses an event, dead-lettering a good on
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+
+from trackflow_app.store import error_code
 
 # ClickHouse error codes (src/Common/ErrorCodes.cpp) raised by reading a row's values.
 ROW_ERROR_CODES: dict[int, str] = {
@@ -57,17 +58,6 @@ TRANSIENT_ERROR_CODES: dict[int, str] = {
     999: "KEEPER_EXCEPTION",
     1000: "POCO_EXCEPTION",
 }
-
-_CODE = re.compile(r"Code: (\d+)\.")
-
-
-def error_code(error: BaseException) -> int | None:
-    """The ClickHouse error code of an exception (its ``code``, else its message's first)."""
-    code = getattr(error, "code", None)
-    if isinstance(code, int):
-        return code
-    match = _CODE.search(str(error))
-    return int(match.group(1)) if match else None
 
 
 def is_row_error(error: BaseException) -> bool:

@@ -10,6 +10,7 @@ import asyncio
 import importlib
 import logging
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
@@ -133,6 +134,26 @@ def database_filter(table: str) -> tuple[str, str]:
     return "database = " + ("{database:String}" if database else "currentDatabase()"), database
 
 
+_CODE = re.compile(r"Code: (\d+)\.")
+
+
+def error_code(error: BaseException) -> int | None:
+    """The ClickHouse error code of an exception (its ``code``, else its message's first)."""
+    code = getattr(error, "code", None)
+    if isinstance(code, int):
+        return code
+    match = _CODE.search(str(error))
+    return int(match.group(1)) if match else None
+
+
+MISSING_TABLE_CODES = frozenset({60, 81})  # ClickHouse's UNKNOWN_TABLE, UNKNOWN_DATABASE
+
+
+def is_missing_table(exc: BaseException) -> bool:
+    """Whether a store error says the table (or its database) does not exist yet."""
+    return error_code(exc) in MISSING_TABLE_CODES
+
+
 class StoreActivity(NamedTuple):
     merges: int
     merge_memory_bytes: int
@@ -161,6 +182,8 @@ class EventStore:
         self.engine_options = dict(engine_options or {})
         self.dirty_decay_ms = dirty_decay_ms  # None: chDB's allocator as built
         self._client: Any = None
+        # True once this process made or checked the tables (the sink does, as it starts).
+        self.schema_ready = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
 
     # -- sync side (runs on the store thread) --------------------------------------------
@@ -201,6 +224,7 @@ class EventStore:
             for statement in self.cluster_schema():
                 client.command(statement)
             self._record_migrations()
+            self.schema_ready = True
             return
         if not self._column_types():
             # A new store: today's layout, on which every migration then finds nothing to do
@@ -213,6 +237,7 @@ class EventStore:
         client.command(schema_steps_ddl(self.table))
         self._apply_migrations()
         self._reconcile_retention()
+        self.schema_ready = True
 
     def _apply_migrations(self) -> None:
         """Apply the migrations not recorded, in order, each against the layout left by the

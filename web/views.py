@@ -95,11 +95,15 @@ class JsonView(View):
         except Exception as exc:  # a JSON answer, never aiohttp's HTML 500 page
             if isinstance(exc, aioweb.HTTPException):
                 raise
-            log.exception("request failed path=%s", getattr(request, "path", "?"))
-            return self.json_response(
-                {"error": "internal_error", "message": f"the request failed: {type(exc).__name__}"},
-                status=500,
-            )
+            return self.failure_response(request, exc)
+
+    def failure_response(self, request: Any, exc: Exception) -> Response:
+        """The answer to a request that raised: 500, logged with its traceback."""
+        log.exception("request failed path=%s", getattr(request, "path", "?"), exc_info=exc)
+        return self.json_response(
+            {"error": "internal_error", "message": f"the request failed: {type(exc).__name__}"},
+            status=500,
+        )
 
     def json_response(
         self, body: Any, status: int = 200, headers: dict[str, str] | None = None
@@ -265,6 +269,8 @@ class ReadyView(JsonView):
                 store_state = await asyncio.wait_for(event_store.ping(), 5.0)
             except Exception:
                 store_state = False
+            if store_state is True and settings.sink_enabled and not event_store.schema_ready:
+                store_state = "creating_tables"  # reads would fail until the sink has made them
             ready = kafka_ok and store_state is True
         stalled = health.problems()
         ready = ready and not stalled

@@ -14,6 +14,7 @@ from agents.insert_errors import (
     insert_isolating,
     is_row_error,
 )
+from trackflow_app.store import is_missing_table
 
 
 class StoreError(Exception):
@@ -126,3 +127,21 @@ async def test_inserting_leaves_no_reference_cycle_holding_the_rows() -> None:
     finally:
         gc.enable()
     assert unreachable == 0
+
+
+@pytest.mark.parametrize(
+    ("message", "missing"),
+    [
+        ("Code: 60. DB::Exception: Unknown table expression identifier 'events'.", True),
+        (
+            "HTTPDriver for http://ch:8123 received ClickHouse error code 81\n"
+            " Code: 81. DB::Exception: Database analytics does not exist. (UNKNOWN_DATABASE)",
+            True,
+        ),
+        ("Code: 600. DB::Exception: something else", False),
+        ("Code: 62. DB::Exception: Syntax error", False),
+        ("connection refused", False),
+    ],
+)
+def test_a_missing_table_is_told_from_other_store_errors(message: str, missing: bool) -> None:
+    assert is_missing_table(StoreError(message)) is missing

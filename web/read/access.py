@@ -7,7 +7,8 @@ from typing import Any
 
 from faust.web import Response
 
-from trackflow_app.app import settings
+from trackflow_app.app import event_store, settings
+from trackflow_app.store import is_missing_table
 from web.views import JsonView
 
 
@@ -32,13 +33,29 @@ STORE_NOT_HERE = {
 }
 
 
+STORE_STARTING = {
+    "error": "store_starting",
+    "message": "the event store's tables are not created yet (the sink makes them as it "
+    "starts): retry in a few seconds",
+}
+RETRY_SOON = {"Retry-After": "2"}
+
+
 class ReadView(JsonView):
     """A view that reads one tenant's data: the read secret decides which tenant."""
 
     async def dispatch(self, request: Any) -> Any:
         if not settings.store_on_this_worker:
             return self.json_response(STORE_NOT_HERE, status=503)
+        if settings.sink_enabled and not event_store.schema_ready:
+            return self.json_response(STORE_STARTING, status=503, headers=RETRY_SOON)
         return await super().dispatch(request)
+
+    def failure_response(self, request: Any, exc: Exception) -> Response:
+        # Another worker's sink makes a server's tables: until it has, reads wait for it.
+        if is_missing_table(exc):
+            return self.json_response(STORE_STARTING, status=503, headers=RETRY_SOON)
+        return super().failure_response(request, exc)
 
     def unauthorized(self) -> Response:
         return self.json_response(UNAUTHORIZED, status=401, headers={"WWW-Authenticate": "Bearer"})

@@ -1,0 +1,110 @@
+"""Reads while a worker starts: from the moment its port opens until its sink has made (or
+checked) the store's tables, the read API answers 503 ``store_starting`` and /readyz is not
+ready; never a 500 from the store. Checked on a new store and on one a stopped worker left."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+import httpx
+
+from harness.stack import Worker
+from tests.support.chdb_child import run_chdb_script
+from tests.support.events import click
+
+SESSION = "read-at-start"
+
+
+def read_statuses_while_starting(worker: Worker) -> tuple[Counter[str], list[str]]:
+    """Start the worker and read through its API until it is ready: how often each answer
+    came (status and error code), and the answers given after /readyz had said ready."""
+    starting = threading.Thread(target=worker.start)
+    starting.start()
+    seen: Counter[str] = Counter()
+    after_ready: list[str] = []
+    with httpx.Client(
+        base_url=worker.base_url,
+        headers={"Authorization": f"Bearer {worker.read_secret}"},
+        timeout=10,
+    ) as client:
+        while starting.is_alive():
+            try:
+                ready = client.get("/readyz").status_code == 200
+                answer = describe(client.get("/v1/query/events", params={"session_id": SESSION}))
+            except httpx.TransportError:
+                continue  # the port is not open yet
+            seen[answer] += 1
+            if ready:
+                after_ready.append(answer)
+    starting.join()
+    return seen, after_ready
+
+
+def describe(response: httpx.Response) -> str:
+    body: dict[str, Any] = response.json()
+    return f"{response.status_code} {body.get('error', '')}".strip()
+
+
+def test_reads_wait_for_the_store_tables_on_a_new_store(worker_factory: Any) -> None:
+    worker = worker_factory()
+    seen, after_ready = read_statuses_while_starting(worker)
+    assert set(seen) <= {"503 store_starting", "200"}, seen
+    assert seen["503 store_starting"] > 0, "no read arrived before the tables existed"
+    assert set(after_ready) <= {"200"}, after_ready
+
+    response = httpx.get(
+        f"{worker.base_url}/v1/query/events",
+        params={"session_id": SESSION},
+        headers={"Authorization": f"Bearer {worker.read_secret}"},
+    )
+    assert response.json() == {"events": []}
+
+
+def test_a_restarted_worker_reads_its_stored_events(worker_factory: Any) -> None:
+    worker = worker_factory().start()
+    sent = [click(worker.api_key, SESSION) for _ in range(50)]
+    assert worker.post({"events": sent}).status_code == 202
+    worker.wait_for_session(SESSION, 50)
+    assert worker.stop() == 0
+
+    seen, after_ready = read_statuses_while_starting(worker)
+    assert set(seen) <= {"503 store_starting", "200"}, seen
+    assert set(after_ready) <= {"200"}, after_ready
+    stored = worker.session_events(SESSION)
+    assert sorted(e["event_id"] for e in stored) == sorted(e["eventId"] for e in sent)
+
+
+MISSING_TABLE_SCRIPT = r"""
+import json, sys
+from trackflow_app.store import EventStore, is_missing_table
+
+store = EventStore("chdb://" + sys.argv[1], "events")
+answers = {"ready_before": store.schema_ready}
+for name, sql in {
+    "missing_table": "SELECT count() FROM events",
+    "missing_database": "SELECT count() FROM nowhere.events",
+    "syntax": "SELEC 1",
+}.items():
+    try:
+        store.query_sync(sql)
+    except Exception as exc:
+        answers[name] = is_missing_table(exc)
+store._ensure_schema()
+answers["ready_after"] = store.schema_ready
+answers["rows"] = store.query_sync("SELECT count() AS n FROM events")[0]["n"]
+print(json.dumps(answers))
+"""
+
+
+def test_the_engine_s_missing_table_error_is_recognised(tmp_path: Any) -> None:
+    answers = run_chdb_script(MISSING_TABLE_SCRIPT, str(tmp_path / "store"))
+    assert answers == {
+        "ready_before": False,
+        "missing_table": True,
+        "missing_database": True,
+        "syntax": False,
+        "ready_after": True,
+        "rows": 0,
+    }
