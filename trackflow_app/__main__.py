@@ -19,7 +19,7 @@ import orjson
 
 from trackflow_app import dlq
 from trackflow_app.settings import load_settings
-from trackflow_app.store import EventStore
+from trackflow_app.store import EventStore, StoreInUse
 
 
 def _json_default(value: object) -> str:
@@ -29,7 +29,14 @@ def _json_default(value: object) -> str:
 def run_query(sql: str) -> int:
     settings = load_settings()
     store = EventStore(settings.clickhouse_url, settings.clickhouse_table)
-    for row in store.query_sync(sql):
+    try:
+        rows = store.query_sync(sql)
+    except StoreInUse as busy:
+        sys.exit(
+            f"TrackFlow: the embedded store {busy.folder} is open in {busy.holder} (a running "
+            "worker): read through its HTTP API (/v1/query/..., /v1/stats/...) or stop it first"
+        )
+    for row in rows:
         sys.stdout.buffer.write(orjson.dumps(row, default=_json_default) + b"\n")
     return 0
 

@@ -7,6 +7,7 @@ one dedicated thread; the event loop awaits it.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import importlib
 import logging
 import os
@@ -154,6 +155,40 @@ def is_missing_table(exc: BaseException) -> bool:
     return error_code(exc) in MISSING_TABLE_CODES
 
 
+class StoreInUse(RuntimeError):
+    """The embedded store's folder is open in another process (chDB opens a store in one only)."""
+
+    def __init__(self, folder: Path, holder: str) -> None:
+        super().__init__(
+            f"TrackFlow cannot open the embedded store {folder}: {holder} holds it (chDB opens "
+            "a store in one process only); stop that process, give this worker another "
+            "TRACKFLOW_CLICKHOUSE_URL, or run it with TRACKFLOW_SINK_ENABLED=false to ingest only"
+        )
+        self.folder = folder
+        self.holder = holder
+
+
+def store_holder(folder: Path) -> str | None:
+    """Who holds an embedded store open: ClickHouse locks ``<store>/status`` (flock) while it
+    runs and writes its PID there. "pid N" (or "another process"), or None when it is free."""
+    status = folder / "status"
+    try:
+        descriptor = os.open(status, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        text = status.read_text(errors="replace")
+        pid = next((line.split()[-1] for line in text.splitlines() if line.startswith("PID:")), "")
+        return f"pid {pid}" if pid.isdigit() else "another process"
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)  # releases the lock this check took
+    return None
+
+
 class StoreActivity(NamedTuple):
     merges: int
     merge_memory_bytes: int
@@ -193,7 +228,7 @@ class EventStore:
             if self.url.startswith("chdb://"):
                 soft, _ = raise_open_files_limit()  # the engine's parts and merges open files
                 log.info("open-files limit %d", soft)
-                path = self.url.removeprefix("chdb://")
+                path = self.url.removeprefix("chdb://").partition("?")[0]
                 if path.startswith("/"):
                     Path(path).mkdir(parents=True, exist_ok=True)
                 options["chdb_options"] = {
@@ -212,9 +247,23 @@ class EventStore:
                 load_chdb_without_arrow()  # after the allocator's options: this loads the engine
             if self.cluster:
                 options["settings"] = CLUSTER_CLIENT_SETTINGS
-            self._client = clickhouse_connect.get_client(dsn=self.url, **options)
+            try:
+                self._client = clickhouse_connect.get_client(dsn=self.url, **options)
+            except Exception as exc:
+                self._explain_store_in_use(exc)
+                raise
             log.info("clickhouse connected url=%s", describe_url(self.url))
         return self._client
+
+    def _explain_store_in_use(self, exc: Exception) -> None:
+        """chDB's own error for a store held elsewhere says only "Error initializing
+        EmbeddedServer"; raise one that names the holder and what to change instead."""
+        if not self.url.startswith("chdb://"):
+            return
+        folder = Path(self.url.removeprefix("chdb://").partition("?")[0])
+        holder = store_holder(folder)
+        if holder is not None:
+            raise StoreInUse(folder, holder) from exc
 
     def _ensure_schema(self) -> None:
         """Make the tables at today's layout, or bring ones made by an earlier TrackFlow to it

@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -168,6 +169,68 @@ def test_worker_names_the_settings_when_its_web_port_is_taken(
         f"TrackFlow cannot listen on 127.0.0.1:{port}: Address already in use; stop what holds "
         "it or set another TRACKFLOW_WEB_PORT (or TRACKFLOW_WEB_BIND)"
     ) in (done.stdout + done.stderr).decode()
+
+
+HOLD_STORE = r"""
+import sys
+from trackflow_app.store import EventStore
+
+store = EventStore("chdb://" + sys.argv[1])
+store._connect()
+print("open", flush=True)
+sys.stdin.read()  # holds the store until the test closes this pipe
+"""
+
+
+@contextmanager
+def store_held_elsewhere(store: Path) -> Iterator[int]:
+    """The embedded store at ``store`` open in another process (its pid) for the block."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_STORE, str(store)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"open\n"
+        yield holder.pid
+    finally:
+        holder.communicate(timeout=60)
+
+
+def test_worker_names_the_process_that_holds_its_embedded_store(
+    broker: Broker, tmp_path: Path
+) -> None:
+    worker = Worker(broker=broker, workdir=tmp_path)
+    store = tmp_path / f"store-{worker.name}"  # the folder the worker's settings name
+    with store_held_elsewhere(store) as pid:
+        done = worker_that_cannot_start(worker.env)
+    assert done.returncode == 1
+    assert (
+        f"TrackFlow cannot open the embedded store {store}: pid {pid} holds it (chDB "
+        "opens a store in one process only); stop that process, give this worker another "
+        "TRACKFLOW_CLICKHOUSE_URL, or run it with TRACKFLOW_SINK_ENABLED=false to ingest only"
+    ) in (done.stdout + done.stderr).decode()
+
+
+def test_query_tool_points_to_the_http_api_while_a_worker_holds_the_store(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "store"
+    with store_held_elsewhere(store) as pid:
+        done = subprocess.run(
+            [sys.executable, "-m", "trackflow_app", "query", "SELECT 1"],
+            cwd=ROOT,
+            env=only_these_settings(TRACKFLOW_CLICKHOUSE_URL=f"chdb://{store}"),
+            capture_output=True,
+            timeout=120,
+        )
+    assert done.returncode == 1
+    assert done.stdout == b""
+    assert stderr_lines(done)[-1] == (
+        f"TrackFlow: the embedded store {store} is open in pid {pid} (a running worker): read "
+        "through its HTTP API (/v1/query/..., /v1/stats/...) or stop it first"
+    )
 
 
 # -- `make run` stopped by a signal to its process group --------------------------------------
