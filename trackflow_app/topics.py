@@ -6,11 +6,22 @@ import contextlib
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from trackflow_app.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class BrokerUnreachable(RuntimeError):
+    """No broker of TRACKFLOW_BROKER_URL answered when the worker started."""
+
+
+def broker_unreachable_message(bootstrap: str, reason: str) -> str:
+    return (
+        f"TrackFlow cannot reach Kafka at {bootstrap} ({reason}): start the broker (make run "
+        "starts a local one) or set TRACKFLOW_BROKER_URL to one that runs"
+    )
 
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
@@ -33,7 +44,13 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
 
 async def ensure_topics(settings: Settings) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
+    try:
+        await admin.start()
+    except KafkaConnectionError as exc:
+        await admin.close()
+        raise BrokerUnreachable(
+            broker_unreachable_message(settings.kafka_bootstrap, str(exc))
+        ) from exc
     try:
         existing = set(await admin.list_topics())
         missing = [spec for spec in topic_specs(settings) if spec.name not in existing]

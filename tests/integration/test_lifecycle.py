@@ -182,6 +182,25 @@ sys.stdin.read()  # holds the store until the test closes this pipe
 """
 
 
+def test_worker_names_the_broker_it_cannot_reach(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    done = worker_that_cannot_start(
+        only_these_settings(
+            TRACKFLOW_BROKER_URL=f"kafka://127.0.0.1:{port}",
+            TRACKFLOW_DATADIR=str(tmp_path / "faust"),
+            TRACKFLOW_CLICKHOUSE_URL=f"chdb://{tmp_path / 'store'}",
+            TRACKFLOW_WEB_PORT=str(free_port()),
+        )
+    )
+    assert done.returncode == 1
+    output = (done.stdout + done.stderr).decode()
+    assert f"TrackFlow cannot reach Kafka at 127.0.0.1:{port} (" in output
+    assert (
+        "): start the broker (make run starts a local one) or set TRACKFLOW_BROKER_URL to one "
+        "that runs"
+    ) in output
+
+
 @contextmanager
 def store_held_elsewhere(store: Path) -> Iterator[int]:
     """The embedded store at ``store`` open in another process (its pid) for the block."""
