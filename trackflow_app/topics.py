@@ -42,6 +42,36 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     ]
 
 
+PARTITION_SETTINGS = {
+    "raw_topic": "TRACKFLOW_RAW_PARTITIONS",
+    "processed_topic": "TRACKFLOW_PROCESSED_PARTITIONS",
+    "dead_letter_topic": "TRACKFLOW_DEAD_LETTER_PARTITIONS",
+}
+
+
+def partition_mismatches(settings: Settings, existing: dict[str, int]) -> list[str]:
+    """A warning for each existing topic whose partition count is not the configured one: the
+    worker never changes a topic it did not create, and partitions bound how many workers share
+    a stage."""
+    warnings = []
+    for topic_setting, variable in PARTITION_SETTINGS.items():
+        topic = getattr(settings, topic_setting)
+        wanted = getattr(settings, variable.removeprefix("TRACKFLOW_").lower())
+        found = existing.get(topic)
+        if found is None or found == wanted:
+            continue
+        fix = (
+            f"raise it with kafka-topics.sh --alter --topic {topic} --partitions {wanted}"
+            if found < wanted
+            else f"Kafka cannot remove partitions, so set {variable}={found}"
+        )
+        warnings.append(
+            f"topic {topic} has {found} partitions, {variable}={wanted}: it keeps {found} "
+            f"(at most {found} workers share its stage); {fix}"
+        )
+    return warnings
+
+
 async def ensure_topics(settings: Settings) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     try:
@@ -53,7 +83,17 @@ async def ensure_topics(settings: Settings) -> None:
         ) from exc
     try:
         existing = set(await admin.list_topics())
-        missing = [spec for spec in topic_specs(settings) if spec.name not in existing]
+        specs = topic_specs(settings)
+        missing = [spec for spec in specs if spec.name not in existing]
+        present = [spec.name for spec in specs if spec.name in existing]
+        if present:
+            counts = {
+                str(topic["topic"]): len(topic["partitions"])
+                for topic in await admin.describe_topics(present)
+                if not topic["error_code"]
+            }
+            for warning in partition_mismatches(settings, counts):
+                log.warning(warning)
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
                 await admin.create_topics(missing)

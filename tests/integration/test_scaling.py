@@ -61,3 +61,24 @@ def test_ingest_only_worker_feeds_the_store_of_the_worker_with_the_sink(
         assert len({row["event_id"] for row in rows}) == count
     assert ingest.stop() == 0
     assert primary.stop() == 0
+
+
+def test_a_worker_names_topics_whose_partitions_differ_from_its_settings(
+    worker_factory: type[Worker],
+) -> None:
+    topics = uuid.uuid4().hex[:8]
+    first = worker_factory(_topics=topics).start()  # type: ignore[call-arg]
+    assert first.stop() == 0
+    second = worker_factory(  # type: ignore[call-arg]
+        _topics=topics, TRACKFLOW_RAW_PARTITIONS="8"
+    ).start()
+    log = second.log_path.read_text()
+    assert (
+        f"topic raw-{topics} has 4 partitions, TRACKFLOW_RAW_PARTITIONS=8: it keeps 4 (at most 4 "
+        f"workers share its stage); raise it with kafka-topics.sh --alter --topic raw-{topics} "
+        "--partitions 8"
+    ) in log
+    assert f"processed-{topics} has" not in log  # its count matches: no warning
+    sid = f"s-{uuid.uuid4().hex[:10]}"
+    assert second.post({"events": ev.seed_examples(second.api_key, sid)}).status_code == 202
+    assert len(second.wait_for_session(sid, 5)) == 5

@@ -184,3 +184,29 @@ def test_a_check_across_settings_is_reported_in_its_own_words(
         "TrackFlow: TRACKFLOW_MIN_INSYNC_REPLICAS=2 exceeds TRACKFLOW_REPLICATION_FACTOR=1: "
         "no write could succeed"
     )
+
+
+def test_existing_topics_with_other_partition_counts_are_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from trackflow_app.topics import partition_mismatches
+
+    monkeypatch.setenv("TRACKFLOW_RAW_PARTITIONS", "12")
+    settings = Settings()
+    assert partition_mismatches(settings, {}) == []  # new topics get the configured counts
+    assert (
+        partition_mismatches(
+            settings, {"trackflow-raw": 12, "trackflow-processed": 4, "trackflow-dead-letter": 1}
+        )
+        == []
+    )
+    assert partition_mismatches(
+        settings, {"trackflow-raw": 4, "trackflow-processed": 6, "trackflow-dead-letter": 1}
+    ) == [
+        "topic trackflow-raw has 4 partitions, TRACKFLOW_RAW_PARTITIONS=12: it keeps 4 (at most "
+        "4 workers share its stage); raise it with kafka-topics.sh --alter --topic trackflow-raw "
+        "--partitions 12",
+        "topic trackflow-processed has 6 partitions, TRACKFLOW_PROCESSED_PARTITIONS=4: it keeps "
+        "6 (at most 6 workers share its stage); Kafka cannot remove partitions, so set "
+        "TRACKFLOW_PROCESSED_PARTITIONS=6",
+    ]
