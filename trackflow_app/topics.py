@@ -16,12 +16,11 @@ log = logging.getLogger(__name__)
 class BrokerUnreachable(RuntimeError):
     """No broker of TRACKFLOW_BROKER_URL answered when the worker started."""
 
-
-def broker_unreachable_message(bootstrap: str, reason: str) -> str:
-    return (
-        f"TrackFlow cannot reach Kafka at {bootstrap} ({reason}): start the broker (make run "
-        "starts a local one) or set TRACKFLOW_BROKER_URL to one that runs"
-    )
+    def __init__(self, bootstrap: str, reason: str) -> None:
+        super().__init__(
+            f"TrackFlow cannot reach Kafka at {bootstrap} ({reason}): start the broker (make "
+            "run starts a local one) or set TRACKFLOW_BROKER_URL to one that runs"
+        )
 
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
@@ -72,28 +71,27 @@ def partition_mismatches(settings: Settings, existing: dict[str, int]) -> list[s
     return warnings
 
 
+async def partition_counts(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, int]:
+    if not topics:
+        return {}
+    described = await admin.describe_topics(topics)
+    return {str(t["topic"]): len(t["partitions"]) for t in described if not t["error_code"]}
+
+
 async def ensure_topics(settings: Settings) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     try:
         await admin.start()
     except KafkaConnectionError as exc:
         await admin.close()
-        raise BrokerUnreachable(
-            broker_unreachable_message(settings.kafka_bootstrap, str(exc))
-        ) from exc
+        raise BrokerUnreachable(settings.kafka_bootstrap, str(exc)) from exc
     try:
         existing = set(await admin.list_topics())
         specs = topic_specs(settings)
         missing = [spec for spec in specs if spec.name not in existing]
         present = [spec.name for spec in specs if spec.name in existing]
-        if present:
-            counts = {
-                str(topic["topic"]): len(topic["partitions"])
-                for topic in await admin.describe_topics(present)
-                if not topic["error_code"]
-            }
-            for warning in partition_mismatches(settings, counts):
-                log.warning(warning)
+        for warning in partition_mismatches(settings, await partition_counts(admin, present)):
+            log.warning(warning)
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
                 await admin.create_topics(missing)
