@@ -145,6 +145,25 @@ class Settings(BaseSettings):
     # Test-only: refuse inserts while this file exists (fault-injection seam, off by default).
     sink_fail_flag: str = ""
 
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _store_url_names_a_store(cls, value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in ("chdb", "http", "https"):
+            # The value is not echoed: a server URL carries its password.
+            raise ValueError(
+                "must be chdb:///absolute/folder (embedded) or http(s)://host:port/database"
+            )
+        if scheme == "chdb" and not rest.startswith("/"):
+            # clickhouse-connect would read chdb://var/clickhouse as folder "var" with a
+            # database "clickhouse" that TrackFlow never creates.
+            folder = Path(rest.partition("?")[0]).resolve()
+            raise ValueError(
+                "an embedded store is named by its absolute folder after three slashes, e.g. "
+                f"chdb://{folder} for {rest.partition('?')[0]} in the current folder"
+            )
+        return value
+
     @field_validator("read_keys")
     @classmethod
     def _read_keys_are_pairs(cls, value: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -210,3 +211,36 @@ def test_existing_topics_with_other_partition_counts_are_named(
         "6 (at most 6 workers share its stage); Kafka cannot remove partitions, so set "
         "TRACKFLOW_PROCESSED_PARTITIONS=6",
     ]
+
+
+@pytest.mark.parametrize("url", ["chdb:///srv/trackflow/store", "https://u:p@ch:8443/analytics"])
+def test_a_store_url_of_either_kind_is_taken(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("TRACKFLOW_CLICKHOUSE_URL", url)
+    assert Settings().clickhouse_url == url
+
+
+def test_a_relative_embedded_store_is_refused_with_the_absolute_url(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRACKFLOW_CLICKHOUSE_URL", "chdb://var/clickhouse")
+    with pytest.raises(SystemExit) as stopped:
+        load_settings()
+    assert str(stopped.value) == (
+        "TrackFlow: TRACKFLOW_CLICKHOUSE_URL is not valid: an embedded store is named by its "
+        f"absolute folder after three slashes, e.g. chdb://{tmp_path}/var/clickhouse for "
+        "var/clickhouse in the current folder"
+    )
+
+
+@pytest.mark.parametrize("url", ["ch.example:8123", "tcp://default:pw@ch:9000/db"])
+def test_a_store_url_of_no_known_kind_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("TRACKFLOW_CLICKHOUSE_URL", url)
+    with pytest.raises(SystemExit) as stopped:
+        load_settings()
+    assert str(stopped.value) == (
+        "TrackFlow: TRACKFLOW_CLICKHOUSE_URL is not valid: must be chdb:///absolute/folder "
+        "(embedded) or http(s)://host:port/database"
+    )
