@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import backoff
 import mode
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
@@ -29,6 +30,7 @@ from agents.fanout import encode_letter
 from schemas.records import DeadLetter
 from trackflow_app import health, metrics
 from trackflow_app.app import app, dead_letter_topic, event_store, settings
+from trackflow_app.store import describe_url
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,17 @@ def new_consumer() -> AIOKafkaConsumer:
     )
 
 
+def _log_store_not_answering(details: Any) -> None:
+    log.error(
+        "clickhouse not reachable at %s (attempt %d), retrying in %.1fs: %r; events wait in "
+        "Kafka until it answers",
+        describe_url(settings.clickhouse_url),
+        details["tries"],
+        details.get("wait", 0.0),
+        details.get("exception"),
+    )
+
+
 class EventSink(mode.Service):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -91,9 +104,37 @@ class EventSink(mode.Service):
         self.core: core.SinkLoop | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._store_stats_task: asyncio.Task[None] | None = None
+        self._start_task: asyncio.Task[None] | None = None
 
     async def on_start(self) -> None:
-        await event_store.ensure_schema()
+        if settings.clickhouse_url.startswith("chdb://"):
+            await event_store.ensure_schema()  # an embedded store that cannot open stops the worker
+            await self._start_consuming()
+        else:
+            # A server may come up after the worker: the edge and the validate stage run
+            # meanwhile (events wait in Kafka) and /readyz says the store is not there yet.
+            self._start_task = asyncio.create_task(self._start_when_store_answers())
+
+    async def _start_when_store_answers(self) -> None:
+        @backoff.on_exception(
+            backoff.expo,
+            Exception,
+            max_value=settings.sink_retry_max_s,
+            jitter=backoff.full_jitter,
+            on_backoff=_log_store_not_answering,
+        )
+        async def ensure_schema() -> None:
+            await event_store.ensure_schema()
+
+        try:
+            await ensure_schema()
+            await self._start_consuming()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # as if on_start had raised it: the worker stops
+            await self.crash(exc)
+
+    async def _start_consuming(self) -> None:
         self.consumer = new_consumer()
         self.core = core.SinkLoop(
             self.consumer,
@@ -114,6 +155,10 @@ class EventSink(mode.Service):
         log.info("sink started topic=%s group=%s", settings.processed_topic, settings.sink_group)
 
     async def on_stop(self) -> None:
+        if self._start_task is not None and not self._start_task.done():
+            self._start_task.cancel()  # the store never answered: nothing was read or buffered
+        if self._start_task is not None:
+            await asyncio.gather(self._start_task, return_exceptions=True)
         if self._store_stats_task is not None:
             self._store_stats_task.cancel()
             await asyncio.gather(self._store_stats_task, return_exceptions=True)

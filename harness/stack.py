@@ -286,7 +286,9 @@ class Worker:
         base.update({k: v for k, v in self.overrides.items() if not k.startswith("_")})
         return base
 
-    def start(self, timeout: float = 60.0) -> Worker:
+    def start(self, timeout: float = 60.0, until_ready: bool = True) -> Worker:
+        """Start the worker and wait until it has started and /readyz answers 200 (only until
+        it has started with ``until_ready=False``: a worker whose store is not there yet)."""
         log = self.log_path.open("ab")
         log_offset = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
@@ -302,7 +304,7 @@ class Worker:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited early; log:\n{self.log_tail()}")
             fresh_log = self.log_path.read_bytes()[log_offset:]
-            if b"[^Worker]: Ready" in fresh_log and self.ready():
+            if b"[^Worker]: Ready" in fresh_log and (not until_ready or self.ready()):
                 return self
             time.sleep(0.2)
         raise RuntimeError(f"worker not ready in {timeout}s; log:\n{self.log_tail()}")

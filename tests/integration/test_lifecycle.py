@@ -26,6 +26,7 @@ import pytest
 
 from harness.stack import ROOT, VENV_BIN, Broker, Worker, free_port, port_pair, start_broker
 from tests.support import events as ev
+from tests.support.kafka import read_topic_until
 from trackflow_app.shutdown import STOP_MARGIN_S
 
 
@@ -199,6 +200,30 @@ def test_worker_names_the_broker_it_cannot_reach(tmp_path: Path) -> None:
         "): start the broker (make run starts a local one) or set TRACKFLOW_BROKER_URL to one "
         "that runs"
     ) in output
+
+
+def test_events_wait_in_kafka_while_the_store_server_is_not_there(
+    worker_factory: Callable[..., Worker],
+) -> None:
+    store = f"http://127.0.0.1:{free_port()}"  # no ClickHouse server listens there
+    worker = worker_factory(TRACKFLOW_CLICKHOUSE_URL=store).start(until_ready=False)
+    sid = f"s-{uuid.uuid4().hex[:10]}"
+    sent = ev.seed_examples(worker.api_key, sid)
+    assert worker.post({"events": sent}).status_code == 202
+    processed = read_topic_until(
+        worker.broker.bootstrap,
+        worker.env["TRACKFLOW_PROCESSED_TOPIC"],
+        lambda values: {v["event_id"] for v in values} >= {e["eventId"] for e in sent},
+    )
+    assert {v["event_id"] for v in processed} >= {e["eventId"] for e in sent}
+    ready = httpx.get(f"{worker.base_url}/readyz", timeout=10)
+    assert ready.status_code == 503
+    assert ready.json()["clickhouse"] is False
+    assert f"clickhouse not reachable at {store} (attempt 1)" in worker.log_path.read_text()
+    assert worker.proc is not None and worker.proc.poll() is None  # still running
+    started = time.monotonic()
+    assert worker.stop() == 0
+    assert time.monotonic() - started < 30
 
 
 @contextmanager
