@@ -1,6 +1,7 @@
 """Reads while a worker starts: from the moment its port opens until its sink has made (or
 checked) the store's tables, the read API answers 503 ``store_starting`` and /readyz is not
-ready; never a 500 from the store. Checked on a new store and on one a stopped worker left."""
+ready; never a 500 from the store. Checked on a new store and on one a stopped worker left, and
+with a ClickHouse server that does not answer (503 ``store_unavailable`` where the sink is not)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from harness.stack import Worker
+from harness.stack import Worker, free_port
 from tests.support.chdb_child import run_chdb_script
 from tests.support.events import click
 
@@ -42,6 +43,15 @@ def read_statuses_while_starting(worker: Worker) -> tuple[Counter[str], list[str
     return seen, after_ready
 
 
+def read_once(worker: Worker) -> httpx.Response:
+    return httpx.get(
+        f"{worker.base_url}/v1/query/events",
+        params={"session_id": SESSION},
+        headers={"Authorization": f"Bearer {worker.read_secret}"},
+        timeout=30,
+    )
+
+
 def describe(response: httpx.Response) -> str:
     body: dict[str, Any] = response.json()
     return f"{response.status_code} {body.get('error', '')}".strip()
@@ -54,12 +64,7 @@ def test_reads_wait_for_the_store_tables_on_a_new_store(worker_factory: Any) -> 
     assert seen["503 store_starting"] > 0, "no read arrived before the tables existed"
     assert set(after_ready) <= {"200"}, after_ready
 
-    response = httpx.get(
-        f"{worker.base_url}/v1/query/events",
-        params={"session_id": SESSION},
-        headers={"Authorization": f"Bearer {worker.read_secret}"},
-    )
-    assert response.json() == {"events": []}
+    assert read_once(worker).json() == {"events": []}
 
 
 def test_a_restarted_worker_reads_its_stored_events(worker_factory: Any) -> None:
@@ -108,3 +113,18 @@ def test_the_engine_s_missing_table_error_is_recognised(tmp_path: Any) -> None:
         "ready_after": True,
         "rows": 0,
     }
+
+
+def test_reads_while_the_store_server_does_not_answer(worker_factory: Any) -> None:
+    server = f"http://127.0.0.1:{free_port()}"  # no ClickHouse server listens there
+    with_sink = worker_factory(TRACKFLOW_CLICKHOUSE_URL=server).start(until_ready=False)
+    answer = read_once(with_sink)
+    assert (answer.status_code, answer.json()["error"]) == (503, "store_starting")
+    assert answer.headers["Retry-After"] == "2"
+
+    ingest_only = worker_factory(
+        TRACKFLOW_CLICKHOUSE_URL=server, TRACKFLOW_SINK_ENABLED="false"
+    ).start(until_ready=False)
+    answer = read_once(ingest_only)
+    assert (answer.status_code, answer.json()["error"]) == (503, "store_unavailable")
+    assert answer.headers["Retry-After"] == "10"

@@ -3,13 +3,17 @@ answers reads."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from clickhouse_connect.driver.exceptions import OperationalError
 from faust.web import Response
 
 from trackflow_app.app import event_store, settings
 from trackflow_app.store import is_missing_table
 from web.views import JsonView
+
+log = logging.getLogger(__name__)
 
 
 def read_tenant(authorization: str) -> str | None:
@@ -38,7 +42,12 @@ STORE_STARTING = {
     "message": "the event store's tables are not created yet (the sink makes them as it "
     "starts): retry in a few seconds",
 }
+STORE_UNAVAILABLE = {
+    "error": "store_unavailable",
+    "message": "the event store did not answer (its server is down or unreachable): retry later",
+}
 RETRY_SOON = {"Retry-After": "2"}
+RETRY_LATER = {"Retry-After": "10"}
 
 
 class ReadView(JsonView):
@@ -55,6 +64,9 @@ class ReadView(JsonView):
         # Another worker's sink makes a server's tables: until it has, reads wait for it.
         if is_missing_table(exc):
             return self.json_response(STORE_STARTING, status=503, headers=RETRY_SOON)
+        if isinstance(exc, OperationalError):  # no answer from the server: not the request's fault
+            log.warning("read failed path=%s: %s", getattr(request, "path", "?"), exc)
+            return self.json_response(STORE_UNAVAILABLE, status=503, headers=RETRY_LATER)
         return super().failure_response(request, exc)
 
     def unauthorized(self) -> Response:
