@@ -177,9 +177,24 @@ prepare() {
   : >"$dir/logs/server.log"
 }
 
+# The port the broker of $dir was configured with (its server.properties), or nothing.
+configured_port() {
+  sed -n 's|^advertised.listeners=PLAINTEXT://127.0.0.1:\([0-9]*\)$|\1|p' "$dir/server.properties" 2>/dev/null
+}
+
+# A broker of $dir runs, but for another port: a second broker needs its own folder.
+elsewhere() {
+  local pid="$1" other; other="$(configured_port)"
+  [[ -n "$other" && "$other" != "$port" ]] || return 1
+  log "$dir holds the broker of pid $pid on port $other, not $port: set TRACKFLOW_KAFKA_DIR for a second broker, or TRACKFLOW_KAFKA_PORT=$other to use that one"
+}
+
 start() {
   local pid
-  if pid="$(running_pid)"; then log "already running (pid $pid)"; return 0; fi
+  if pid="$(running_pid)"; then
+    if elsewhere "$pid"; then exit 1; fi
+    log "already running (pid $pid)"; return 0
+  fi
   if answering; then log "something already listens on 127.0.0.1:$port; using it"; return 0; fi
   prepare
   launch
@@ -201,6 +216,7 @@ run() {
 stop() {
   local pid
   if ! pid="$(running_pid)"; then log "not running"; rm -f "$pidfile"; return 0; fi
+  if elsewhere "$pid"; then log "not stopping it"; return 1; fi
   kill -TERM "$pid"
   for _ in $(seq 1 60); do
     kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; log "stopped"; return 0; }

@@ -26,7 +26,7 @@ stop_all() {
     kill -TERM "$worker_pid" 2>/dev/null || true
     while kill -0 "$worker_pid" 2>/dev/null; do wait "$worker_pid" 2>/dev/null || true; done
   fi
-  if [[ "$started_kafka" == 1 ]]; then deploy/kafka.sh stop || true; fi
+  if [[ "$started_kafka" == 1 ]]; then deploy/kafka.sh stop && rm -f "$owner_mark" || true; fi
 }
 on_signal() {
   local code="$1"
@@ -43,9 +43,27 @@ trap 'on_signal 129' HUP
 # A local broker is started only when the configured one is this machine's default address.
 local_broker="kafka://127.0.0.1:${TRACKFLOW_KAFKA_PORT:-9092}"
 export TRACKFLOW_BROKER_URL="${TRACKFLOW_BROKER_URL:-$local_broker}"
-if [[ "$TRACKFLOW_BROKER_URL" == "$local_broker" ]] && ! deploy/kafka.sh status; then
-  started_kafka=1  # set first: a stop during the broker's start-up still stops it
-  deploy/kafka.sh start
+# "<broker pid> <make run's pid>" while a `make run` owns the broker it started. A run that was
+# killed outright (SIGKILL) cannot stop its broker; the next run takes it over instead of leaving
+# it running after it stops. A broker another live run, or the operator, started is left alone.
+kafka_dir="${TRACKFLOW_KAFKA_DIR:-var/kafka}"
+owner_mark="$kafka_dir/started-by-make-run"
+left_by_a_killed_run() {
+  local broker_pid run_pid
+  read -r broker_pid run_pid 2>/dev/null <"$owner_mark" || return 1
+  [[ "$broker_pid" == "$(cat "$kafka_dir/kafka.pid" 2>/dev/null)" ]] || return 1
+  kill -0 "$broker_pid" 2>/dev/null && ! kill -0 "$run_pid" 2>/dev/null
+}
+if [[ "$TRACKFLOW_BROKER_URL" == "$local_broker" ]]; then
+  if ! deploy/kafka.sh status; then
+    started_kafka=1  # set first: a stop during the broker's start-up still stops it
+    deploy/kafka.sh start
+    echo "$(cat "$kafka_dir/kafka.pid") $$" >"$owner_mark"
+  elif left_by_a_killed_run; then
+    started_kafka=1
+    echo "$(cat "$kafka_dir/kafka.pid") $$" >"$owner_mark"
+    echo "TrackFlow: taking over the Kafka broker a killed make run left running; it stops with this one" >&2
+  fi
 fi
 
 echo "TrackFlow: ingest key '${TRACKFLOW_API_KEYS%%,*}', POST http://127.0.0.1:${TRACKFLOW_WEB_PORT:-6066}/v1/batch"

@@ -280,6 +280,19 @@ def test_query_tool_points_to_the_http_api_while_a_worker_holds_the_store(
 # -- `make run` stopped by a signal to its process group --------------------------------------
 
 
+def start_make_run(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`make -s run` in a process group of its own, its output appended to ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            ["make", "-s", "run"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 @pytest.fixture
 def make_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, str], Path]]:
     kafka_port = port_pair()
@@ -297,15 +310,7 @@ def make_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str
     if "TRACKFLOW_KAFKA_CACHE" in os.environ:
         env["TRACKFLOW_KAFKA_CACHE"] = os.environ["TRACKFLOW_KAFKA_CACHE"]
     log = tmp_path / "make-run.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            ["make", "-s", "run"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_make_run(env, log)
     try:
         yield proc, env, log
     finally:
@@ -361,6 +366,82 @@ def test_make_run_stops_everything_on_a_group_signal(
     text = log.read_text(errors="replace")
     assert "sink stopped" in text and "kafka: stopped" in text, text[-3000:]
     assert store_count(env, sid) == len(sent)
+
+
+def test_make_run_takes_over_the_broker_a_killed_run_left(
+    make_run: tuple[subprocess.Popen[bytes], dict[str, str], Path],
+) -> None:
+    proc, env, log = make_run
+    web = f"http://127.0.0.1:{env['TRACKFLOW_WEB_PORT']}"
+
+    def ready_at(web: str) -> Callable[[], bool]:
+        def ready() -> bool:
+            try:
+                return httpx.get(f"{web}/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        return ready
+
+    wait_until(ready_at(web), 120, "make run ready")
+    broker_pid = int((Path(env["TRACKFLOW_KAFKA_DIR"]) / "kafka.pid").read_text())
+    os.killpg(proc.pid, signal.SIGKILL)  # nothing of make run can stop its broker now
+    wait_until(lambda: not group_members(proc.pid), 30, "make run gone")
+    assert alive(broker_pid)
+
+    again = start_make_run(env, log)
+    try:
+        wait_until(ready_at(web), 120, "the second make run ready")
+        os.killpg(again.pid, signal.SIGTERM)
+        wait_until(lambda: not group_members(again.pid), 60, "the second make run gone")
+    finally:
+        for member in group_members(again.pid):
+            os.kill(int(member.split(":")[0]), signal.SIGKILL)
+    wait_until(lambda: not alive(broker_pid), 30, "the broker stopped")
+    assert not answering(int(env["TRACKFLOW_KAFKA_PORT"]))
+    assert (
+        "TrackFlow: taking over the Kafka broker a killed make run left running; it stops with "
+        "this one"
+    ) in log.read_text(errors="replace")
+
+
+def test_a_second_broker_port_on_the_same_folder_is_refused_and_never_stops_the_first(
+    tmp_path: Path,
+) -> None:
+    first, second = port_pair(), port_pair()
+    base = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_")},
+        "TRACKFLOW_KAFKA_DIR": str(tmp_path / "kafka"),
+    }
+    if "TRACKFLOW_KAFKA_CACHE" in os.environ:
+        base["TRACKFLOW_KAFKA_CACHE"] = os.environ["TRACKFLOW_KAFKA_CACHE"]
+
+    def kafka(command: str, port: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(ROOT / "deploy/kafka.sh"), command],
+            env={**base, "TRACKFLOW_KAFKA_PORT": str(port)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert kafka("start", first).returncode == 0
+    pid = int((tmp_path / "kafka" / "kafka.pid").read_text())
+    try:
+        refused = kafka("start", second)
+        assert refused.returncode == 1
+        assert (
+            f"{tmp_path / 'kafka'} holds the broker of pid {pid} on port {first}, not {second}: "
+            f"set TRACKFLOW_KAFKA_DIR for a second broker, or TRACKFLOW_KAFKA_PORT={first} to "
+            "use that one"
+        ) in refused.stderr
+        assert kafka("stop", second).returncode == 1
+        assert alive(pid) and answering(first)
+        assert kafka("stop", first).returncode == 0
+        assert not alive(pid)
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 # -- a worker stopped while its broker goes away -----------------------------------------------
