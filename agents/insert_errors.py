@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from trackflow_app.store import error_code
+from schemas.store_errors import error_code
 
 # ClickHouse error codes (src/Common/ErrorCodes.cpp) raised by reading a row's values.
 ROW_ERROR_CODES: dict[int, str] = {

@@ -11,7 +11,6 @@ import fcntl
 import importlib
 import logging
 import os
-import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
@@ -133,26 +132,6 @@ def database_filter(table: str) -> tuple[str, str]:
     is not qualified), and the value of its ``{database:String}`` parameter."""
     database = table.rpartition(".")[0]
     return "database = " + ("{database:String}" if database else "currentDatabase()"), database
-
-
-_CODE = re.compile(r"Code: (\d+)\.")
-
-
-def error_code(error: BaseException) -> int | None:
-    """The ClickHouse error code of an exception (its ``code``, else its message's first)."""
-    code = getattr(error, "code", None)
-    if isinstance(code, int):
-        return code
-    match = _CODE.search(str(error))
-    return int(match.group(1)) if match else None
-
-
-MISSING_TABLE_CODES = frozenset({60, 81})  # ClickHouse's UNKNOWN_TABLE, UNKNOWN_DATABASE
-
-
-def is_missing_table(exc: BaseException) -> bool:
-    """Whether a store error says the table (or its database) does not exist yet."""
-    return error_code(exc) in MISSING_TABLE_CODES
 
 
 class StoreInUse(RuntimeError):

@@ -83,7 +83,8 @@ def test_a_restarted_worker_reads_its_stored_events(worker_factory: Any) -> None
 
 MISSING_TABLE_SCRIPT = r"""
 import json, sys
-from trackflow_app.store import EventStore, is_missing_table
+from schemas.store_errors import is_missing_table
+from trackflow_app.store import EventStore
 
 store = EventStore("chdb://" + sys.argv[1], "events")
 answers = {"ready_before": store.schema_ready}

@@ -14,7 +14,7 @@ from agents.insert_errors import (
     insert_isolating,
     is_row_error,
 )
-from trackflow_app.store import is_missing_table
+from schemas.store_errors import is_missing_table
 
 
 class StoreError(Exception):

@@ -9,8 +9,8 @@ from typing import Any
 from clickhouse_connect.driver.exceptions import OperationalError
 from faust.web import Response
 
+from schemas.store_errors import is_missing_table
 from trackflow_app.app import event_store, settings
-from trackflow_app.store import is_missing_table
 from web.views import JsonView
 
 log = logging.getLogger(__name__)
