@@ -48,11 +48,17 @@ export TRACKFLOW_BROKER_URL="${TRACKFLOW_BROKER_URL:-$local_broker}"
 # it running after it stops. A broker another live run, or the operator, started is left alone.
 kafka_dir="${TRACKFLOW_KAFKA_DIR:-var/kafka}"
 owner_mark="$kafka_dir/started-by-make-run"
+# Whether a process runs: a killed one whose parent has not reaped it yet is a zombie, not running.
+runs() {
+  local state
+  state="$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)"
+  [[ -n "$state" && "$state" != Z ]]
+}
 left_by_a_killed_run() {
   local broker_pid run_pid
   read -r broker_pid run_pid 2>/dev/null <"$owner_mark" || return 1
   [[ "$broker_pid" == "$(cat "$kafka_dir/kafka.pid" 2>/dev/null)" ]] || return 1
-  kill -0 "$broker_pid" 2>/dev/null && ! kill -0 "$run_pid" 2>/dev/null
+  runs "$broker_pid" && ! runs "$run_pid"
 }
 if [[ "$TRACKFLOW_BROKER_URL" == "$local_broker" ]]; then
   if ! deploy/kafka.sh status; then
