@@ -129,8 +129,6 @@ class EventSink(mode.Service):
         try:
             await ensure_schema()
             await self._start_consuming()
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # as if on_start had raised it: the worker stops
             await self.crash(exc)
 
@@ -155,9 +153,8 @@ class EventSink(mode.Service):
         log.info("sink started topic=%s group=%s", settings.processed_topic, settings.sink_group)
 
     async def on_stop(self) -> None:
-        if self._start_task is not None and not self._start_task.done():
-            self._start_task.cancel()  # the store never answered: nothing was read or buffered
         if self._start_task is not None:
+            self._start_task.cancel()  # if the store never answered, nothing was read or buffered
             await asyncio.gather(self._start_task, return_exceptions=True)
         if self._store_stats_task is not None:
             self._store_stats_task.cancel()

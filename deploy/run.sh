@@ -64,12 +64,11 @@ if [[ "$TRACKFLOW_BROKER_URL" == "$local_broker" ]]; then
   if ! deploy/kafka.sh status; then
     started_kafka=1  # set first: a stop during the broker's start-up still stops it
     deploy/kafka.sh start
-    echo "$(cat "$kafka_dir/kafka.pid") $$" >"$owner_mark"
   elif left_by_a_killed_run; then
     started_kafka=1
-    echo "$(cat "$kafka_dir/kafka.pid") $$" >"$owner_mark"
     echo "TrackFlow: taking over the Kafka broker a killed make run left running; it stops with this one" >&2
   fi
+  if [[ "$started_kafka" == 1 ]]; then echo "$(cat "$kafka_dir/kafka.pid") $$" >"$owner_mark"; fi
 fi
 
 echo "TrackFlow: ingest key '${TRACKFLOW_API_KEYS%%,*}', POST http://127.0.0.1:${TRACKFLOW_WEB_PORT:-6066}/v1/batch"

@@ -22,7 +22,7 @@ from trackflow_app.logs import logging_config
 from trackflow_app.loop_watch import LoopWatch, time_gc_pauses
 from trackflow_app.settings import Settings, load_settings
 from trackflow_app.shutdown import StopWatchdog, stop_limit_s
-from trackflow_app.store import EventStore
+from trackflow_app.store import EventStore, embedded_store_folder
 from trackflow_app.topics import ensure_topics
 
 settings: Settings = load_settings()
@@ -42,10 +42,9 @@ def prepare_folders(folders: dict[str, Path]) -> None:
 def worker_folders(current: Settings) -> dict[str, Path]:
     """Setting name -> folder the worker needs (Faust's data folder; an embedded store's)."""
     folders = {"TRACKFLOW_DATADIR": Path(current.datadir).resolve()}
-    if current.store_on_this_worker and current.clickhouse_url.startswith("chdb://"):
-        store = current.clickhouse_url.removeprefix("chdb://").partition("?")[0]
-        if store.startswith("/"):
-            folders["TRACKFLOW_CLICKHOUSE_URL"] = Path(store)
+    store = embedded_store_folder(current.clickhouse_url)  # absolute: the settings check it
+    if current.store_on_this_worker and store is not None:
+        folders["TRACKFLOW_CLICKHOUSE_URL"] = Path(store)
     return folders
 
 

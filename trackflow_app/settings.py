@@ -157,10 +157,10 @@ class Settings(BaseSettings):
         if scheme == "chdb" and not rest.startswith("/"):
             # clickhouse-connect would read chdb://var/clickhouse as folder "var" with a
             # database "clickhouse" that TrackFlow never creates.
-            folder = Path(rest.partition("?")[0]).resolve()
+            folder = rest.partition("?")[0]
             raise ValueError(
                 "an embedded store is named by its absolute folder after three slashes, e.g. "
-                f"chdb://{folder} for {rest.partition('?')[0]} in the current folder"
+                f"chdb://{Path(folder).resolve()} for {folder} in the current folder"
             )
         return value
 

@@ -134,6 +134,13 @@ def database_filter(table: str) -> tuple[str, str]:
     return "database = " + ("{database:String}" if database else "currentDatabase()"), database
 
 
+def embedded_store_folder(url: str) -> str | None:
+    """The folder of a ``chdb://`` store URL (its options after ``?`` left out), else None."""
+    if not url.startswith("chdb://"):
+        return None
+    return url.removeprefix("chdb://").partition("?")[0]
+
+
 class StoreInUse(RuntimeError):
     """The embedded store's folder is open in another process (chDB opens a store in one only)."""
 
@@ -204,10 +211,10 @@ class EventStore:
     def _connect(self) -> Any:
         if self._client is None:
             options: dict[str, Any] = {}
-            if self.url.startswith("chdb://"):
+            path = embedded_store_folder(self.url)
+            if path is not None:
                 soft, _ = raise_open_files_limit()  # the engine's parts and merges open files
                 log.info("open-files limit %d", soft)
-                path = self.url.removeprefix("chdb://").partition("?")[0]
                 if path.startswith("/"):
                     Path(path).mkdir(parents=True, exist_ok=True)
                 options["chdb_options"] = {
@@ -237,12 +244,12 @@ class EventStore:
     def _explain_store_in_use(self, exc: Exception) -> None:
         """chDB's own error for a store held elsewhere says only "Error initializing
         EmbeddedServer"; raise one that names the holder and what to change instead."""
-        if not self.url.startswith("chdb://"):
+        path = embedded_store_folder(self.url)
+        if path is None:
             return
-        folder = Path(self.url.removeprefix("chdb://").partition("?")[0])
-        holder = store_holder(folder)
+        holder = store_holder(Path(path))
         if holder is not None:
-            raise StoreInUse(folder, holder) from exc
+            raise StoreInUse(Path(path), holder) from exc
 
     def _ensure_schema(self) -> None:
         """Make the tables at today's layout, or bring ones made by an earlier TrackFlow to it

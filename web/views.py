@@ -256,6 +256,12 @@ async def broker_reachable() -> bool:
     return False
 
 
+def tables_pending() -> bool:
+    """This worker's sink makes or checks the store's tables as it starts; until it has, reads
+    would fail."""
+    return settings.sink_enabled and not event_store.schema_ready
+
+
 @app.page("/readyz")
 class ReadyView(JsonView):
     async def get(self, request: Request, **kwargs: Any) -> Response:
@@ -269,8 +275,8 @@ class ReadyView(JsonView):
                 store_state = await asyncio.wait_for(event_store.ping(), 5.0)
             except Exception:
                 store_state = False
-            if store_state is True and settings.sink_enabled and not event_store.schema_ready:
-                store_state = "creating_tables"  # reads would fail until the sink has made them
+            if store_state is True and tables_pending():
+                store_state = "creating_tables"
             ready = kafka_ok and store_state is True
         stalled = health.problems()
         ready = ready and not stalled

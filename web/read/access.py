@@ -10,8 +10,8 @@ from clickhouse_connect.driver.exceptions import OperationalError
 from faust.web import Response
 
 from schemas.store_errors import is_missing_table
-from trackflow_app.app import event_store, settings
-from web.views import JsonView
+from trackflow_app.app import settings
+from web.views import JsonView, tables_pending
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class ReadView(JsonView):
     async def dispatch(self, request: Any) -> Any:
         if not settings.store_on_this_worker:
             return self.json_response(STORE_NOT_HERE, status=503)
-        if settings.sink_enabled and not event_store.schema_ready:
+        if tables_pending():
             return self.json_response(STORE_STARTING, status=503, headers=RETRY_SOON)
         return await super().dispatch(request)
 
