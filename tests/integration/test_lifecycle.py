@@ -405,6 +405,66 @@ def test_make_run_takes_over_the_broker_a_killed_run_left(
     ) in log.read_text(errors="replace")
 
 
+def test_make_run_with_an_existing_broker_starts_none_and_leaves_it_running(
+    broker: Broker, tmp_path: Path
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    local_port = port_pair()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_")},
+        "TRACKFLOW_BROKER_URL": broker.url,
+        # Where make run's own broker would go: nothing may start there.
+        "TRACKFLOW_KAFKA_PORT": str(local_port),
+        "TRACKFLOW_KAFKA_DIR": str(tmp_path / "kafka"),
+        "TRACKFLOW_APP_ID": f"trackflow-{tag}",
+        "TRACKFLOW_SINK_GROUP": f"trackflow-sink-{tag}",
+        "TRACKFLOW_RAW_TOPIC": f"raw-{tag}",
+        "TRACKFLOW_PROCESSED_TOPIC": f"processed-{tag}",
+        "TRACKFLOW_DEAD_LETTER_TOPIC": f"dead-letter-{tag}",
+        "TRACKFLOW_CLICKHOUSE_URL": f"chdb://{tmp_path / 'run' / 'clickhouse'}",
+        "TRACKFLOW_DATADIR": str(tmp_path / "run" / "var" / "faust"),
+        "TRACKFLOW_WEB_PORT": str(free_port()),
+        "TRACKFLOW_SINK_WINDOW_S": "0.3",
+    }
+    if "TRACKFLOW_KAFKA_CACHE" in os.environ:
+        env["TRACKFLOW_KAFKA_CACHE"] = os.environ["TRACKFLOW_KAFKA_CACHE"]
+    log = tmp_path / "make-run.log"
+    proc = start_make_run(env, log)
+    web = f"http://127.0.0.1:{env['TRACKFLOW_WEB_PORT']}"
+    try:
+
+        def ready() -> bool:
+            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
+            try:
+                return httpx.get(f"{web}/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, 120, "make run ready")
+        sid = f"s-{uuid.uuid4().hex[:10]}"
+        sent = [e for _ in range(10) for e in ev.seed_examples("dev-key", sid)]
+        response = httpx.post(f"{web}/v1/batch", json={"events": sent}, timeout=30)
+        assert response.status_code == 202, response.text
+
+        def inserted() -> bool:
+            text = httpx.get(f"{web}/metrics", timeout=5).text
+            return f"trackflow_rows_inserted_total {float(len(sent))}" in text
+
+        wait_until(inserted, 60, f"{len(sent)} rows inserted")
+        os.killpg(proc.pid, signal.SIGTERM)
+        wait_until(lambda: not group_members(proc.pid), 60, "every process of make run gone")
+    finally:
+        for member in group_members(proc.pid):
+            os.kill(int(member.split(":")[0]), signal.SIGKILL)
+    text = log.read_text(errors="replace")
+    assert "sink stopped" in text, text[-3000:]
+    assert "kafka: ready" not in text and "kafka: stopped" not in text, text[-3000:]
+    assert not (tmp_path / "kafka").exists()
+    assert not answering(local_port)
+    assert answering(int(broker.bootstrap.rsplit(":", 1)[1])), "the existing broker was stopped"
+    assert store_count(env, sid) == len(sent)
+
+
 def test_a_second_broker_port_on_the_same_folder_is_refused_and_never_stops_the_first(
     tmp_path: Path,
 ) -> None:
