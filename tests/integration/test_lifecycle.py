@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -366,6 +367,73 @@ def test_make_run_stops_everything_on_a_group_signal(
     text = log.read_text(errors="replace")
     assert "sink stopped" in text and "kafka: stopped" in text, text[-3000:]
     assert store_count(env, sid) == len(sent)
+
+
+def test_the_readme_quickstart_on_make_run(tmp_path: Path) -> None:
+    """The README's first steps as written: make run with its development keys, the seed's
+    examples posted by deploy/examples/post-seed-examples.sh, the session read back with curl's
+    request, then Ctrl-C."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_")},
+        "TRACKFLOW_KAFKA_PORT": str(port_pair()),
+        "TRACKFLOW_KAFKA_DIR": str(tmp_path / "kafka"),
+        "TRACKFLOW_CLICKHOUSE_URL": f"chdb://{tmp_path / 'run' / 'clickhouse'}",
+        "TRACKFLOW_DATADIR": str(tmp_path / "run" / "var" / "faust"),
+        "TRACKFLOW_WEB_PORT": str(free_port()),
+    }
+    if "TRACKFLOW_KAFKA_CACHE" in os.environ:
+        env["TRACKFLOW_KAFKA_CACHE"] = os.environ["TRACKFLOW_KAFKA_CACHE"]
+    log = tmp_path / "make-run.log"
+    proc = start_make_run(env, log)
+    web = f"http://127.0.0.1:{env['TRACKFLOW_WEB_PORT']}"
+    try:
+
+        def ready() -> bool:
+            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
+            try:
+                return httpx.get(f"{web}/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, 120, "make run ready")
+        posted = subprocess.run(
+            [str(ROOT / "deploy/examples/post-seed-examples.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        assert orjson.loads(posted.stdout) == {"status": "accepted", "accepted": 5}
+        session: list[dict[str, Any]] = []
+
+        def session_read() -> bool:
+            response = httpx.get(
+                f"{web}/v1/query/events",
+                params={"session_id": "session-123"},
+                headers={"Authorization": "Bearer dev-read-secret"},
+                timeout=10,
+            )
+            assert response.status_code == 200, response.text
+            session[:] = response.json()["events"]
+            return len(session) == 5
+
+        wait_until(session_read, 30, "the five examples read back")
+        kinds = sorted(str(event["event_type"]) for event in session)
+        assert kinds == ["click", "error", "error", "page_view", "performance"]
+        messages = {
+            event["properties"]["message"] for event in session if event["event_type"] == "error"
+        }
+        assert messages == {"Cannot read property 'x' of undefined", "x is not a function"}
+        os.killpg(proc.pid, signal.SIGINT)
+        wait_until(lambda: not group_members(proc.pid), 60, "every process of make run gone")
+    finally:
+        for member in group_members(proc.pid):
+            os.kill(int(member.split(":")[0]), signal.SIGKILL)
+        pidfile = tmp_path / "kafka" / "kafka.pid"
+        if pidfile.exists() and alive(pid := int(pidfile.read_text())):
+            os.kill(pid, signal.SIGKILL)
+    assert "kafka: stopped" in log.read_text(errors="replace")
 
 
 def test_make_run_takes_over_the_broker_a_killed_run_left(
