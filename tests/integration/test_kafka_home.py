@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 from pathlib import Path
 
 from harness.stack import ROOT, port_pair
+from tests.support.processes import alive, answering
 
 SCRIPT = ROOT / "deploy/kafka.sh"
 
@@ -30,20 +30,6 @@ def kafka_sh(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
     return subprocess.run(
         [str(SCRIPT), command], env=env, capture_output=True, text=True, timeout=120
     )
-
-
-def answering(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def env_for(tmp_path: Path, kafka_home: Path, port: int) -> dict[str, str]:

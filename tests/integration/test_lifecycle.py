@@ -28,49 +28,8 @@ import pytest
 from harness.stack import ROOT, VENV_BIN, Broker, Worker, free_port, port_pair, start_broker
 from tests.support import events as ev
 from tests.support.kafka import read_topic_until
+from tests.support.processes import alive, answering, group_members, wait_until
 from trackflow_app.shutdown import STOP_MARGIN_S
-
-
-def group_members(pgid: int) -> list[str]:
-    """Command lines of the live processes in process group ``pgid``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            found.append(f"{entry.name}: {cmdline}")
-    return found
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def answering(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll ``check()`` until true; seconds it took. Fails naming ``what`` after ``timeout``."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if check():
-            return time.monotonic() - started
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not within {timeout} s")
 
 
 def store_count(env: dict[str, str], session_id: str) -> int:
@@ -294,35 +253,90 @@ def start_make_run(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-@pytest.fixture
-def make_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, str], Path]]:
-    kafka_port = port_pair()
+def make_run_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """`make run`'s environment with every port and folder of its own under ``tmp_path`` and no
+    TRACKFLOW_* variable of the calling shell; ``settings`` are added last."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_")},
-        "TRACKFLOW_KAFKA_PORT": str(kafka_port),
+        "TRACKFLOW_KAFKA_PORT": str(port_pair()),
         "TRACKFLOW_KAFKA_DIR": str(tmp_path / "kafka"),
         "TRACKFLOW_CLICKHOUSE_URL": f"chdb://{tmp_path / 'run' / 'clickhouse'}",
         "TRACKFLOW_DATADIR": str(tmp_path / "run" / "var" / "faust"),
         "TRACKFLOW_WEB_PORT": str(free_port()),
-        # Events wait in the sink's buffer until the stop: the stop must flush them.
-        "TRACKFLOW_SINK_WINDOW_S": "600",
-        "TRACKFLOW_SINK_BATCH_SIZE": "100000",
     }
     if "TRACKFLOW_KAFKA_CACHE" in os.environ:
         env["TRACKFLOW_KAFKA_CACHE"] = os.environ["TRACKFLOW_KAFKA_CACHE"]
-    log = tmp_path / "make-run.log"
+    return {**env, **settings}
+
+
+def web_of(env: dict[str, str]) -> str:
+    return f"http://127.0.0.1:{env['TRACKFLOW_WEB_PORT']}"
+
+
+def wait_ready(
+    web: str, what: str = "make run ready", running: Callable[[], str] | None = None
+) -> None:
+    """Until ``web``'s /readyz answers 200; ``running`` returns what to show if the process
+    ended first (empty while it runs)."""
+
+    def ready() -> bool:
+        if running is not None and (ended := running()):
+            raise AssertionError(ended)
+        try:
+            return httpx.get(f"{web}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(ready, 120, what)
+
+
+@contextmanager
+def make_run_process(
+    env: dict[str, str], log: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], Callable[[], str]]]:
+    """A started `make run`, and a check that says why if it already ended. Whatever the test
+    found, nothing of it (nor the broker it started) is left running."""
     proc = start_make_run(env, log)
+
+    def ended() -> str:
+        return "" if proc.poll() is None else log.read_text(errors="replace")[-3000:]
+
     try:
-        yield proc, env, log
+        yield proc, ended
     finally:
-        # Whatever the test found, leave nothing running.
         for member in group_members(proc.pid):
             os.kill(int(member.split(":")[0]), signal.SIGKILL)
-        pidfile = tmp_path / "kafka" / "kafka.pid"
-        if pidfile.exists():
-            pid = int(pidfile.read_text())
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        pidfile = Path(env["TRACKFLOW_KAFKA_DIR"]) / "kafka.pid"
+        if pidfile.exists() and alive(pid := int(pidfile.read_text())):
+            os.kill(pid, signal.SIGKILL)
+
+
+def post_seed_session(web: str, copies: int) -> tuple[str, list[dict[str, Any]]]:
+    """``copies`` of the seed's examples in a new session, accepted by ``web``."""
+    sid = f"s-{uuid.uuid4().hex[:10]}"
+    sent = [e for _ in range(copies) for e in ev.seed_examples("dev-key", sid)]
+    response = httpx.post(f"{web}/v1/batch", json={"events": sent}, timeout=30)
+    assert response.status_code == 202, response.text
+    return sid, sent
+
+
+def wait_for_metric(web: str, sample: str, timeout: float) -> None:
+    """Until ``web``'s /metrics holds the line ``sample`` ("name value")."""
+    wait_until(lambda: sample in httpx.get(f"{web}/metrics", timeout=5).text, timeout, sample)
+
+
+@pytest.fixture
+def make_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, str], Path]]:
+    env = make_run_env(
+        tmp_path,
+        # Events wait in the sink's buffer until the stop: the stop must flush them.
+        TRACKFLOW_SINK_WINDOW_S="600",
+        TRACKFLOW_SINK_BATCH_SIZE="100000",
+    )
+    log = tmp_path / "make-run.log"
+    with make_run_process(env, log) as (proc, ended):
+        wait_ready(web_of(env), running=ended)
+        yield proc, env, log
 
 
 @pytest.mark.parametrize(
@@ -335,28 +349,11 @@ def test_make_run_stops_everything_on_a_group_signal(
     signals: tuple[signal.Signals, ...],
 ) -> None:
     proc, env, log = make_run
-    web = f"http://127.0.0.1:{env['TRACKFLOW_WEB_PORT']}"
+    web = web_of(env)
     kafka_port = int(env["TRACKFLOW_KAFKA_PORT"])
-
-    def ready() -> bool:
-        assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
-        try:
-            return httpx.get(f"{web}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(ready, 120, "make run ready")
     broker_pid = int((Path(env["TRACKFLOW_KAFKA_DIR"]) / "kafka.pid").read_text())
-    sid = f"s-{uuid.uuid4().hex[:10]}"
-    sent = [e for _ in range(20) for e in ev.seed_examples("dev-key", sid)]
-    response = httpx.post(f"{web}/v1/batch", json={"events": sent}, timeout=30)
-    assert response.status_code == 202, response.text
-
-    def buffered() -> bool:
-        text = httpx.get(f"{web}/metrics", timeout=5).text
-        return f"trackflow_sink_buffered_rows {float(len(sent))}" in text
-
-    wait_until(buffered, 30, f"{len(sent)} rows in the sink's buffer")
+    sid, sent = post_seed_session(web, 20)
+    wait_for_metric(web, f"trackflow_sink_buffered_rows {float(len(sent))}", 30)
 
     for sig in signals:
         os.killpg(proc.pid, sig)
@@ -373,29 +370,11 @@ def test_the_readme_quickstart_on_make_run(tmp_path: Path) -> None:
     """The README's first steps as written: make run with its development keys, the seed's
     examples posted by deploy/examples/post-seed-examples.sh, the session read back with curl's
     request, then Ctrl-C."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_")},
-        "TRACKFLOW_KAFKA_PORT": str(port_pair()),
-        "TRACKFLOW_KAFKA_DIR": str(tmp_path / "kafka"),
-        "TRACKFLOW_CLICKHOUSE_URL": f"chdb://{tmp_path / 'run' / 'clickhouse'}",
-        "TRACKFLOW_DATADIR": str(tmp_path / "run" / "var" / "faust"),
-        "TRACKFLOW_WEB_PORT": str(free_port()),
-    }
-    if "TRACKFLOW_KAFKA_CACHE" in os.environ:
-        env["TRACKFLOW_KAFKA_CACHE"] = os.environ["TRACKFLOW_KAFKA_CACHE"]
+    env = make_run_env(tmp_path)
     log = tmp_path / "make-run.log"
-    proc = start_make_run(env, log)
-    web = f"http://127.0.0.1:{env['TRACKFLOW_WEB_PORT']}"
-    try:
-
-        def ready() -> bool:
-            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
-            try:
-                return httpx.get(f"{web}/readyz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(ready, 120, "make run ready")
+    web = web_of(env)
+    with make_run_process(env, log) as (proc, ended):
+        wait_ready(web, running=ended)
         posted = subprocess.run(
             [str(ROOT / "deploy/examples/post-seed-examples.sh")],
             env=env,
@@ -427,12 +406,6 @@ def test_the_readme_quickstart_on_make_run(tmp_path: Path) -> None:
         assert messages == {"Cannot read property 'x' of undefined", "x is not a function"}
         os.killpg(proc.pid, signal.SIGINT)
         wait_until(lambda: not group_members(proc.pid), 60, "every process of make run gone")
-    finally:
-        for member in group_members(proc.pid):
-            os.kill(int(member.split(":")[0]), signal.SIGKILL)
-        pidfile = tmp_path / "kafka" / "kafka.pid"
-        if pidfile.exists() and alive(pid := int(pidfile.read_text())):
-            os.kill(pid, signal.SIGKILL)
     assert "kafka: stopped" in log.read_text(errors="replace")
 
 
@@ -440,18 +413,6 @@ def test_make_run_takes_over_the_broker_a_killed_run_left(
     make_run: tuple[subprocess.Popen[bytes], dict[str, str], Path],
 ) -> None:
     proc, env, log = make_run
-    web = f"http://127.0.0.1:{env['TRACKFLOW_WEB_PORT']}"
-
-    def ready_at(web: str) -> Callable[[], bool]:
-        def ready() -> bool:
-            try:
-                return httpx.get(f"{web}/readyz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        return ready
-
-    wait_until(ready_at(web), 120, "make run ready")
     broker_pid = int((Path(env["TRACKFLOW_KAFKA_DIR"]) / "kafka.pid").read_text())
     os.killpg(proc.pid, signal.SIGKILL)  # nothing of make run can stop its broker now
     wait_until(lambda: not group_members(proc.pid), 30, "make run gone")
@@ -459,7 +420,7 @@ def test_make_run_takes_over_the_broker_a_killed_run_left(
 
     again = start_make_run(env, log)
     try:
-        wait_until(ready_at(web), 120, "the second make run ready")
+        wait_ready(web_of(env), "the second make run ready")
         os.killpg(again.pid, signal.SIGTERM)
         wait_until(lambda: not group_members(again.pid), 60, "the second make run gone")
     finally:
@@ -477,53 +438,26 @@ def test_make_run_with_an_existing_broker_starts_none_and_leaves_it_running(
     broker: Broker, tmp_path: Path
 ) -> None:
     tag = uuid.uuid4().hex[:8]
-    local_port = port_pair()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_")},
-        "TRACKFLOW_BROKER_URL": broker.url,
-        # Where make run's own broker would go: nothing may start there.
-        "TRACKFLOW_KAFKA_PORT": str(local_port),
-        "TRACKFLOW_KAFKA_DIR": str(tmp_path / "kafka"),
-        "TRACKFLOW_APP_ID": f"trackflow-{tag}",
-        "TRACKFLOW_SINK_GROUP": f"trackflow-sink-{tag}",
-        "TRACKFLOW_RAW_TOPIC": f"raw-{tag}",
-        "TRACKFLOW_PROCESSED_TOPIC": f"processed-{tag}",
-        "TRACKFLOW_DEAD_LETTER_TOPIC": f"dead-letter-{tag}",
-        "TRACKFLOW_CLICKHOUSE_URL": f"chdb://{tmp_path / 'run' / 'clickhouse'}",
-        "TRACKFLOW_DATADIR": str(tmp_path / "run" / "var" / "faust"),
-        "TRACKFLOW_WEB_PORT": str(free_port()),
-        "TRACKFLOW_SINK_WINDOW_S": "0.3",
-    }
-    if "TRACKFLOW_KAFKA_CACHE" in os.environ:
-        env["TRACKFLOW_KAFKA_CACHE"] = os.environ["TRACKFLOW_KAFKA_CACHE"]
+    env = make_run_env(
+        tmp_path,
+        TRACKFLOW_BROKER_URL=broker.url,
+        TRACKFLOW_APP_ID=f"trackflow-{tag}",
+        TRACKFLOW_SINK_GROUP=f"trackflow-sink-{tag}",
+        TRACKFLOW_RAW_TOPIC=f"raw-{tag}",
+        TRACKFLOW_PROCESSED_TOPIC=f"processed-{tag}",
+        TRACKFLOW_DEAD_LETTER_TOPIC=f"dead-letter-{tag}",
+        TRACKFLOW_SINK_WINDOW_S="0.3",
+    )
+    # TRACKFLOW_KAFKA_PORT is where make run's own broker would go: nothing may start there.
+    local_port = int(env["TRACKFLOW_KAFKA_PORT"])
     log = tmp_path / "make-run.log"
-    proc = start_make_run(env, log)
-    web = f"http://127.0.0.1:{env['TRACKFLOW_WEB_PORT']}"
-    try:
-
-        def ready() -> bool:
-            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
-            try:
-                return httpx.get(f"{web}/readyz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(ready, 120, "make run ready")
-        sid = f"s-{uuid.uuid4().hex[:10]}"
-        sent = [e for _ in range(10) for e in ev.seed_examples("dev-key", sid)]
-        response = httpx.post(f"{web}/v1/batch", json={"events": sent}, timeout=30)
-        assert response.status_code == 202, response.text
-
-        def inserted() -> bool:
-            text = httpx.get(f"{web}/metrics", timeout=5).text
-            return f"trackflow_rows_inserted_total {float(len(sent))}" in text
-
-        wait_until(inserted, 60, f"{len(sent)} rows inserted")
+    web = web_of(env)
+    with make_run_process(env, log) as (proc, ended):
+        wait_ready(web, running=ended)
+        sid, sent = post_seed_session(web, 10)
+        wait_for_metric(web, f"trackflow_rows_inserted_total {float(len(sent))}", 60)
         os.killpg(proc.pid, signal.SIGTERM)
         wait_until(lambda: not group_members(proc.pid), 60, "every process of make run gone")
-    finally:
-        for member in group_members(proc.pid):
-            os.kill(int(member.split(":")[0]), signal.SIGKILL)
     text = log.read_text(errors="replace")
     assert "sink stopped" in text, text[-3000:]
     assert "kafka: ready" not in text and "kafka: stopped" not in text, text[-3000:]
