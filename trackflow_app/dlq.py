@@ -8,8 +8,12 @@ API key its request was authenticated with (same receive time and client IP), so
 validated again by the current code and settings: fix the cause (a missing API key, a too-tight
 limit), then replay. A ``tenant_mismatch`` letter is never replayed: its event claims a tenant
 its request could not speak for, and replaying it under the claimed tenant would store a
-spoofed event there. It reads with its own
-consumer group, so a second replay only sees letters written after the first one.
+spoofed event there.
+
+A replay remembers how far it read in a consumer group of its own, one per ``--reason`` (and
+one for a replay of every reason): a second replay of a reason only sees its letters written
+after the first one, while letters of other reasons stay for their own replay once their cause
+is fixed.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from schemas.records import DeadLetter, RawBatch, raw_batch
 from trackflow_app.settings import Settings
@@ -29,6 +33,12 @@ REPLAY_GROUP_SUFFIX = "-dlq-replay"
 
 
 NEVER_REPLAYED = frozenset({"tenant_mismatch"})
+
+
+def replay_group(app_id: str, reason: str | None) -> str:
+    """The consumer group that remembers what a replay of ``reason`` (None: every reason) read."""
+    group = app_id + REPLAY_GROUP_SUFFIX
+    return group if reason is None else f"{group}-{reason}"
 
 
 def replay_batch(letter: DeadLetter) -> RawBatch | None:
@@ -99,16 +109,21 @@ async def replay(settings: Settings, reason: str | None, dry_run: bool) -> int:
     await producer.start()
     sent = skipped = 0
     try:
-        async for consumer, record in _letters(settings, settings.app_id + REPLAY_GROUP_SUFFIX):
+        async for consumer, record in _letters(settings, replay_group(settings.app_id, reason)):
             letter = orjson.loads(record.value or b"{}")
             batch = replay_batch(letter) if _matches(letter, reason) else None
             if batch is None:
                 skipped += 1
-            elif not dry_run:
-                await producer.send_and_wait(settings.raw_topic, orjson.dumps(batch))
+            else:
                 sent += 1
-            if not dry_run:
-                await consumer.commit()
+            if dry_run:
+                continue
+            if batch is not None:
+                await producer.send_and_wait(settings.raw_topic, orjson.dumps(batch))
+            # This letter only: a commit without offsets would also pass the rest of its fetch.
+            await consumer.commit(
+                {TopicPartition(record.topic, record.partition): record.offset + 1}
+            )
     finally:
         await producer.stop()
     verb = "would replay" if dry_run else "replayed"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 
-from harness.stack import Worker
+from harness.stack import ROOT, Worker
 from tests.support import events as ev
 
 
@@ -32,3 +34,52 @@ def test_dead_letters_show_and_replay_after_fix(worker_factory: type[Worker]) ->
     rows = fixed.wait_for_session(sid, 2)
     replayed = next(r for r in rows if r["event_id"] == rich["eventId"])
     assert replayed["properties"] == {"title": "Example Page", "a": 1, "b": 2, "c": 3}
+
+
+def test_each_reason_is_replayed_when_its_own_cause_is_fixed(
+    worker_factory: type[Worker],
+) -> None:
+    """Replaying one reason leaves the letters of another for their own replay later, and a dry
+    run counts what it would send without sending or remembering anything."""
+    topics = uuid.uuid4().hex[:8]
+    strict = worker_factory(_topics=topics, TRACKFLOW_MAX_PROPERTIES="2").start()  # type: ignore[call-arg]
+    sid = f"session-{uuid.uuid4().hex[:12]}"
+    rich = ev.page_view(strict.api_key, sid)
+    rich["properties"].update({"a": 1, "b": 2, "c": 3})
+    early = ev.click(strict.api_key, sid, ts=ev.now_ms() + 3 * 86_400_000)  # 3 days ahead
+    plain = ev.click(strict.api_key, sid)
+    assert strict.post({"events": [rich, early, plain]}).status_code == 202
+    strict.wait_for_session(sid, 1)
+    strict.stop()
+
+    # Both causes fixed in the next worker; the two reasons are replayed one after the other.
+    fixed = worker_factory(  # type: ignore[call-arg]
+        _topics=topics, TRACKFLOW_MAX_PROPERTIES="64", TRACKFLOW_MAX_FUTURE_SKEW_S="604800"
+    )
+    fixed.name = strict.name
+    fixed.port = strict.port
+    fixed.start()
+    assert (
+        replay(fixed, "too_many_properties", "--dry-run")
+        == "would replay 1 events; 1 letters skipped"
+    )
+    assert replay(fixed, "too_many_properties") == "replayed 1 events; 1 letters skipped"
+    rows = fixed.wait_for_session(sid, 2)
+    assert sorted(r["event_id"] for r in rows) == sorted([rich["eventId"], plain["eventId"]])
+    assert replay(fixed, "timestamp_out_of_range") == "replayed 1 events; 1 letters skipped"
+    rows = fixed.wait_for_session(sid, 3)
+    assert early["eventId"] in {r["event_id"] for r in rows}
+    assert replay(fixed, "too_many_properties") == "replayed 0 events; 0 letters skipped"
+
+
+def replay(worker: Worker, reason: str, *options: str) -> str:
+    """``dlq replay --reason REASON`` with the worker's settings; its summary line."""
+    done = subprocess.run(
+        [sys.executable, "-m", "trackflow_app", "dlq", "replay", "--reason", reason, *options],
+        cwd=ROOT,
+        env=worker.env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stderr.strip().splitlines()[-1]
