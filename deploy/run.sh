@@ -22,6 +22,7 @@ stop_all() {
   trap '' INT TERM HUP PIPE
   ((stopping)) && return 0
   stopping=1
+  if [[ -n "${watcher_pid:-}" ]]; then kill "$watcher_pid" 2>/dev/null || true; fi
   if [[ -n "$worker_pid" ]]; then
     kill -TERM "$worker_pid" 2>/dev/null || true
     while kill -0 "$worker_pid" 2>/dev/null; do wait "$worker_pid" 2>/dev/null || true; done
@@ -39,6 +40,34 @@ trap stop_all EXIT
 trap 'on_signal 130' INT
 trap 'on_signal 143' TERM
 trap 'on_signal 129' HUP
+
+# GNU make passes TERM on to this script, but not INT or HUP: sent to `make` alone rather than
+# to the whole group (`kill -INT <make's pid>`, a supervisor that signals the process it
+# started), they would leave make waiting for a script that never heard them. make puts a
+# signal's handler back to the default once it has caught it, so a change in the signals it
+# catches (SigCgt in /proc) is such a signal: this script then stops as if it had got INT.
+stop_signals_caught() {
+  local mask
+  mask="$(sed -n 's/^SigCgt:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)" || return 1
+  [[ -n "$mask" ]] || return 1
+  echo $(( 16#$mask & 0x4007 ))  # HUP, INT, QUIT, TERM
+}
+watch_make() {
+  local make_pid="$1" run_pid="$2" caught now
+  caught="$(stop_signals_caught "$make_pid")" || return 0
+  while sleep 0.5; do
+    now="$(stop_signals_caught "$make_pid")" || return 0
+    if [[ "$now" != "$caught" ]]; then
+      kill -INT "$run_pid" 2>/dev/null || true
+      return 0
+    fi
+  done
+}
+watcher_pid=""
+if [[ "$(cat "/proc/$PPID/comm" 2>/dev/null)" == make ]]; then
+  watch_make "$PPID" "$$" &
+  watcher_pid=$!
+fi
 
 # A local broker is started only when the configured one is this machine's default address.
 local_broker="kafka://127.0.0.1:${TRACKFLOW_KAFKA_PORT:-9092}"

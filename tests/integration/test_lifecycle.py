@@ -2,7 +2,8 @@
 
 * Start-up with every path set from outside to folders that do not exist yet.
 * `make run` stopped by a signal to its whole process group (as `timeout`, supervisors and
-  container stops do), once or twice: no process left, the broker's port free, nothing lost.
+  container stops do) or to `make` alone, once or twice: no process left, the broker's port
+  free, nothing lost.
 * A worker stopped while its broker goes away exits in bounded time; a restarted worker then
   stores every event.
 """
@@ -237,7 +238,7 @@ def test_query_tool_points_to_the_http_api_while_a_worker_holds_the_store(
     )
 
 
-# -- `make run` stopped by a signal to its process group --------------------------------------
+# -- `make run` stopped by a signal to it or to its process group -------------------------------
 
 
 def start_make_run(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -340,13 +341,22 @@ def make_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str
 
 
 @pytest.mark.parametrize(
-    "signals",
-    [(signal.SIGTERM,), (signal.SIGHUP, signal.SIGINT)],
-    ids=["TERM", "HUP-then-INT"],
+    ("signals", "to_group"),
+    [
+        ((signal.SIGTERM,), True),
+        ((signal.SIGHUP, signal.SIGINT), True),
+        # To make's pid alone, as `kill -INT <pid>` or a supervisor that signals the process it
+        # started: GNU make passes TERM on to its child, but not INT or HUP.
+        ((signal.SIGINT,), False),
+        ((signal.SIGHUP,), False),
+        ((signal.SIGTERM,), False),
+    ],
+    ids=["TERM", "HUP-then-INT", "INT-to-make", "HUP-to-make", "TERM-to-make"],
 )
-def test_make_run_stops_everything_on_a_group_signal(
+def test_make_run_stops_everything_on_a_signal(
     make_run: tuple[subprocess.Popen[bytes], dict[str, str], Path],
     signals: tuple[signal.Signals, ...],
+    to_group: bool,
 ) -> None:
     proc, env, log = make_run
     web = web_of(env)
@@ -356,7 +366,7 @@ def test_make_run_stops_everything_on_a_group_signal(
     wait_for_metric(web, f"trackflow_sink_buffered_rows {float(len(sent))}", 30)
 
     for sig in signals:
-        os.killpg(proc.pid, sig)
+        (os.killpg if to_group else os.kill)(proc.pid, sig)
         time.sleep(0.3)
     wait_until(lambda: not group_members(proc.pid), 60, "every process of make run gone")
     wait_until(lambda: not alive(broker_pid), 30, "the broker stopped")
