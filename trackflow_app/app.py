@@ -55,6 +55,19 @@ if settings.event_loop != "aio":
     mode.loop.use(settings.event_loop)
 
 
+class NoIngestKeys(RuntimeError):
+    """A worker without TRACKFLOW_API_KEYS refuses every POST, and its validate stage, in the
+    group with every other worker, would dead-letter their events as unknown_tenant."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "TrackFlow has no ingest keys: set TRACKFLOW_API_KEYS to the keys sites send, the same "
+            "on every worker of the group (comma-separated; make run sets dev-key). Without them "
+            "this worker would refuse every POST and dead-letter the group's events as "
+            "unknown_tenant"
+        )
+
+
 class TrackFlowApp(faust.App):
     loop_watch: LoopWatch | None = None
 
@@ -67,6 +80,8 @@ class TrackFlowApp(faust.App):
         return transport(self.conf.broker_consumer, self)
 
     async def on_first_start(self) -> None:
+        if not settings.tenant_keys:
+            raise NoIngestKeys()
         # Topics must exist with their partition counts before Faust's consumer subscribes;
         # the broker does not auto-create them.
         await ensure_topics(settings)

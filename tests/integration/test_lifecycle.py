@@ -148,6 +148,7 @@ def test_worker_names_the_broker_it_cannot_reach(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
     done = worker_that_cannot_start(
         only_these_settings(
+            TRACKFLOW_API_KEYS="site-key",
             TRACKFLOW_BROKER_URL=f"kafka://127.0.0.1:{port}",
             TRACKFLOW_DATADIR=str(tmp_path / "faust"),
             TRACKFLOW_CLICKHOUSE_URL=f"chdb://{tmp_path / 'store'}",
@@ -161,6 +162,22 @@ def test_worker_names_the_broker_it_cannot_reach(tmp_path: Path) -> None:
         "): start the broker (make run starts a local one) or set TRACKFLOW_BROKER_URL to one "
         "that runs"
     ) in output
+
+
+def test_worker_without_ingest_keys_names_the_setting(tmp_path: Path) -> None:
+    done = worker_that_cannot_start(
+        only_these_settings(
+            TRACKFLOW_DATADIR=str(tmp_path / "faust"),
+            TRACKFLOW_CLICKHOUSE_URL=f"chdb://{tmp_path / 'store'}",
+            TRACKFLOW_WEB_PORT=str(free_port()),
+            TRACKFLOW_SINK_ENABLED="false",
+        )
+    )
+    assert done.returncode == 1
+    assert (
+        "TrackFlow has no ingest keys: set TRACKFLOW_API_KEYS to the keys sites send"
+        in (done.stdout + done.stderr).decode()
+    )
 
 
 def test_events_wait_in_kafka_while_the_store_server_is_not_there(
