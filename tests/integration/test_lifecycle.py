@@ -436,6 +436,54 @@ def test_the_readme_quickstart_on_make_run(tmp_path: Path) -> None:
     assert "kafka: stopped" in log.read_text(errors="replace")
 
 
+def test_the_readme_ingest_only_worker_next_to_make_run(
+    make_run: tuple[subprocess.Popen[bytes], dict[str, str], Path], tmp_path: Path
+) -> None:
+    """README "On one host": the command given there, beside `make run`, takes POSTs, and every
+    event either edge accepted is stored once (none dead-lettered by either validate stage)."""
+    proc, env, _ = make_run
+    second_port = free_port()
+    second_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_")},
+        # The README's command, with the broker make run started on this test's port.
+        "TRACKFLOW_BROKER_URL": f"kafka://127.0.0.1:{env['TRACKFLOW_KAFKA_PORT']}",
+        "TRACKFLOW_API_KEYS": "dev-key",
+        "TRACKFLOW_SINK_ENABLED": "false",
+        "TRACKFLOW_WEB_PORT": str(second_port),
+        "TRACKFLOW_DATADIR": str(tmp_path / "faust-2"),
+    }
+    with (tmp_path / "second.log").open("wb") as out:
+        second = subprocess.Popen(
+            [str(VENV_BIN / "faust"), "-A", "trackflow_app", "worker"],
+            cwd=tmp_path,
+            env=second_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        second_web = f"http://127.0.0.1:{second_port}"
+        wait_ready(second_web, "the ingest-only worker ready")
+        _, sent = post_seed_session(web_of(env), 4)
+        _, more = post_seed_session(second_web, 4)
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(60) == 0
+    finally:
+        if second.poll() is None:
+            second.kill()
+    everything = sent + more
+    wait_for_metric(web_of(env), f"trackflow_sink_buffered_rows {float(len(everything))}", 60)
+    os.killpg(proc.pid, signal.SIGTERM)
+    wait_until(lambda: not group_members(proc.pid), 60, "every process of make run gone")
+    stored = subprocess.run(
+        [sys.executable, "-m", "trackflow_app", "query", "SELECT count() AS n FROM events FINAL"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    ).stdout
+    assert orjson.loads(stored.splitlines()[0])["n"] == len(everything)
+
+
 def test_make_run_takes_over_the_broker_a_killed_run_left(
     make_run: tuple[subprocess.Popen[bytes], dict[str, str], Path],
 ) -> None:
