@@ -112,6 +112,28 @@ def test_same_event_id_twice_counts_once(worker: Worker) -> None:
     assert stored == [{"n": 2, "u": 2}]
 
 
+def test_a_repeat_whose_corrected_time_is_another_hour_is_read_once(worker: Worker) -> None:
+    """The second delivery says its client's clock is two hours behind (sentAt), so its
+    corrected time, and the hour in the table's sort key, differ from the first's: FINAL keeps
+    both rows, and the session's event stream still shows the event once, at its first time."""
+    sid = session()
+    event = ev.click(worker.api_key, sid)
+    assert worker.post({"events": [event], "sentAt": ev.now_ms()}).status_code == 202
+    worker.wait_for_session(sid, 1)
+    two_hours_behind = ev.now_ms() - 2 * 3_600_000
+    assert worker.post({"events": [event], "sentAt": two_hours_behind}).status_code == 202
+    deadline = time.monotonic() + 30
+    while worker.metric("trackflow_rows_inserted_total") < 2:
+        assert time.monotonic() < deadline, "the repeat was not stored within 30 s"
+        time.sleep(0.2)
+    rows = worker.session_events(sid)
+    assert [r["event_id"] for r in rows] == [event["eventId"]]
+    assert rows[0]["timestamp"] == event["timestamp"]
+    worker.stop()
+    stored = worker.query_store(f"SELECT count() AS n FROM events FINAL WHERE session_id = '{sid}'")
+    assert stored == [{"n": 2}]  # both rows are there: the read, not the store, collapses them
+
+
 def test_unknown_api_key_gets_401_and_stores_nothing(worker: Worker) -> None:
     sid = session()
     response = worker.post({"events": [ev.page_view("no-such-key", sid)]})

@@ -24,11 +24,14 @@ def json_value(value: Any) -> Any:
     return value
 
 
+# FINAL collapses an event's repeats within a sort key; LIMIT 1 BY also those whose
+# skew-corrected times fall in different hours (the key holds the hour), keeping the earliest.
 SESSION_EVENTS_SQL = """
 SELECT *
 FROM {table} FINAL
 WHERE tenant_id = {{tenant:String}} AND {column} = {{value:String}}
 ORDER BY timestamp, event_id
+LIMIT 1 BY event_id
 LIMIT {{limit:UInt32}}
 """
 
