@@ -104,3 +104,19 @@ def test_trusted_proxy_forwarded_for(worker_factory: type[Worker]) -> None:
     assert worker.post({"events": [ev.page_view(worker.api_key, sid)]}, headers).status_code == 202
     [row] = worker.wait_for_session(sid, 1)
     assert row["ip_address"] == "203.0.113.9"
+
+
+def test_an_ingest_key_never_reads_even_when_also_set_as_a_read_secret(
+    worker_factory: type[Worker],
+) -> None:
+    """The ingest key is public (it is in every page's tracker): a read secret equal to it, set
+    by mistake, must not open the tenant's data."""
+    key, secret = Worker.api_key, Worker.read_secret  # the harness's defaults
+    worker = worker_factory(TRACKFLOW_READ_KEYS=f"{key}:{key},{key}:{secret}").start()  # type: ignore[call-arg]
+    for bearer, status in ((key, 401), (secret, 200)):
+        response = httpx.get(
+            f"{worker.base_url}/v1/stats/health",
+            headers={"Authorization": f"Bearer {bearer}"},
+            timeout=30,
+        )
+        assert response.status_code == status, response.text
