@@ -24,6 +24,7 @@ import yaml
 from tests.support.env import clear_trackflow_env
 from trackflow_app import app
 from trackflow_app.settings import Settings
+from trackflow_app.shutdown import stop_limit_s
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 # The oldest Kubernetes whose schemas the manifests must pass, and the newest bundled.
@@ -153,7 +154,8 @@ def test_grace_period_outlasts_the_sink_flush_and_the_pre_stop_pause() -> None:
     pause = float(command[1])
     flush = float(configured()["TRACKFLOW_SINK_SHUTDOWN_FLUSH_S"])
     assert flush >= Settings.model_fields["sink_shutdown_flush_s"].default
-    assert pod["terminationGracePeriodSeconds"] > pause + flush + 5  # + the worker's own stop
+    # The worker bounds its own stop at stop_limit_s(flush); the pod must not be killed first.
+    assert pod["terminationGracePeriodSeconds"] > pause + stop_limit_s(flush)
 
 
 def test_every_variable_is_a_trackflow_setting(monkeypatch: pytest.MonkeyPatch) -> None:
