@@ -48,6 +48,10 @@ def test_rate_limits_answer_429_with_retry_after(worker_factory: type[Worker]) -
     limited = statuses[-1]
     assert limited.json()["error"] == "rate_limited"
     assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    # A browser's tracker reads Retry-After only if CORS lets it see the answer and the header.
+    assert limited.headers["Access-Control-Allow-Origin"] == "*"
+    exposed = limited.headers["Access-Control-Expose-Headers"].lower().replace(" ", "").split(",")
+    assert "retry-after" in exposed
 
 
 def test_tenant_event_rate_limit(worker_factory: type[Worker]) -> None:
