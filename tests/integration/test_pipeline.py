@@ -357,3 +357,27 @@ def test_geoip_enrichment_from_a_real_database(
     [row] = worker.wait_for_session(sid, 1)
     assert row["ip_address"] == LONDON_IP
     assert (row["country"], row["region"], row["city"]) == ("GB", "England", "London")
+
+
+def test_the_metrics_the_readme_says_to_watch_are_served(worker: Worker) -> None:
+    """README "Operating": the series operators alert on exist under the documented names and
+    labels once a worker has taken a POST."""
+    sid = f"session-{uuid.uuid4().hex[:12]}"
+    assert worker.post({"events": [ev.page_view(worker.api_key, sid)]}).status_code == 202
+    worker.wait_for_session(sid, 1)
+    text = httpx.get(f"{worker.base_url}/metrics", timeout=10).text
+    samples = {line.split(" ")[0] for line in text.splitlines() if not line.startswith("#")}
+    for stage in ("validate", "sink"):
+        assert f'trackflow_oldest_uncommitted_seconds{{stage="{stage}"}}' in samples
+    for phase in ("body", "decode", "enqueue", "ack"):
+        assert f'trackflow_edge_phase_seconds_count{{phase="{phase}"}}' in samples
+    for name in (
+        "trackflow_event_loop_lag_seconds_count",
+        "trackflow_insert_failures_total",
+        "trackflow_rows_inserted_total",
+        "trackflow_events_accepted_total",
+        "trackflow_sink_buffered_rows",
+    ):
+        assert name in samples, name
+    # trackflow_gc_pause_seconds{generation} has samples only once a collection has run.
+    assert "# TYPE trackflow_gc_pause_seconds histogram" in text
