@@ -509,6 +509,26 @@ def test_make_run_takes_over_the_broker_a_killed_run_left(
     ) in log.read_text(errors="replace")
 
 
+def test_make_run_uses_the_broker_already_on_its_port_and_leaves_it_running(
+    tmp_path: Path,
+) -> None:
+    env = make_run_env(tmp_path)
+    kafka_dir = Path(env["TRACKFLOW_KAFKA_DIR"])
+    started = subprocess.run(
+        [str(ROOT / "deploy/kafka.sh"), "start"], env=env, capture_output=True, timeout=120
+    )
+    assert started.returncode == 0, started.stderr
+    broker_pid = int((kafka_dir / "kafka.pid").read_text())
+    log = tmp_path / "make-run.log"
+    with make_run_process(env, log) as (proc, ended):  # also stops that broker at its end
+        wait_ready(web_of(env), running=ended)
+        assert not (kafka_dir / "started-by-make-run").exists()
+        os.killpg(proc.pid, signal.SIGTERM)
+        wait_until(lambda: not group_members(proc.pid), 60, "every process of make run gone")
+        assert alive(broker_pid) and answering(int(env["TRACKFLOW_KAFKA_PORT"]))
+        assert "kafka: stopped" not in log.read_text(errors="replace")
+
+
 def test_make_run_with_an_existing_broker_starts_none_and_leaves_it_running(
     broker: Broker, tmp_path: Path
 ) -> None:
