@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import subprocess
 import threading
 import time
 import uuid
@@ -229,6 +230,20 @@ def finish(
     assert down.answers > 0, row
     assert down.share_503 < 0.5, row
     assert down.longest_without_202_s < 15.0, row
+
+
+def test_the_cluster_script_names_and_checks_the_cluster(cluster: Cluster) -> None:
+    """README "Local Kafka": `cluster url` is what TRACKFLOW_BROKER_URL takes, `cluster status`
+    answers 0 while every node runs, and each node logs its garbage collector's pauses."""
+    script = str(ROOT / "deploy/kafka.sh")
+    url = subprocess.run(
+        [script, "cluster", "url"], env=cluster.env, capture_output=True, text=True, check=True
+    )
+    assert url.stdout.strip() == cluster.url
+    assert subprocess.run([script, "cluster", "status"], env=cluster.env).returncode == 0
+    folder = Path(cluster.env["TRACKFLOW_KAFKA_DIR"])
+    for node in range(1, cluster.nodes + 1):
+        assert (folder / f"node-{node}" / "logs" / "kafkaServer-gc.log").stat().st_size > 0
 
 
 def test_busiest_leader_killed_and_restarted(cluster: Cluster, tmp_path: Path) -> None:

@@ -59,6 +59,7 @@ def test_the_broker_runs_from_kafka_home_without_the_maven_copy(tmp_path: Path) 
         command_line = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
         assert f"{kafka_home}/libs/*" in command_line
         assert not (tmp_path / "maven-cache").exists()
+        assert (tmp_path / "kafka" / "logs" / "kafkaServer-gc.log").stat().st_size > 0
         assert kafka_sh("status", env).returncode == 0
         assert kafka_sh("stop", env).returncode == 0
         assert not alive(pid) and not answering(port)
