@@ -305,6 +305,7 @@ def rejected_event(event: Any, batch: RawBatch, rejection: Rejection) -> DeadLet
         api_key=batch["api_key"],
         received_at=batch["received_at"],
         ip=batch["ip"],
+        user_agent=batch["user_agent"],
     )
 
 

@@ -75,6 +75,7 @@ class DeadLetter(TypedDict):
     api_key: str | None  # the key the request was authenticated with, when known
     received_at: int
     ip: str | None
+    user_agent: str | None  # the request's User-Agent, when known: a replay flags bots by it
     event: Any  # the original event, untouched
 
 
@@ -111,6 +112,7 @@ def dead_letter(
     api_key: str | None = None,
     received_at: int = 0,
     ip: str | None = None,
+    user_agent: str | None = None,
 ) -> DeadLetter:
     """The one way every stage builds a dead-letter record."""
     return {
@@ -121,5 +123,6 @@ def dead_letter(
         "api_key": api_key,
         "received_at": received_at,
         "ip": ip,
+        "user_agent": user_agent,
         "event": event,
     }

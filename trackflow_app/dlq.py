@@ -56,7 +56,7 @@ def replay_batch(letter: DeadLetter) -> RawBatch | None:
         api_key=api_key,
         received_at=letter["received_at"],
         ip=letter.get("ip"),
-        user_agent="",
+        user_agent=letter.get("user_agent") or "",
     )
 
 

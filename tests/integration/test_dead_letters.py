@@ -17,12 +17,16 @@ def test_dead_letters_show_and_replay_after_fix(worker_factory: type[Worker]) ->
     rich = ev.page_view(strict.api_key, sid)
     rich["properties"].update({"a": 1, "b": 2, "c": 3})
     plain = ev.click(strict.api_key, sid)
-    assert strict.post({"events": [rich, plain]}).status_code == 202
+    crawler = {
+        "User-Agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+    }
+    assert strict.post({"events": [rich, plain]}, headers=crawler).status_code == 202
     strict.wait_for_session(sid, 1)
 
     letters = strict.cli("dlq", "show", "--reason", "too_many_properties")
     assert [letter["event"] for letter in letters] == [rich]
     assert letters[0]["tenant_id"] == strict.api_key
+    assert letters[0]["user_agent"] == crawler["User-Agent"]
     strict.stop()
 
     # The fix: a wider property budget. Same topics, same store, new worker process.
@@ -34,6 +38,8 @@ def test_dead_letters_show_and_replay_after_fix(worker_factory: type[Worker]) ->
     rows = fixed.wait_for_session(sid, 2)
     replayed = next(r for r in rows if r["event_id"] == rich["eventId"])
     assert replayed["properties"] == {"title": "Example Page", "a": 1, "b": 2, "c": 3}
+    assert replayed["is_bot"] is True  # flagged by its request's User-Agent, as on arrival
+    assert replayed["user_agent"] == crawler["User-Agent"]
 
 
 def test_each_reason_is_replayed_when_its_own_cause_is_fixed(
