@@ -775,16 +775,16 @@ export class Tracker {
    */
   private async _sendBatch(batch: TrackEvent[], dropped: number, body?: string): Promise<boolean> {
     const ids: Record<string, 1> = {};
-    for (const event of batch) {
-      ids[event.eventId] = this._inFlight[event.eventId] = 1;
-      if (this._exiting) this._beaconed[event.eventId] = 1; // this is its exit attempt
-    }
+    for (const event of batch) ids[event.eventId] = this._inFlight[event.eventId] = 1;
     let status = 0;
     let retryAfter: string | null | undefined = null;
     let abortTimer: any;
     try {
       if (isOffline()) throw 0;
       body = body || this._batchBody(batch, dropped);
+      const keepalive = this._exiting && byteLength(body) < MAX_KEEPALIVE_BYTES;
+      // Only a request that outlives the page is its events' exit attempt; a larger exit batch goes by beacons.
+      if (keepalive) for (const event of batch) this._beaconed[event.eventId] = 1;
       const abortController = window.AbortController && new AbortController();
       // a request that hangs must not stop sending for the life of the page: abort it after timeoutMs
       abortTimer = setTimeout(() => abortController && abortController.abort(), this._timeoutMs);
@@ -794,7 +794,7 @@ export class Tracker {
         headers: { 'Content-Type': CONTENT_TYPE },
         // Only exit sends must outlive the page. Chromium does not cancel an aborted keepalive request, so a
         // hanging endpoint would keep the connections busy.
-        keepalive: this._exiting && byteLength(body) < MAX_KEEPALIVE_BYTES,
+        keepalive,
         credentials: 'omit',
         mode: 'cors',
         signal: abortController ? abortController.signal : null,

@@ -282,6 +282,23 @@ describe('page hide: fetch keepalive, then sendBeacon, never a deletion without 
     expect(queueKeys(ls)).toHaveLength(0);
   });
 
+  it('an exit batch of 60 KB or more, sent without keepalive, goes by beacons too, in chunks under 60 KB', async () => {
+    const f = mockFetch(200);
+    const beacons: Blob[] = [];
+    const { t } = mk(new MemStorage(), { batchSize: 20, flushIntervalMs: 60000 }, { fetch: f.fn, sendBeacon: (_u, b) => (beacons.push(b), true) });
+    for (let i = 0; i < 10; i++) t._track('click', { tag: 'x'.repeat(10000), id: String(i) });
+    t._beaconFlush();
+    expect(f.calls).toHaveLength(1);
+    expect(f.calls[0].init.keepalive).toBe(false); // dies with the page
+    const sent = [];
+    for (const blob of beacons) {
+      const text = await blob.text();
+      expect(new TextEncoder().encode(text).length).toBeLessThan(60000);
+      sent.push(...JSON.parse(text).events.map((e: any) => e.properties.id));
+    }
+    expect(sent.sort()).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+  });
+
   it('beacons carry no dropped count: it stays until a fetch reports it with a 2xx', async () => {
     const f = mockFetch(503, 200);
     const beacons: Blob[] = [];
