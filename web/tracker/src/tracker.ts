@@ -259,6 +259,8 @@ export class Tracker {
       return;
     }
     this._restoreSession();
+    // An opt-out made before this init, or on an earlier page, deletes what earlier pages queued.
+    if (optedOutInMemory || storageGet(this._localStore, OPT_OUT_KEY) == '1') this._clearAll();
     this._heartbeatTimer = setInterval(() => this._safe(this._heartbeatTick), this._heartbeatMs);
     if (env.autocapture !== false) this._installAutocapture();
     this._adoptOrphans();

@@ -105,6 +105,29 @@ describe('opt-out', () => {
     expect(again.f.events().map((e: any) => e.eventType)).toEqual(['click']);
   });
 
+  it('optOut() before init() deletes the events earlier pages queued, which a later optIn() never sends', async () => {
+    const ls = new MemStorage();
+    const down = mockFetch(503);
+    api.init({ ...BASE, flushIntervalMs: 1000 }, { fetch: down.fn, localStorage: ls, sessionStorage: new MemStorage(), random: () => 0.5 });
+    await vi.advanceTimersByTimeAsync(0);
+    document.body.click();
+    await vi.advanceTimersByTimeAsync(1000); // the endpoint is down: kept for a later page
+    const earlier = down.events().map((e: any) => e.eventId);
+    expect(earlier).toHaveLength(2); // page_view and click, tried once
+    expect(queueKeys(ls)).toHaveLength(2);
+    api._reset();
+
+    api.optOut(); // the next page opts out before its init
+    const { f } = start({}, ls);
+    expect(queueKeys(ls)).toHaveLength(0);
+    api.optIn();
+    document.body.click();
+    await api.flush();
+    const sent = f.events().map((e: any) => e.eventId);
+    expect(sent.length).toBeGreaterThan(0); // this page's own events, tracked after optIn()
+    expect(sent.filter((id: string) => earlier.includes(id))).toEqual([]);
+  });
+
   it('optOut() before init() is stored in localStorage', async () => {
     api.optOut();
     expect(localStorage.getItem(OPT_OUT_KEY)).toBe('1');
