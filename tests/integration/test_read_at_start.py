@@ -16,6 +16,8 @@ from tests.support.chdb_child import run_chdb_script
 from tests.support.events import click
 
 SESSION = "read-at-start"
+# One read of each kind of view: the raw event stream and a dashboard figure.
+READS = (("/v1/query/events", {"session_id": SESSION}), ("/v1/stats/traffic", {}))
 
 
 def read_statuses_while_starting(worker: Worker) -> tuple[Counter[str], list[str]]:
@@ -33,21 +35,22 @@ def read_statuses_while_starting(worker: Worker) -> tuple[Counter[str], list[str
         while starting.is_alive():
             try:
                 ready = client.get("/readyz").status_code == 200
-                answer = describe(client.get("/v1/query/events", params={"session_id": SESSION}))
+                answers = [describe(client.get(path, params=params)) for path, params in READS]
             except httpx.TransportError:
                 continue  # the port is not open yet
-            seen[answer] += 1
+            seen.update(answers)
             if ready:
-                after_ready.append(answer)
+                after_ready.extend(answers)
     starting.join()
     return seen, after_ready
 
 
-def read_once(worker: Worker) -> httpx.Response:
+def read_once(worker: Worker, path: str = READS[0][0], secret: str | None = None) -> httpx.Response:
+    params = dict(READS)[path]
     return httpx.get(
-        f"{worker.base_url}/v1/query/events",
-        params={"session_id": SESSION},
-        headers={"Authorization": f"Bearer {worker.read_secret}"},
+        f"{worker.base_url}{path}",
+        params=params,
+        headers={"Authorization": f"Bearer {secret if secret is not None else worker.read_secret}"},
         timeout=30,
     )
 
@@ -119,13 +122,15 @@ def test_the_engine_s_missing_table_error_is_recognised(tmp_path: Any) -> None:
 def test_reads_while_the_store_server_does_not_answer(worker_factory: Any) -> None:
     server = f"http://127.0.0.1:{free_port()}"  # no ClickHouse server listens there
     with_sink = worker_factory(TRACKFLOW_CLICKHOUSE_URL=server).start(until_ready=False)
-    answer = read_once(with_sink)
-    assert (answer.status_code, answer.json()["error"]) == (503, "store_starting")
-    assert answer.headers["Retry-After"] == "2"
-
     ingest_only = worker_factory(
         TRACKFLOW_CLICKHOUSE_URL=server, TRACKFLOW_SINK_ENABLED="false"
     ).start(until_ready=False)
-    answer = read_once(ingest_only)
-    assert (answer.status_code, answer.json()["error"]) == (503, "store_unavailable")
-    assert answer.headers["Retry-After"] == "10"
+    for path, _ in READS:
+        answer = read_once(with_sink, path)
+        assert (answer.status_code, answer.json()["error"]) == (503, "store_starting"), path
+        assert answer.headers["Retry-After"] == "2"
+        answer = read_once(ingest_only, path)
+        assert (answer.status_code, answer.json()["error"]) == (503, "store_unavailable"), path
+        assert answer.headers["Retry-After"] == "10"
+        # Without a read secret the answer is 401, whatever state the store is in.
+        assert read_once(with_sink, path, secret="not-a-read-secret").status_code == 401

@@ -54,20 +54,27 @@ class ReadView(JsonView):
     """A view that reads one tenant's data: the read secret decides which tenant."""
 
     async def dispatch(self, request: Any) -> Any:
+        # A request without a read secret is answered 401 whatever state the store is in.
+        if read_tenant(request.headers.get("Authorization", "")) is None:
+            return self.unauthorized()
         if not settings.store_on_this_worker:
             return self.json_response(STORE_NOT_HERE, status=503)
         if tables_pending():
             return self.json_response(STORE_STARTING, status=503, headers=RETRY_SOON)
         return await super().dispatch(request)
 
-    def failure_response(self, request: Any, exc: Exception) -> Response:
+    def store_not_ready(self, request: Any, exc: Exception) -> Response | None:
+        """503 with Retry-After when a read failed for the store's state, not the request's."""
         # Another worker's sink makes a server's tables: until it has, reads wait for it.
         if is_missing_table(exc):
             return self.json_response(STORE_STARTING, status=503, headers=RETRY_SOON)
         if isinstance(exc, OperationalError):  # no answer from the server: not the request's fault
             log.warning("read failed path=%s: %s", getattr(request, "path", "?"), exc)
             return self.json_response(STORE_UNAVAILABLE, status=503, headers=RETRY_LATER)
-        return super().failure_response(request, exc)
+        return None
+
+    def failure_response(self, request: Any, exc: Exception) -> Response:
+        return self.store_not_ready(request, exc) or super().failure_response(request, exc)
 
     def unauthorized(self) -> Response:
         return self.json_response(UNAUTHORIZED, status=401, headers={"WWW-Authenticate": "Bearer"})

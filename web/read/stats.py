@@ -165,7 +165,10 @@ class StatsView(ReadView):
             body = await self.compute(stats_request)
         except QueryError as error:
             return self.json_response(error.body(), status=400)
-        except Exception:
+        except Exception as exc:
+            not_ready = self.store_not_ready(request, exc)
+            if not_ready is not None:
+                return not_ready
             log.exception("read query failed endpoint=%s", self.endpoint)
             return self.json_response(
                 {"error": "query_failed", "message": "the store could not answer this query"},
