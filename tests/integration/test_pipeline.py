@@ -314,6 +314,24 @@ def test_sequence_gaps_are_counted_as_lost_events(worker: Worker) -> None:
     assert body["by_browser"][0]["browser"] == "Chrome"
 
 
+def test_a_session_begun_before_the_loss_window_has_no_loss_for_it(worker: Worker) -> None:
+    """seq 1-5 two hours ago, 6-10 now: over the last hour nothing was lost."""
+    sid = session()
+    two_hours_ago = ev.now_ms() - 2 * 3_600_000
+    earlier = [{**ev.click(worker.api_key, sid, ts=two_hours_ago), "seq": n} for n in range(1, 6)]
+    now = [{**ev.click(worker.api_key, sid), "seq": n} for n in range(6, 11)]
+    assert worker.post({"events": earlier + now}).status_code == 202
+    worker.wait_for_session(sid, 10)
+    response = httpx.get(
+        f"{worker.base_url}/v1/query/loss",
+        params={"hours": "1"},
+        headers={"Authorization": f"Bearer {worker.read_secret}"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert (response.json()["received"], response.json()["lost"]) == (10, 0)
+
+
 def test_a_request_near_the_size_limits_is_stored(worker: Worker) -> None:
     sid = session()
     events = []
