@@ -405,14 +405,25 @@ export class Tracker {
     else storageRemove(this._localStore, this._keyPrefix + key);
   }
 
-  /** Drop the oldest events beyond maxQueue, and count them. */
+  /**
+   * Drop the oldest events beyond maxQueue, and count them. Events in flight are left alone: their request may
+   * still store them, and they would then be both stored and counted as dropped.
+   */
   private _enforceMaxQueue() {
     const excess = this._queue.length - this._maxQueue;
-    if (excess > 0) {
-      for (const event of this._queue.splice(0, excess)) storageRemove(this._localStore, this._eventKey(event.eventId));
-      this._dropped += excess;
-      this._saveDropped();
+    if (excess <= 0) return;
+    const drop: Record<string, 1> = {};
+    let count = 0;
+    for (const event of this._queue) {
+      if (count == excess) break;
+      if (this._inFlight[event.eventId]) continue;
+      drop[event.eventId] = 1;
+      count++;
     }
+    if (!count) return;
+    this._removeEvents(drop);
+    this._dropped += count;
+    this._saveDropped();
   }
 
   private _removeEvents(ids: Record<string, 1>) {
@@ -763,7 +774,8 @@ export class Tracker {
       this._checkQueueOwnership();
       const batch = this._queue.filter((event) => !this._inFlight[event.eventId]).slice(0, this._batchSize);
       if (!batch.length) return;
-      if (!(await this._sendBatch(batch, this._dropped))) return;
+      // An exit send's answer may never be seen, so, as beacons, it does not report (and clear) the dropped count.
+      if (!(await this._sendBatch(batch, this._exiting ? 0 : this._dropped))) return;
     }
   }
 

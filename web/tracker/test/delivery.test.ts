@@ -299,6 +299,44 @@ describe('page hide: fetch keepalive, then sendBeacon, never a deletion without 
     expect(sent.sort()).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
   });
 
+  it('the exit fetch carries no dropped count either: its answer may never be seen', async () => {
+    const f = mockFetch(503, 200, 200);
+    const { t } = mk(new MemStorage(), { maxQueue: 2, batchSize: 100, flushIntervalMs: 1000 }, { fetch: f.fn, random: () => 0.5, sendBeacon: () => true });
+    for (const tag of ['A', 'B', 'C']) t._track('click', { tag, id: null }); // A dropped
+    await vi.advanceTimersByTimeAsync(1000); // 503 -> backoff: nothing in flight
+    expect(f.calls[0].body.dropped).toBe(1);
+    await vi.advanceTimersByTimeAsync(500); // the retry reports it
+    expect(t._dropped).toBe(0);
+    for (const tag of ['D', 'E', 'F']) t._track('click', { tag, id: null }); // D dropped
+    expect(t._dropped).toBe(1);
+    t._beaconFlush();
+    const exit = f.calls[f.calls.length - 1];
+    expect(exit.init.keepalive).toBe(true);
+    expect('dropped' in exit.body).toBe(false);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t._dropped).toBe(1); // reported by a later fetch whose answer is seen
+  });
+
+  it('a full queue drops events that are not in flight, so none is both stored and counted as dropped', async () => {
+    let answer: (v: any) => void = () => {};
+    const calls: any[] = [];
+    const fetch = (_url: string, init: RequestInit) => {
+      calls.push(JSON.parse(String(init.body)));
+      return new Promise((resolve) => (answer = resolve));
+    };
+    const { t } = mk(new MemStorage(), { maxQueue: 3, batchSize: 3, flushIntervalMs: 60000 }, { fetch: fetch as any });
+    for (const tag of ['A', 'B', 'C']) t._track('click', { tag, id: null }); // a full batch: sent at once
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls).toHaveLength(1);
+    t._track('click', { tag: 'D', id: null }); // the queue is full of events in flight
+    expect(t._queue.map((e: any) => e.properties.tag)).toEqual(['A', 'B', 'C']);
+    expect(t._dropped).toBe(1); // D, the only one not being sent
+    answer({ status: 202, headers: { get: () => null } });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t._queue).toHaveLength(0);
+    expect(calls[0].events.map((e: any) => e.properties.tag)).toEqual(['A', 'B', 'C']);
+  });
+
   it('beacons carry no dropped count: it stays until a fetch reports it with a 2xx', async () => {
     const f = mockFetch(503, 200);
     const beacons: Blob[] = [];
