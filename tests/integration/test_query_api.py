@@ -328,6 +328,7 @@ def test_reads_need_a_read_secret(worker: Worker, headers: dict[str, str]) -> No
         response = httpx.get(f"{worker.base_url}/v1/stats/{path}", headers=headers, timeout=30)
         assert response.status_code == 401, (path, response.text)
         assert response.json()["error"] == "unauthorized"
+        assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
 @pytest.mark.parametrize(

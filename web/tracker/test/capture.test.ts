@@ -175,6 +175,19 @@ describe('automatic capture', () => {
     expect('name' in errs[0]).toBe(false);
   });
 
+  it('keeps at most 100 error events per page, messages to 2,000 characters and stacks to 8,000', () => {
+    const { t } = live();
+    const err = new Error('x');
+    err.stack = 's'.repeat(20000);
+    for (let i = 0; i < 150; i++)
+      window.dispatchEvent(new ErrorEvent('error', { message: 'm'.repeat(5000), filename: 'https://cdn.example.com/app.js', lineno: i, error: err }));
+    const errs = t._queue.filter((e: any) => e.eventType == 'error');
+    expect(errs).toHaveLength(100);
+    expect(errs[0].properties.message).toHaveLength(2000);
+    expect(errs[0].properties.stack).toHaveLength(8000);
+    expect(errs[99].properties.line).toBe(99);
+  });
+
   it('turns every rejection reason into an error event, also ones whose String() throws', () => {
     const { t } = live();
     const nullProto = Object.assign(Object.create(null), { code: 7 });
