@@ -88,6 +88,28 @@ describe('batching', () => {
   });
 });
 
+describe('offline', () => {
+  const setOnLine = (value: boolean) => Object.defineProperty(navigator, 'onLine', { value, configurable: true });
+  afterEach(() => setOnLine(true));
+
+  it('attempts no request while navigator.onLine is false, by fetch or on page hide, and keeps the events', async () => {
+    const f = mockFetch(200);
+    const beacons: Blob[] = [];
+    const { t } = mk(new MemStorage(), { batchSize: 2, flushIntervalMs: 1000 }, { fetch: f.fn, sendBeacon: (_u, b) => (beacons.push(b), true) });
+    setOnLine(false);
+    t._track('click', { tag: 'A', id: null });
+    t._track('click', { tag: 'B', id: null });
+    await vi.advanceTimersByTimeAsync(5000);
+    t._beaconFlush();
+    expect(f.calls).toHaveLength(0);
+    expect(beacons).toHaveLength(0);
+    expect(t._queue).toHaveLength(2);
+    setOnLine(true);
+    await vi.advanceTimersByTimeAsync(120000); // the next attempt of the backoff
+    expect(f.events().map((e: any) => e.properties.tag)).toEqual(['A', 'B']);
+  });
+});
+
 describe('retries', () => {
   it('backoffMs is full-jitter exponential with base 1 s and cap 60 s', () => {
     const max = Array.from({ length: 9 }, (_, i) => backoffMs(i, () => 1));
