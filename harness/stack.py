@@ -348,13 +348,17 @@ class Worker:
             timeout=30,
         )
 
-    def session_events(self, session_id: str) -> list[dict[str, Any]]:
-        response = httpx.get(
-            f"{self.base_url}/v1/query/events",
-            params={"session_id": session_id},
+    def read(self, path: str, **params: str) -> httpx.Response:
+        """GET a read API path with this worker's read secret."""
+        return httpx.get(
+            f"{self.base_url}{path}",
+            params=params,
             headers={"Authorization": f"Bearer {self.read_secret}"},
             timeout=30,
         )
+
+    def session_events(self, session_id: str) -> list[dict[str, Any]]:
+        response = self.read("/v1/query/events", session_id=session_id)
         response.raise_for_status()
         events: list[dict[str, Any]] = response.json()["events"]
         return events

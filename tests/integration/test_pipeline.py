@@ -303,11 +303,7 @@ def test_sequence_gaps_are_counted_as_lost_events(worker: Worker) -> None:
     sent = [{**ev.page_view(worker.api_key, sid), "seq": n} for n in (1, 2, 4, 5, 8)]
     assert worker.post({"events": sent}).status_code == 202
     worker.wait_for_session(sid, 5)
-    response = httpx.get(
-        f"{worker.base_url}/v1/query/loss",
-        headers={"Authorization": f"Bearer {worker.read_secret}"},
-        timeout=10,
-    )
+    response = worker.read("/v1/query/loss")
     assert response.status_code == 200
     body = response.json()
     assert (body["received"], body["lost"]) == (5, 3)  # seq 3, 6 and 7 never arrived
@@ -322,12 +318,7 @@ def test_a_session_begun_before_the_loss_window_has_no_loss_for_it(worker: Worke
     now = [{**ev.click(worker.api_key, sid), "seq": n} for n in range(6, 11)]
     assert worker.post({"events": earlier + now}).status_code == 202
     worker.wait_for_session(sid, 10)
-    response = httpx.get(
-        f"{worker.base_url}/v1/query/loss",
-        params={"hours": "1"},
-        headers={"Authorization": f"Bearer {worker.read_secret}"},
-        timeout=10,
-    )
+    response = worker.read("/v1/query/loss", hours="1")
     assert response.status_code == 200
     assert (response.json()["received"], response.json()["lost"]) == (10, 0)
 
