@@ -258,6 +258,12 @@ def test_query_tool_points_to_the_http_api_while_a_worker_holds_the_store(
 # -- `make run` stopped by a signal to it or to its process group -------------------------------
 
 
+def hangups_not_ignored() -> None:
+    # As from a terminal: a suite started under `nohup` would pass its ignored SIGHUP on to make,
+    # and an ignored signal cannot be caught (rightly: nohup asks for hangups to be ignored).
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def start_make_run(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """`make -s run` in a process group of its own, its output appended to ``log``."""
     with log.open("ab") as out:
@@ -268,6 +274,7 @@ def start_make_run(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=hangups_not_ignored,
         )
 
 
