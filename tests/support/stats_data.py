@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from harness.stack import Broker, Worker
+from tests.support.processes import wait_until
 
 HOUR = 3_600_000
 MINUTE = 60_000
@@ -195,15 +196,6 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 # -- worker holding the data set -----------------------------------------------------------------
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def stats(worker: Worker, path: str, secret: str, **params: str) -> httpx.Response:
     return httpx.get(
         f"{worker.base_url}/v1/stats/{path}",

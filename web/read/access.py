@@ -46,6 +46,8 @@ STORE_UNAVAILABLE = {
     "error": "store_unavailable",
     "message": "the event store did not answer (its server is down or unreachable): retry later",
 }
+# The request's key for the tenant its read secret granted.
+READ_TENANT = "trackflow_read_tenant"
 RETRY_SOON = {"Retry-After": "2"}
 RETRY_LATER = {"Retry-After": "10"}
 
@@ -55,8 +57,10 @@ class ReadView(JsonView):
 
     async def dispatch(self, request: Any) -> Any:
         # A request without a read secret is answered 401 whatever state the store is in.
-        if read_tenant(request.headers.get("Authorization", "")) is None:
+        tenant = read_tenant(request.headers.get("Authorization", ""))
+        if tenant is None:
             return self.unauthorized()
+        request[READ_TENANT] = tenant
         if not settings.store_on_this_worker:
             return self.json_response(STORE_NOT_HERE, status=503)
         if tables_pending():
@@ -75,6 +79,12 @@ class ReadView(JsonView):
 
     def failure_response(self, request: Any, exc: Exception) -> Response:
         return self.store_not_ready(request, exc) or super().failure_response(request, exc)
+
+    @staticmethod
+    def tenant(request: Any) -> str:
+        """The tenant whose data this request may read (dispatch checked its read secret)."""
+        tenant: str = request[READ_TENANT]
+        return tenant
 
     def unauthorized(self) -> Response:
         return self.json_response(UNAUTHORIZED, status=401, headers={"WWW-Authenticate": "Bearer"})

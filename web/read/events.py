@@ -12,7 +12,7 @@ from faust.web import Request, Response
 from schemas.ddl import checked_table
 from schemas.events import with_typed_keys
 from trackflow_app.app import app, event_store, settings
-from web.read.access import ReadView, read_tenant
+from web.read.access import ReadView
 from web.read.request import epoch_ms
 
 
@@ -41,9 +41,7 @@ class EventStreamView(ReadView):
     """The raw event stream of one session or one user (read secret required)."""
 
     async def get(self, request: Request, **kwargs: Any) -> Response:
-        tenant = read_tenant(request.headers.get("Authorization", ""))
-        if tenant is None:
-            return self.unauthorized()
+        tenant = self.tenant(request)
         query = request.query
         column, value = (
             ("session_id", query["session_id"])
@@ -95,9 +93,7 @@ class LossView(ReadView):
     """Events lost between browser and server, per browser, from per-session sequence gaps."""
 
     async def get(self, request: Request, **kwargs: Any) -> Response:
-        tenant = read_tenant(request.headers.get("Authorization", ""))
-        if tenant is None:
-            return self.unauthorized()
+        tenant = self.tenant(request)
         try:
             hours = min(max(int(request.query.get("hours", "24")), 1), 24 * 400)
         except ValueError:

@@ -19,7 +19,7 @@ from prometheus_client import Counter, Histogram
 from trackflow_app import metrics
 from trackflow_app.app import app, event_store, settings
 from web.read import params, shape, sql
-from web.read.access import ReadView, read_tenant
+from web.read.access import ReadView
 from web.read.request import QueryError, StatsRequest
 
 log = logging.getLogger(__name__)
@@ -156,9 +156,7 @@ class StatsView(ReadView):
         return self.spec.shape(request, await event_store.query(query.sql, query.parameters))
 
     async def _answer(self, request: Request) -> Response:
-        tenant = read_tenant(request.headers.get("Authorization", ""))
-        if tenant is None:
-            return self.unauthorized()
+        tenant = self.tenant(request)
         try:
             now_ms = int(time.time() * 1000)
             stats_request = self.param_model.parse(tenant, request.query.items(), now_ms)
