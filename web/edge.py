@@ -7,6 +7,7 @@ JSON body naming the problem. Per-event checks happen later, in the validate sta
 from __future__ import annotations
 
 import ipaddress
+import re
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -85,11 +86,43 @@ def gunzip_bounded(body: bytes, limit: int) -> bytes:
     return bytes(out)
 
 
-def parse_envelope(body: bytes, limits: EdgeLimits) -> Envelope:
+# A \uXXXX escape of a UTF-16 surrogate (not itself escaped as \\u...), with the low half
+# that completes a high one: JSON's grammar allows lone halves, which orjson refuses.
+_ESCAPED_SURROGATE = re.compile(
+    rb"(?<!\\)((?:\\\\)*)\\u(?:([dD][89abAB][0-9a-fA-F]{2})(\\u[dD][c-fC-F][0-9a-fA-F]{2})?"
+    rb"|[dD][c-fC-F][0-9a-fA-F]{2})"
+)
+
+
+def _replace_lone_surrogate(match: re.Match[bytes]) -> bytes:
+    if match.group(2) and match.group(3):
+        return match.group(0)  # a whole pair: one character
+    return match.group(1) + rb"\ufffd"
+
+
+def replace_lone_surrogates(body: bytes) -> bytes:
+    """Lone surrogate escapes as U+FFFD, as a browser's TextEncoder writes a lone surrogate.
+
+    ``JSON.stringify`` escapes a string's lone surrogate (``"\\ud83d"``), which a string cut
+    in the middle of an emoji holds (the tracker caps error messages with ``slice``).
+    """
+    return _ESCAPED_SURROGATE.sub(_replace_lone_surrogate, body)
+
+
+def parse_json(body: bytes) -> Any:
     try:
-        document = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if "surrogate in string" in str(exc):  # not "not valid UTF-8: surrogates ..."
+            try:
+                return orjson.loads(replace_lone_surrogates(body))
+            except orjson.JSONDecodeError:
+                pass
         raise EdgeError(400, "malformed_json", f"body is not valid JSON: {exc}") from exc
+
+
+def parse_envelope(body: bytes, limits: EdgeLimits) -> Envelope:
+    document = parse_json(body)
     if not isinstance(document, dict):
         raise EdgeError(400, "malformed_envelope", 'body must be an object {"events": [...]}')
     try:
@@ -110,18 +143,32 @@ def parse_envelope(body: bytes, limits: EdgeLimits) -> Envelope:
     return envelope
 
 
-def request_api_key(events: Sequence[Any], header_key: str | None) -> str | None:
-    """The key a request is authenticated with: the header, else the first event's tenantId."""
+def request_api_key(
+    events: Sequence[Any], header_key: str | None, known: frozenset[str] = frozenset()
+) -> str | None:
+    """The key a request is authenticated with: the header, else the first event's tenantId
+    that is a ``known`` key, else the first event's tenantId.
+
+    An unknown tenantId beside a known one is that event's problem (dead-lettered as
+    ``unknown_tenant``), whichever of them comes first.
+    """
     if header_key:
         return header_key.strip()
-    for event in events:
-        if isinstance(event, dict) and isinstance(event.get("tenantId"), str):
-            return str(event["tenantId"])
-    return None
+    tenant_ids = (
+        event["tenantId"]
+        for event in events
+        if isinstance(event, dict) and isinstance(event.get("tenantId"), str)
+    )
+    first = None
+    for tenant_id in tenant_ids:
+        if tenant_id in known:
+            return str(tenant_id)
+        first = tenant_id if first is None else first
+    return None if first is None else str(first)
 
 
 def authenticate(events: Sequence[Any], header_key: str | None, known: frozenset[str]) -> str:
-    api_key = request_api_key(events, header_key)
+    api_key = request_api_key(events, header_key, known)
     if api_key is None:
         raise EdgeError(401, "missing_api_key", "no tenantId (API key) found in the batch")
     if api_key not in known:
@@ -200,6 +247,39 @@ def batch_record(
         sent_at=envelope.sentAt,
         dropped=envelope.dropped,
     )
+
+
+# Deeper than the validate stage keeps of properties (8 levels) and far less than orjson writes.
+FORWARDED_DEPTH = 64
+
+
+def prune_nesting(value: Any, depth_left: int = FORWARDED_DEPTH) -> Any:
+    """``value`` with every object or array deeper than ``depth_left`` levels made null."""
+    if isinstance(value, dict | list):
+        if depth_left == 0:
+            return None
+        if isinstance(value, dict):
+            return {key: prune_nesting(item, depth_left - 1) for key, item in value.items()}
+        return [prune_nesting(item, depth_left - 1) for item in value]
+    return value
+
+
+def encode_record(record: RawBatch) -> bytes:
+    """The raw-topic record's value.
+
+    orjson reads 1,024 levels of nesting but writes 254: an event nested deeper than that
+    travels with its deep parts made null, which the validate stage would have dropped anyway,
+    so the events beside it are not refused with it.
+    """
+    try:
+        return orjson.dumps(record)
+    except orjson.JSONEncodeError:
+        pass
+    pruned: RawBatch = {**record, "events": [prune_nesting(event) for event in record["events"]]}
+    try:
+        return orjson.dumps(pruned)
+    except orjson.JSONEncodeError as exc:
+        raise EdgeError(400, "malformed_json", f"body cannot be passed on: {exc}") from exc
 
 
 def decode_request(

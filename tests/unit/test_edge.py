@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import ipaddress
+import json
 import random
 import zlib
 from typing import Any
@@ -22,6 +23,7 @@ from web.edge import (
     batch_record,
     client_ip,
     decode_request,
+    encode_record,
     gunzip_bounded,
     parse_envelope,
 )
@@ -245,6 +247,60 @@ def test_parse_envelope_without_extras() -> None:
     assert (envelope.sentAt, envelope.dropped) == (None, None)
 
 
+def test_lone_surrogate_escapes_are_read_as_replacement_characters() -> None:
+    # JSON.stringify escapes a lone surrogate, e.g. of an emoji cut by the tracker's slice():
+    # valid JSON that orjson refuses; the batch must not be lost over it.
+    cut = "x" * 5 + "\ud83d"
+    raw = json.dumps({"events": [{"m": cut, "low": "\udc00a", "pair": "\U0001f600"}]}).encode()
+    assert b"\\ud83d" in raw and b"\\ud83d\\ude00" in raw
+    envelope = parse_envelope(raw, LIMITS)
+    assert envelope.events == [{"m": "xxxxx\ufffd", "low": "\ufffda", "pair": "\U0001f600"}]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (rb'["\\ud83d"]', ["\\ud83d"]),  # an escaped backslash, then plain text
+        (rb'["\\\ud83d"]', ["\\\ufffd"]),  # an escaped backslash, then a lone surrogate
+        (rb'["\uD83D\uDE00\uD83D"]', ["\U0001f600\ufffd"]),
+        (rb'["\ud83d\ud83d\ude00"]', ["\ufffd\U0001f600"]),
+        (rb'["\ud83d\u0041\udc00"]', ["\ufffdA\ufffd"]),
+    ],
+)
+def test_only_real_lone_surrogate_escapes_are_replaced(raw: bytes, expected: list[str]) -> None:
+    assert orjson.loads(edge.replace_lone_surrogates(raw)) == expected
+
+
+def test_a_lone_surrogate_beside_another_error_is_still_malformed_json() -> None:
+    error = edge_error(parse_envelope, rb'{"events": ["\ud83d"', LIMITS)
+    assert (error.status, error.code) == (400, "malformed_json")
+
+
+def test_an_event_nested_deeper_than_the_encoder_writes_travels_pruned() -> None:
+    # orjson reads 1,024 levels but writes 254: the deep parts go as null (the validate stage
+    # keeps 8 levels of properties), and the event beside it goes unchanged.
+    deep = b"[" * 300 + b"]" * 300
+    body = b'{"events": [{"a": 1}, {"tenantId": "k", "properties": {"d": ' + deep + b"}}]}"
+    envelope = parse_envelope(body, LIMITS)
+    written = orjson.loads(encode_record(batch_record(envelope, TENANT, 1, None, "")))
+    first, second = written["events"]
+    assert first == {"a": 1}
+    node = second["properties"]["d"]
+    levels = 2  # the event and its properties
+    while isinstance(node, list):
+        levels += 1
+        node = node[0] if node else "empty"
+    assert (levels, node) == (edge.FORWARDED_DEPTH, None)
+
+
+def test_prune_nesting_keeps_what_is_not_deeper_than_the_limit() -> None:
+    value = {"a": [1, {"b": [2, 3]}], "c": "x"}
+    assert edge.prune_nesting(value, 4) == value
+    assert edge.prune_nesting(value, 3) == {"a": [1, {"b": None}], "c": "x"}
+    assert edge.prune_nesting(value, 0) is None
+    assert edge.prune_nesting("text", 0) == "text"
+
+
 # --- authentication ----------------------------------------------------------------------------
 
 
@@ -267,6 +323,13 @@ def test_first_event_tenant_id_without_header() -> None:
 def test_non_objects_are_skipped_when_looking_for_the_key() -> None:
     events: list[Any] = [1, {"tenantId": 5}, ev.click(TENANT, SESSION)]
     assert authenticate(events, None, KNOWN) == TENANT
+
+
+def test_an_unknown_tenant_id_first_does_not_refuse_the_known_events_after_it() -> None:
+    # Else [bad, good] is refused (401) where [good, bad] stores good and dead-letters bad.
+    events: list[Any] = [ev.page_view("stranger", SESSION), ev.click(TENANT, SESSION)]
+    assert authenticate(events, None, KNOWN) == TENANT
+    assert authenticate(events[::-1], None, KNOWN) == TENANT
 
 
 def test_unknown_tenant_id_is_401() -> None:
