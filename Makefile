@@ -49,7 +49,7 @@ run: deps tracker
 	deploy/run.sh
 
 test: deps tracker browser dashboard-e2e container-tools
-	cd $(TRACKER) && npm test --silent
+	cd $(TRACKER) && npm test --silent && npm run -s size
 	$(BIN)/pytest -q
 
 test-unit: deps
@@ -60,7 +60,7 @@ test-container: deps tracker container-tools
 	$(BIN)/pytest -q tests/container
 
 test-tracker: tracker
-	cd $(TRACKER) && npm test --silent
+	cd $(TRACKER) && npm test --silent && npm run -s size
 
 test-integration: deps tracker browser dashboard-e2e
 	$(BIN)/pytest -q tests/integration

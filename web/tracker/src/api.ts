@@ -1,4 +1,4 @@
-import { Tracker, browserStore, setOptOut, type TrackFlowConfig, type TrackerEnv } from './tracker';
+import { Tracker, browserStore, destroyTracker, setOptOut, type TrackFlowConfig, type TrackerEnv } from './tracker';
 
 let tracker: Tracker | null = null;
 let pendingUser: string | null = null;
@@ -64,7 +64,7 @@ export function flush(): Promise<void> {
 
 /** @internal test helper: tear down the singleton. */
 export function _reset(): void {
-  if (tracker) tracker._destroy();
+  if (tracker) destroyTracker(tracker);
   tracker = null;
   pendingUser = null;
 }

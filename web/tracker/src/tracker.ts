@@ -193,13 +193,14 @@ export class Tracker {
   readonly _batchUrl: string;
   /** localStorage key prefix, namespaced by apiKey */
   readonly _keyPrefix: string;
-  _tabId = '';
-  _sessionId = '';
+  _tabId!: string;
+  _sessionId!: string;
   _userId: string | null = null;
   _queue: TrackEvent[] = [];
-  _dropped = 0;
+  /** set by _loadQueue, or by _clearAll when disabled */
+  _dropped!: number;
   _attempt = 0;
-  _disabled = false;
+  _disabled?: boolean;
 
   private _config: TrackFlowConfig;
   private _localStore: Store;
@@ -212,16 +213,17 @@ export class Tracker {
   private _staleMs: number;
   private _claimDelayMs: number;
   private _leaseMs: number;
-  private _seq = 0;
+  private _seq!: number;
   private _inFlight: Record<string, 1> = {};
-  private _sending: Promise<void> | null = null;
-  private _flushTimer: any = 0;
-  private _retryTimer: any = 0;
-  private _heartbeatTimer: any = 0;
-  private _warned = false;
+  private _sending?: Promise<void> | null;
+  // timers and flags start undefined (falsy): no initializers, for the bundle size
+  private _flushTimer: any;
+  private _retryTimer: any;
+  private _heartbeatTimer: any;
+  private _warned?: boolean;
   private _errorCount = 0;
-  private _lastUrl = '';
-  private _claiming = false;
+  private _lastUrl?: string;
+  private _claiming?: boolean;
   private _cleanups: Array<() => void> = [];
   /** page_views of SPA navigations waiting for the app to set document.title */
   private _awaitingTitle = new Set<TrackEvent>();
@@ -229,6 +231,8 @@ export class Tracker {
   private _beaconed: Record<string, 1> = {};
   /** true while the exit attempt is being made (its fetches use keepalive) */
   private _exiting = false;
+  /** ids of events that storage had no room for: only this page's memory holds them */
+  private _memoryOnly: Record<string, 1> = {};
   private _deviceInfo: DeviceInfo;
 
   constructor(config: TrackFlowConfig, env: TrackerEnv = {}) {
@@ -253,7 +257,6 @@ export class Tracker {
     this._deviceInfo = detectDevice(nav.userAgent, nav.userAgentData, nav.maxTouchPoints);
 
     if (isPrivacyBlocked(config)) {
-      this._log('off: DNT/GPC');
       this._disabled = true;
       this._clearAll();
       return;
@@ -283,7 +286,11 @@ export class Tracker {
   }
 
   private _isActive(): boolean {
-    return !this._disabled && !optedOutInMemory && storageGet(this._localStore, OPT_OUT_KEY) != '1';
+    if (!this._disabled && !optedOutInMemory && storageGet(this._localStore, OPT_OUT_KEY) != '1') return true;
+    // Opted out, maybe in another tab, which deleted the stored queues: this copy must not be sent after an optIn().
+    this._queue = [];
+    this._dropped = 0;
+    return false;
   }
 
   /** Restore (or create) session id, seq counter and tab id; load this tab's persisted queue. */
@@ -307,7 +314,8 @@ export class Tracker {
 
   private _loadQueue() {
     const saved = this._readQueue(this._tabId);
-    this._queue = saved._events;
+    // A bfcache restore re-reads storage, which another page may have changed, but only memory has the rest.
+    this._queue = saved._events.concat(this._memoryOnlyEvents());
     this._dropped = saved._dropped;
     this._saveDropped();
   }
@@ -379,8 +387,7 @@ export class Tracker {
   /** If another tab adopted our queue (e.g. we were frozen), give it up and continue under a new tab id. */
   private _checkQueueOwnership() {
     if (this._isAdoptedElsewhere(this._tabId)) {
-      this._log('queue adopted elsewhere');
-      this._queue = [];
+      this._queue = this._memoryOnlyEvents(); // the adopter could not take what was never stored
       this._dropped = 0;
       this._tabId = uuid();
       this._saveSession();
@@ -395,7 +402,12 @@ export class Tracker {
 
   /** Persist one event: a write of constant size, whatever the queue length. On quota errors it stays in memory only. */
   private _persistEvent(event: TrackEvent) {
-    storageSet(this._localStore, this._eventKey(event.eventId), JSON.stringify(event));
+    if (!storageSet(this._localStore, this._eventKey(event.eventId), JSON.stringify(event)))
+      this._memoryOnly[event.eventId] = 1;
+  }
+
+  private _memoryOnlyEvents(): TrackEvent[] {
+    return this._queue.filter((event) => this._memoryOnly[event.eventId]);
   }
 
   /** Persist the dropped count (`d:<tab>`, absent when 0). */
@@ -506,7 +518,6 @@ export class Tracker {
       setTimeout(() => {
         this._claiming = false;
         this._safe(() => {
-          let adopted = 0;
           for (const tabId of claimed) {
             const lease: Lease | null = storageGetJson(this._localStore, this._keyPrefix + 'l:' + tabId);
             if (!lease || lease.b != myTabId) continue;
@@ -522,14 +533,11 @@ export class Tracker {
             for (const event of newEvents) this._persistEvent(event);
             this._queue = newEvents.concat(this._queue);
             this._dropped += orphan._dropped;
-            adopted += orphan._events.length + orphan._dropped;
           }
-          if (adopted) {
-            this._log('adopted', adopted);
-            this._enforceMaxQueue();
-            this._saveDropped();
-            this._scheduleFlush();
-          }
+          // (each a no-op when nothing was adopted)
+          this._enforceMaxQueue();
+          this._saveDropped();
+          this._scheduleFlush();
         });
         resolve();
       }, this._claimDelayMs),
@@ -538,7 +546,7 @@ export class Tracker {
 
   // ---------------------------------------------------------------- capture
 
-  /** addEventListener with the listener wrapped in _safe; _destroy removes it. */
+  /** addEventListener with the listener wrapped in _safe; destroyTracker removes it. */
   private _listen(target: EventTarget, type: string, listener: (event: any) => void, capture?: boolean) {
     const handler = (event: Event) => this._safe(listener, event);
     target.addEventListener(type, handler, capture);
@@ -575,7 +583,7 @@ export class Tracker {
         // the control the user meant (a <span> inside a <button> reports the button), else the target itself
         element = (element && element.closest && element.closest(INTERACTIVE_SELECTOR)) || element;
         if (element && element.tagName)
-          this._track('click', { tag: element.tagName.toUpperCase(), id: element.id || null });
+          this._track('click', { tag: element.tagName.toUpperCase(), id: element.getAttribute('id') || null });
       },
       true,
     );
@@ -811,7 +819,7 @@ export class Tracker {
         keepalive,
         credentials: 'omit',
         mode: 'cors',
-        signal: abortController ? abortController.signal : null,
+        signal: abortController && abortController.signal,
       });
       status = response.status;
       retryAfter = response.headers && response.headers.get('Retry-After');
@@ -828,7 +836,13 @@ export class Tracker {
       this._log('sent', batch.length);
       return true;
     }
-    if (status && status != 429 && status < 500) {
+    if (status == 413 && batch[1]) {
+      // Too large for the server: send each half, so only an event too large by itself is dropped.
+      const secondHalf = batch.splice(batch.length >> 1);
+      return (await this._sendBatch(batch, dropped)) && this._sendBatch(secondHalf, 0);
+    }
+    // 408: the body did not reach the server in time, a transient failure like 429 and 5xx
+    if (status && status != 429 && status != 408 && status < 500) {
       this._removeEvents(ids);
       if (!this._warned) {
         this._warned = true;
@@ -882,13 +896,16 @@ export class Tracker {
     this._exiting = false;
   }
 
-  _destroy() {
-    clearInterval(this._heartbeatTimer);
-    clearTimeout(this._flushTimer);
-    clearTimeout(this._retryTimer);
-    this._flushTimer = this._retryTimer = 0;
-    this._disabled = true;
-    for (const cleanup of this._cleanups) cleanup();
-    this._cleanups = [];
-  }
+}
+
+/** Test seam, outside the class so that the bundle leaves it out: stop timers and listeners for good. */
+export function destroyTracker(tracker: Tracker) {
+  const t: any = tracker;
+  clearInterval(t._heartbeatTimer);
+  clearTimeout(t._flushTimer);
+  clearTimeout(t._retryTimer);
+  t._flushTimer = t._retryTimer = 0;
+  t._disabled = true;
+  for (const cleanup of t._cleanups) cleanup();
+  t._cleanups = [];
 }

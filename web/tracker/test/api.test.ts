@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import * as api from '../src/api';
 import { autoInit } from '../src/auto';
-import { OPT_OUT_KEY, setOptOut } from '../src/tracker';
+import { OPT_OUT_KEY, destroyTracker, setOptOut } from '../src/tracker';
 import { uuid } from '../src/uuid';
-import { BASE, MemStorage, mockFetch, queueKeys } from './helpers';
+import { BASE, MemStorage, mockFetch, queueKeys, tab } from './helpers';
 
 const T0 = Date.UTC(2024, 0, 1, 12, 0, 0);
 
@@ -126,6 +126,25 @@ describe('opt-out', () => {
     const sent = f.events().map((e: any) => e.eventId);
     expect(sent.length).toBeGreaterThan(0); // this page's own events, tracked after optIn()
     expect(sent.filter((id: string) => earlier.includes(id))).toEqual([]);
+  });
+
+  it('optOut() in another tab: this tab drops its queued copy too, so a later optIn() does not send it', async () => {
+    const ls = new MemStorage();
+    const fb = mockFetch(503, 202);
+    const b = tab(ls, { batchSize: 1 }, { fetch: fb.fn });
+    b.t._track('click', { tag: 'BEFORE', id: null });
+    await vi.advanceTimersByTimeAsync(0); // 503: kept for a retry
+    const a = tab(ls); // another tab
+    a.t._optOut(); // deletes every stored queue of the API key
+    await vi.advanceTimersByTimeAsync(2000); // B's retry: opted out, nothing sent
+    const triedBefore = fb.calls.length;
+    a.t._optIn();
+    b.t._track('click', { tag: 'AFTER', id: null });
+    await vi.advanceTimersByTimeAsync(120000);
+    const sent = fb.calls.slice(triedBefore).flatMap((c) => c.body.events.map((e: any) => e.properties.tag));
+    destroyTracker(a.t);
+    destroyTracker(b.t);
+    expect(sent).toEqual(['AFTER']);
   });
 
   it('optOut() before init() is stored in localStorage', async () => {

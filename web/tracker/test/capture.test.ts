@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { destroyTracker } from '../src/tracker';
 import { MemStorage, mockFetch, tab } from './helpers';
 
 const T0 = Date.UTC(2024, 0, 1, 12, 0, 0);
@@ -11,7 +12,7 @@ beforeEach(() => {
   document.title = 'Start page';
 });
 afterEach(() => {
-  trackers.forEach((t) => t._destroy());
+  trackers.forEach((t) => destroyTracker(t));
   trackers = [];
   vi.useRealTimers();
   Object.defineProperty(navigator, 'userAgent', { value: UA, configurable: true });
@@ -282,5 +283,39 @@ describe('automatic capture', () => {
     await t._flush();
     expect(t._queue).toHaveLength(0);
     expect(ls.keys().filter((x) => x.includes(':e:'))).toHaveLength(0);
+  });
+});
+
+describe('click properties', () => {
+  it('reports id as a string or null, also for a form whose field is named "id"', () => {
+    const { t } = live();
+    document.body.innerHTML = '<form id="signup"><input name="id"></form><form><input name="id"></form>';
+    const forms = document.querySelectorAll('form');
+    // Browsers expose a form's fields as its properties, so form.id is the <input name="id"> (jsdom does not: emulate)
+    for (const form of forms) Object.defineProperty(form, 'id', { get: () => form.querySelector('input') });
+    forms[0].dispatchEvent(new MouseEvent('click', { bubbles: true }));
+    forms[1].dispatchEvent(new MouseEvent('click', { bubbles: true }));
+    const clicks = t._queue.filter((e: any) => e.eventType == 'click').map((e: any) => e.properties);
+    expect(clicks).toEqual([
+      { tag: 'FORM', id: 'signup' },
+      { tag: 'FORM', id: null },
+    ]);
+  });
+});
+
+describe('bfcache restore without room in storage', () => {
+  it('keeps events that live in memory only when the page comes back from bfcache', async () => {
+    const f = mockFetch(new TypeError('offline'));
+    const ls = new MemStorage();
+    ls.setItem = () => {
+      throw new Error('QuotaExceededError'); // Safari private mode, or a full origin quota
+    };
+    const r = tab(ls, { batchSize: 100 }, { autocapture: true, fetch: f.fn, sendBeacon: () => true });
+    trackers.push(r.t);
+    await vi.advanceTimersByTimeAsync(0);
+    r.t._track('click', { tag: 'A', id: null });
+    window.dispatchEvent(new Event('pagehide')); // into bfcache: beacons sent, nothing acknowledged
+    window.dispatchEvent(new PageTransitionEvent('pageshow', { persisted: true }));
+    expect(r.t._queue.map((e: any) => e.eventType).sort()).toEqual(['click', 'page_view']);
   });
 });

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { backoffMs, retryAfterMs } from '../src/tracker';
+import { backoffMs, destroyTracker, retryAfterMs } from '../src/tracker';
 import { MemStorage, mockFetch, queueKeys, stored, tab } from './helpers';
 
 const T0 = Date.UTC(2024, 0, 1, 12, 0, 0);
@@ -14,7 +14,7 @@ beforeEach(() => {
   vi.useFakeTimers({ now: T0 });
 });
 afterEach(() => {
-  trackers.forEach((t) => t._destroy());
+  trackers.forEach((t) => destroyTracker(t));
   trackers = [];
   vi.useRealTimers();
 });
@@ -205,6 +205,36 @@ describe('retries', () => {
     expect(String(warn.mock.calls[0][0])).toContain('400');
   });
 
+  it('splits a batch the server answers 413 (too large) for, and drops only the event that alone is too large', async () => {
+    const bodies: any[] = [];
+    const fetchFn = vi.fn(async (_u: string, init: RequestInit) => {
+      const body = JSON.parse(String(init.body));
+      bodies.push(body);
+      return { status: String(init.body).includes('BIG') ? 413 : 202 };
+    });
+    const ls = new MemStorage();
+    const { t } = mk(ls, { batchSize: 4 }, { fetch: fetchFn as any });
+    for (const tag of ['A', 'BIG', 'C', 'D']) t._track('click', { tag, id: null });
+    await vi.advanceTimersByTimeAsync(0);
+    const stored = bodies.filter((b) => !JSON.stringify(b).includes('BIG')).flatMap((b) => b.events.map((e: any) => e.properties.tag));
+    expect(stored.sort()).toEqual(['A', 'C', 'D']);
+    expect(t._queue).toHaveLength(0);
+    expect(queueKeys(ls)).toHaveLength(0);
+  });
+
+  it('retries a 408 (the body did not reach the server in time) instead of dropping the batch', async () => {
+    const f = mockFetch(408, 202);
+    const ls = new MemStorage();
+    const { t } = mk(ls, { batchSize: 1 }, { fetch: f.fn });
+    t._track('click', { tag: 'A', id: null });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t._queue).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(f.calls).toHaveLength(2);
+    expect(f.calls[1].body.events[0].eventId).toBe(f.calls[0].body.events[0].eventId);
+    expect(t._queue).toHaveLength(0);
+  });
+
   it('retries immediately when the browser comes back online', async () => {
     const f = mockFetch(new TypeError('offline'), 200);
     const { t } = mk(new MemStorage(), { batchSize: 1 }, { fetch: f.fn, random: () => 0.99, autocapture: true });
@@ -294,7 +324,7 @@ describe('page hide: fetch keepalive, then sendBeacon, never a deletion without 
     expect(beacons).toHaveLength(1); // one exit attempt per hide
 
     // the next page load in this tab sends them again; only its 2xx removes them
-    t._destroy();
+    destroyTracker(t);
     const g = mockFetch(200);
     const { t: next } = mk(ls, { batchSize: 2 }, { fetch: g.fn }, ss);
     expect(next._tabId).toBe(t._tabId);

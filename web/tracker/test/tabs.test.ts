@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { destroyTracker } from '../src/tracker';
 import { MemStorage, mockFetch, queueKeys, stored, tab } from './helpers';
 
 const T0 = Date.UTC(2024, 0, 1, 12, 0, 0);
@@ -14,7 +15,7 @@ beforeEach(() => {
   vi.useFakeTimers({ now: T0 });
 });
 afterEach(() => {
-  trackers.forEach((t) => t._destroy());
+  trackers.forEach((t) => destroyTracker(t));
   trackers = [];
   vi.useRealTimers();
 });
@@ -36,7 +37,7 @@ describe('persistence across reloads', () => {
     expect(a.f.calls).toHaveLength(1);
     // reload: pagehide releases the heartbeat, then the page is gone (every event was persisted when tracked)
     a.t._writeHeartbeat(0);
-    a.t._destroy();
+    destroyTracker(a.t);
 
     const f = mockFetch(200);
     const { t: b } = mk(ls, { flushIntervalMs: 1000 }, { fetch: f.fn }, ss);
@@ -80,7 +81,7 @@ describe('multi-tab ownership', () => {
   it('adopts a crashed tab after its heartbeat goes stale, and sends its events exactly once', async () => {
     const ls = new MemStorage();
     const a = offlineTab(ls, ['A1', 'A2', 'A3']);
-    a.t._destroy(); // crash: no pagehide, heartbeat not released
+    destroyTracker(a.t); // crash: no pagehide, heartbeat not released
     const f = mockFetch(200);
     mk(ls, { flushIntervalMs: 1000 }, { fetch: f.fn });
     await vi.advanceTimersByTimeAsync(80000);
@@ -97,7 +98,7 @@ describe('multi-tab ownership', () => {
     const ls = new MemStorage();
     const a = offlineTab(ls, ['A1', 'A2']);
     a.t._writeHeartbeat(0);
-    a.t._destroy();
+    destroyTracker(a.t);
     const f = mockFetch(503, 200);
     const { t: b } = mk(ls, { flushIntervalMs: 1000 }, { fetch: f.fn, random: () => 0.5 });
     await vi.advanceTimersByTimeAsync(300); // claim delay
@@ -115,7 +116,7 @@ describe('multi-tab ownership', () => {
     const ls = new MemStorage();
     const a = offlineTab(ls, ['A1', 'A2']);
     a.t._writeHeartbeat(0);
-    a.t._destroy();
+    destroyTracker(a.t);
     const fb = mockFetch(200);
     const fc = mockFetch(200);
     const { t: b } = mk(ls, { flushIntervalMs: 1000 }, { fetch: fb.fn }); // writes its lease
@@ -127,7 +128,7 @@ describe('multi-tab ownership', () => {
     // Worse interleaving: both believe they wrote the lease; the last writer wins on re-read.
     const d = offlineTab(ls, ['D1']);
     d.t._writeHeartbeat(0);
-    d.t._destroy();
+    destroyTracker(d.t);
     const lk = `tf:key-1:l:${d.t._tabId}`;
     b._claiming = false;
     const pb = b._adoptOrphans();
@@ -159,6 +160,30 @@ describe('multi-tab ownership', () => {
     expect(a.t._tabId).not.toBe(oldTab);
     await a.t._flush();
     expect(tags(fa.events())).toEqual(['A3']);
+  });
+
+  it('a frozen owner whose queue was adopted keeps the events storage had no room for', async () => {
+    const ls = new MemStorage();
+    const a = offlineTab(ls, ['A1']);
+    const set = ls.setItem.bind(ls);
+    ls.setItem = (k: string, v: string) => {
+      if (k.includes(':e:')) throw new Error('QuotaExceededError'); // storage full from here on
+      set(k, v);
+    };
+    a.t._track('click', { tag: 'A2', id: null }); // memory only
+    ls.setItem = set;
+    clearInterval(a.t._heartbeatTimer); // frozen: no heartbeats, no timers
+    clearTimeout(a.t._flushTimer);
+    a.t._flushTimer = 0;
+    const f = mockFetch(200);
+    mk(ls, { flushIntervalMs: 1000 }, { fetch: f.fn });
+    await vi.advanceTimersByTimeAsync(100000);
+    expect(tags(f.events())).toEqual(['A1']); // the adopter only has what was stored
+    const fa = mockFetch(200);
+    a.t._fetch = fa.fn;
+    a.t._track('click', { tag: 'A3', id: null });
+    await a.t._flush();
+    expect(tags(fa.events())).toEqual(['A2', 'A3']);
   });
 });
 
