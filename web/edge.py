@@ -109,7 +109,12 @@ def replace_lone_surrogates(body: bytes) -> bytes:
     return _ESCAPED_SURROGATE.sub(_replace_lone_surrogate, body)
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def parse_json(body: bytes) -> Any:
+    if body.startswith(UTF8_BOM):  # RFC 8259 lets a reader ignore it; editors on Windows add it
+        body = body[len(UTF8_BOM) :]
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

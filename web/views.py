@@ -211,6 +211,11 @@ class BatchView(JsonView):
                 408, "body_timeout", f"the body did not arrive within {settings.body_timeout_s} s"
             )
             return self.edge_error(error, CORS_HEADERS)
+        except ConnectionResetError:
+            # The client went away mid-body: nothing was accepted, and no one reads the answer.
+            log.info("client closed the connection before its body ended; nothing accepted")
+            error = EdgeError(400, "body_incomplete", "the connection closed before the body ended")
+            return self.edge_error(error, CORS_HEADERS)
         except RateLimited as error:
             headers = {**CORS_HEADERS, "Retry-After": str(error.retry_after_s)}
             return self.edge_error(error, headers)

@@ -6,7 +6,9 @@ import gzip
 import ipaddress
 import json
 import random
+import re
 import zlib
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -247,6 +249,13 @@ def test_parse_envelope_without_extras() -> None:
     assert (envelope.sentAt, envelope.dropped) == (None, None)
 
 
+def test_a_leading_byte_order_mark_is_ignored() -> None:
+    envelope = parse_envelope(b'\xef\xbb\xbf{"events": [{"a": 1}]}', LIMITS)
+    assert envelope.events == [{"a": 1}]
+    error = edge_error(parse_envelope, b'{"events": [{"a": "\xef\xbb\xbf"}]}x', LIMITS)
+    assert (error.status, error.code) == (400, "malformed_json")
+
+
 def test_lone_surrogate_escapes_are_read_as_replacement_characters() -> None:
     # JSON.stringify escapes a lone surrogate, e.g. of an emoji cut by the tracker's slice():
     # valid JSON that orjson refuses; the batch must not be lost over it.
@@ -425,3 +434,17 @@ def test_batch_record() -> None:
         "events": events,
     }
     assert orjson.loads(orjson.dumps(batch)) == batch
+
+
+def test_every_error_code_of_the_edge_is_in_the_readme_table() -> None:
+    root = Path(__file__).resolve().parents[2]
+    source = "".join(path.read_text() for path in sorted((root / "web").glob("*.py")))
+    codes = set(re.findall(r'EdgeError\(\s*(\d{3}),\s*"([a-z_]+)"', source))
+    assert ("400", "body_incomplete") in codes and len(codes) >= 12
+    table = {
+        line.split("|")[1].strip(): line
+        for line in (root / "README.md").read_text().splitlines()
+        if re.match(r"\| \d{3} \|", line)
+    }
+    missing = [(status, code) for status, code in codes if f'"{code}"' not in table.get(status, "")]
+    assert not missing, f"README's POST /v1/batch table lacks {missing}"
