@@ -34,6 +34,8 @@ DAY_MS = 86_400_000
 # The range of the store's DateTime64(3) columns: 1900-01-01 to 2299-12-31 23:59:59.999 UTC.
 STORABLE_MIN_MS = -2_208_988_800_000
 STORABLE_MAX_MS = 10_413_791_999_999
+# The second error shape's optional fields, which a sender may put in properties instead.
+ERROR_LOCATION = ("source", "line", "col", "stack")
 
 
 @dataclass(frozen=True)
@@ -132,13 +134,26 @@ def _error_properties(
 ) -> dict[str, Any]:
     """Both seed error shapes, normalized to one property set.
 
-    The second shape is recognized by its top-level ``message`` or ``name``; anything else is
-    read as the first shape, so its missing fields are reported under ``properties.``.
+    The second shape is recognized by its top-level ``message`` (or a top-level ``name`` without
+    a message in properties); anything else is read as the first shape, so its missing fields
+    are reported under ``properties.``. Mixes keep what they carry: the second shape's
+    location fields, absent or null at the top level, are read (type-checked) from properties,
+    and the first shape takes a top-level ``name`` when its properties have none.
     """
-    if "message" in event or "name" in event:
+    if "message" in event or ("name" in event and "message" not in props):
         values: dict[str, Any] = _validate(ERROR_TOP_LEVEL, event)
+        inner = {
+            key: props[key]
+            for key in ERROR_LOCATION
+            if values.get(key) is None and props.get(key) is not None
+        }
+        if inner:
+            values = _validate(ERROR_TOP_LEVEL, {**values, **inner}, "properties.")
     else:
         values = _validate(PROPERTY_SHAPES["error"], props, "properties.")
+        if values.get("name") is None and event.get("name") is not None:
+            named = {"name": event["name"], "message": values["message"]}
+            values["name"] = _validate(ERROR_TOP_LEVEL, named)["name"]
     stack = values.get("stack")
     normalized = {
         "name": clean_optional(values.get("name"), policy.max_string_length),

@@ -160,6 +160,50 @@ def test_error_in_properties_keeps_a_sent_name() -> None:
     assert accept(event)["properties"]["name"] == "TypeError"
 
 
+# A mix of the two shapes: the first shape's properties with the second shape's top-level name.
+def test_error_in_properties_with_a_top_level_name_is_accepted_with_the_name() -> None:
+    event = build("error_in_properties")
+    event["name"] = "TypeError"
+    props = accept(event)["properties"]
+    assert props["name"] == "TypeError"
+    assert (props["message"], props["line"], props["col"]) == (
+        "Cannot read property 'x' of undefined",
+        42,
+        15,
+    )
+
+
+def test_error_in_properties_with_a_top_level_name_of_the_wrong_type_is_rejected() -> None:
+    event = build("error_in_properties")
+    event["name"] = 5
+    rejection = reject(event)
+    assert (rejection.reason, rejection.field) == ("invalid_field", "name")
+
+
+# The other mix: the second shape's top-level name and message, its location in properties
+# (which the contract leaves free-form there): the location is kept, not replaced by nulls.
+def test_error_top_level_takes_the_location_sent_in_properties() -> None:
+    event = build("error_top_level")
+    location = {key: event.pop(key) for key in ("source", "line", "col", "stack")}
+    event["properties"] = {**location, "component": "checkout"}
+    event["source"] = None  # the top level's null does not hide the value in properties
+    props = accept(event)["properties"]
+    assert props == {
+        **location,
+        "name": "TypeError",
+        "message": "x is not a function",
+        "component": "checkout",
+    }
+
+
+def test_error_top_level_location_in_properties_is_type_checked() -> None:
+    event = build("error_top_level")
+    del event["line"]
+    event["properties"] = {"line": "7"}
+    rejection = reject(event)
+    assert (rejection.reason, rejection.field) == ("invalid_field", "properties.line")
+
+
 # --- missing fields ----------------------------------------------------------------------------
 
 BASE_FIELDS = [
