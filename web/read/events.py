@@ -70,13 +70,16 @@ class EventStreamView(ReadView):
 
 # Each tracker numbers a session's events 1, 2, 3...; a number never seen below the session's
 # highest one is an event lost between browser and server (losses after the last seen event
-# cannot be told apart from a session that ended). The sessions are those with an event in the
-# window, each counted whole: its numbers from before the window are seen too (up to a day
-# before it), so they are not taken for losses.
+# cannot be told apart from a session that ended). Another sender may number from 0 (the
+# schema takes any seq >= 0): a session whose 0 arrived expects 0 too, so it never counts a
+# negative loss. The sessions are those with an event in the window, each counted whole: its
+# numbers from before the window are seen too (up to a day before it), so they are not taken
+# for losses.
 LOSS_SQL = """
-SELECT browser, count() AS sessions, sum(seen) AS received, sum(highest - seen) AS lost
+SELECT browser, count() AS sessions, sum(seen) AS received, sum(expected - seen) AS lost
 FROM (
-    SELECT session_id, any(browser) AS browser, uniqExact(seq) AS seen, max(seq) AS highest
+    SELECT session_id, any(browser) AS browser, uniqExact(seq) AS seen,
+           max(seq) + (min(seq) = 0) AS expected
     FROM {table}
     WHERE tenant_id = {{tenant:String}} AND seq IS NOT NULL
       AND timestamp >= now64(3) - toIntervalHour({{hours:UInt32}} + 24)
