@@ -142,13 +142,18 @@ describe('multi-tab ownership', () => {
     expect(tags(fc.events())).toEqual(['D1']);
   });
 
+  /** A frozen tab: no heartbeats, no timers. */
+  const freeze = (t: any) => {
+    clearInterval(t._heartbeatTimer);
+    clearTimeout(t._flushTimer);
+    t._flushTimer = 0;
+  };
+
   it('a frozen owner whose queue was adopted gives it up instead of re-sending', async () => {
     const ls = new MemStorage();
     const a = offlineTab(ls, ['A1', 'A2']);
     const oldTab = a.t._tabId;
-    clearInterval(a.t._heartbeatTimer); // frozen: no heartbeats, no timers
-    clearTimeout(a.t._flushTimer);
-    a.t._flushTimer = 0;
+    freeze(a.t);
     const f = mockFetch(200);
     mk(ls, { flushIntervalMs: 1000 }, { fetch: f.fn });
     await vi.advanceTimersByTimeAsync(100000);
@@ -172,9 +177,7 @@ describe('multi-tab ownership', () => {
     };
     a.t._track('click', { tag: 'A2', id: null }); // memory only
     ls.setItem = set;
-    clearInterval(a.t._heartbeatTimer); // frozen: no heartbeats, no timers
-    clearTimeout(a.t._flushTimer);
-    a.t._flushTimer = 0;
+    freeze(a.t);
     const f = mockFetch(200);
     mk(ls, { flushIntervalMs: 1000 }, { fetch: f.fn });
     await vi.advanceTimersByTimeAsync(100000);
