@@ -34,6 +34,7 @@ from web.edge import (
     encode_record,
 )
 from web.group_commit import GroupCommitter
+from web.http_errors import json_http_errors
 from web.phases import PhaseTimer
 from web.ratelimit import Limited, RateLimits
 
@@ -69,6 +70,8 @@ TRACKER_BUNDLE = Path(__file__).resolve().parent / "tracker" / "dist" / "trackfl
 TRACKER_SCRIPT = PrecompressedFile(TRACKER_BUNDLE)
 
 
+aiohttp_web: Any = app.web  # Faust's aiohttp driver, which holds the aiohttp Application
+aiohttp_web.web_app.middlewares.append(json_http_errors)
 configure_web_handler(
     app.web,
     # /v1/batch sees gzip bodies as sent, so decompression stays bounded (gzip-bomb safe):

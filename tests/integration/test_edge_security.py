@@ -90,6 +90,12 @@ def test_cors_preflight_beacon_and_origin_allow_list(worker_factory: type[Worker
     assert (
         worker.post(other, headers={**beacon, "Origin": "https://evil.example"}).status_code == 202
     )
+    # What aiohttp answers by itself is JSON too.
+    wrong_method = httpx.get(f"{worker.base_url}/v1/batch")
+    assert (wrong_method.status_code, wrong_method.json()["error"]) == (405, "method_not_allowed")
+    assert "POST" in wrong_method.headers["Allow"]
+    missing = httpx.post(f"{worker.base_url}/v1/batches", content=body)
+    assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
 
 
 def test_ip_anonymization_and_untrusted_forwarded_for(worker_factory: type[Worker]) -> None:
