@@ -34,7 +34,7 @@ from web.edge import (
     encode_record,
 )
 from web.group_commit import GroupCommitter
-from web.http_errors import json_http_errors
+from web.http_errors import answer_routing_errors_as_json
 from web.phases import PhaseTimer
 from web.ratelimit import Limited, RateLimits
 
@@ -71,7 +71,7 @@ TRACKER_SCRIPT = PrecompressedFile(TRACKER_BUNDLE)
 
 
 aiohttp_web: Any = app.web  # Faust's aiohttp driver, which holds the aiohttp Application
-aiohttp_web.web_app.middlewares.append(json_http_errors)
+answer_routing_errors_as_json(aiohttp_web.web_app.router)
 configure_web_handler(
     app.web,
     # /v1/batch sees gzip bodies as sent, so decompression stays bounded (gzip-bomb safe):

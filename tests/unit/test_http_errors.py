@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web as aioweb
 from aiohttp.test_utils import TestClient, TestServer
 
-from web.http_errors import error_code, json_http_errors
+from web.http_errors import answer_routing_errors_as_json, error_code
 
 
 async def accepted(request: aioweb.Request) -> aioweb.Response:
@@ -17,7 +17,8 @@ async def refused(request: aioweb.Request) -> aioweb.Response:
 
 
 async def test_unrouted_paths_and_methods_are_answered_as_json() -> None:
-    server = aioweb.Application(middlewares=[json_http_errors])
+    server = aioweb.Application()
+    answer_routing_errors_as_json(server.router)
     server.router.add_post("/v1/batch", accepted)
     server.router.add_get("/v1/secret", refused)
     async with TestClient(TestServer(server)) as client:
