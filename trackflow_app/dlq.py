@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from schemas.records import DeadLetter, RawBatch, raw_batch
@@ -61,24 +62,52 @@ def replay_batch(letter: DeadLetter) -> RawBatch | None:
 
 
 async def _letters(
-    settings: Settings, group: str | None, idle_ms: int = 2000
+    settings: Settings, group: str | None, idle_ms: int = 2000, replays: bool = False
 ) -> AsyncIterator[tuple[AIOKafkaConsumer, ConsumerRecord[bytes, bytes]]]:
+    """The letters the topic holds when this is called (from ``group``'s committed offsets).
+
+    Letters written later are left for the next call: a replay whose event is dead-lettered
+    again (its cause not fixed yet) would otherwise read and send its own new letters without end.
+    """
+    topic = settings.dead_letter_topic
     consumer = AIOKafkaConsumer(
-        settings.dead_letter_topic,
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    await consumer.start()
     try:
+        await consumer.start()
+        needed = {"DEAD_LETTER": topic, **({"RAW": settings.raw_topic} if replays else {})}
+        existing = await consumer.topics()
+        for setting, name in needed.items():
+            if name not in existing:
+                raise SystemExit(
+                    f"TrackFlow: the topic {name} (TRACKFLOW_{setting}_TOPIC) does not exist on "
+                    f"{settings.kafka_bootstrap}: no worker has started with it there"
+                )
+        consumer.subscribe([topic])
+        ends: dict[TopicPartition, int] | None = None
         while True:
             batches = await consumer.getmany(timeout_ms=idle_ms)
             if not batches:
                 return
-            for records in batches.values():
+            if ends is None:  # before the first letter is yielded (and maybe replayed)
+                ends = await consumer.end_offsets(
+                    [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+                )
+            for partition, records in batches.items():
                 for record in records:
-                    yield consumer, record
+                    if record.offset < ends.get(partition, 0):
+                        yield consumer, record
+            assigned = consumer.assignment()
+            positions = [(tp, await consumer.position(tp)) for tp in assigned]
+            if assigned and all(at >= ends.get(tp, 0) for tp, at in positions):
+                return
+    except KafkaConnectionError as error:
+        raise SystemExit(
+            f"TrackFlow: no Kafka broker at {settings.kafka_bootstrap}: {error}"
+        ) from None
     finally:
         await consumer.stop()
 
@@ -90,14 +119,14 @@ def _matches(letter: dict[str, Any], reason: str | None) -> bool:
 async def show(settings: Settings, reason: str | None, limit: int) -> int:
     shown = 0
     async for _, record in _letters(settings, group=None):
+        if shown >= limit:
+            break
         letter = orjson.loads(record.value or b"{}")
         if not _matches(letter, reason):
             continue
         line = {"partition": record.partition, "offset": record.offset, **letter}
         sys.stdout.buffer.write(orjson.dumps(line) + b"\n")
         shown += 1
-        if shown >= limit:
-            break
     print(f"{shown} dead letters shown", file=sys.stderr)
     return 0
 
@@ -106,10 +135,17 @@ async def replay(settings: Settings, reason: str | None, dry_run: bool) -> int:
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
     )
-    await producer.start()
     sent = skipped = 0
     try:
-        async for consumer, record in _letters(settings, replay_group(settings.app_id, reason)):
+        try:
+            await producer.start()
+        except KafkaConnectionError as error:
+            raise SystemExit(
+                f"TrackFlow: no Kafka broker at {settings.kafka_bootstrap}: {error}"
+            ) from None
+        async for consumer, record in _letters(
+            settings, replay_group(settings.app_id, reason), replays=not dry_run
+        ):
             letter = orjson.loads(record.value or b"{}")
             batch = replay_batch(letter) if _matches(letter, reason) else None
             if batch is None:

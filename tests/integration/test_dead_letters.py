@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 import uuid
 
-from harness.stack import ROOT, Worker
+import pytest
+
+from harness.stack import ROOT, Broker, Worker
 from tests.support import events as ev
 
 
@@ -25,6 +29,7 @@ def test_dead_letters_show_and_replay_after_fix(worker_factory: type[Worker]) ->
 
     letters = strict.cli("dlq", "show", "--reason", "too_many_properties")
     assert [letter["event"] for letter in letters] == [rich]
+    assert strict.cli("dlq", "show", "--limit", "0") == []  # "show at most this many"
     assert letters[0]["tenant_id"] == strict.api_key
     assert letters[0]["user_agent"] == crawler["User-Agent"]
     strict.stop()
@@ -78,6 +83,79 @@ def test_each_reason_is_replayed_when_its_own_cause_is_fixed(
     assert replay(fixed, "too_many_properties") == "replayed 0 events; 0 letters skipped"
 
 
+def test_a_replay_before_the_fix_sends_each_letter_once_and_ends(
+    worker_factory: type[Worker],
+) -> None:
+    """A replay while the cause still stands: its event is dead-lettered again, and the replay
+    ends at the letters the topic held when it started instead of replaying its own new letters
+    without end (each lap another copy in the raw and the dead-letter topic)."""
+    strict = worker_factory(TRACKFLOW_MAX_PROPERTIES="2").start()  # type: ignore[call-arg]
+    sid = f"session-{uuid.uuid4().hex[:12]}"
+    rich = ev.page_view(strict.api_key, sid)
+    rich["properties"].update({"a": 1, "b": 2, "c": 3})
+    assert strict.post({"events": [rich, ev.click(strict.api_key, sid)]}).status_code == 202
+    strict.wait_for_session(sid, 1)
+
+    assert replay(strict, "too_many_properties") == "replayed 1 events; 0 letters skipped"
+    deadline = time.monotonic() + 30
+    while len(letters := strict.cli("dlq", "show")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert [letter["event"]["eventId"] for letter in letters] == [rich["eventId"]] * 2
+    # The next replay sends the letter the first one left, once.
+    assert replay(strict, "too_many_properties") == "replayed 1 events; 0 letters skipped"
+
+
+@pytest.mark.parametrize("action", ["show", "replay"])
+def test_a_dead_letter_topic_that_does_not_exist_is_named(broker: Broker, action: str) -> None:
+    """A topic name no worker created (a typo, another app's settings): a message saying so at
+    once, not 40 s of "not found in cluster metadata" and a traceback."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_")},
+        "TRACKFLOW_BROKER_URL": broker.url,
+        "TRACKFLOW_DEAD_LETTER_TOPIC": f"no-such-topic-{uuid.uuid4().hex[:8]}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "trackflow_app", "dlq", action],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1
+    topic = env["TRACKFLOW_DEAD_LETTER_TOPIC"]
+    assert done.stderr.startswith(
+        f"TrackFlow: the topic {topic} (TRACKFLOW_DEAD_LETTER_TOPIC) does not exist"
+    )
+    assert "Traceback" not in done.stderr
+
+
+def test_a_replay_to_a_raw_topic_that_does_not_exist_is_refused(
+    worker_factory: type[Worker],
+) -> None:
+    """A replay whose TRACKFLOW_RAW_TOPIC names no topic says so before it sends anything (it
+    waited 40 s on its first send, then failed with a traceback), and its letters stay."""
+    strict = worker_factory(TRACKFLOW_MAX_PROPERTIES="2").start()  # type: ignore[call-arg]
+    sid = f"session-{uuid.uuid4().hex[:12]}"
+    rich = ev.page_view(strict.api_key, sid)
+    rich["properties"].update({"a": 1, "b": 2, "c": 3})
+    assert strict.post({"events": [rich, ev.click(strict.api_key, sid)]}).status_code == 202
+    strict.wait_for_session(sid, 1)
+    raw = f"no-such-topic-{uuid.uuid4().hex[:8]}"
+    done = subprocess.run(
+        [sys.executable, "-m", "trackflow_app", "dlq", "replay"],
+        cwd=ROOT,
+        env={**strict.env, "TRACKFLOW_RAW_TOPIC": raw},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"TrackFlow: the topic {raw} (TRACKFLOW_RAW_TOPIC) does not")
+    assert "Traceback" not in done.stderr
+    assert replay(strict, "too_many_properties", "--dry-run").startswith("would replay 1 events")
+
+
 def replay(worker: Worker, reason: str, *options: str) -> str:
     """``dlq replay --reason REASON`` with the worker's settings; its summary line."""
     done = subprocess.run(
@@ -87,5 +165,6 @@ def replay(worker: Worker, reason: str, *options: str) -> str:
         check=True,
         capture_output=True,
         text=True,
+        timeout=60,
     )
     return done.stderr.strip().splitlines()[-1]
