@@ -208,6 +208,10 @@ launch() {
 }
 
 run() {
+  local pid
+  # Not over a running broker: prepare would empty its server.log, and the new one not bind.
+  if pid="$(running_pid)"; then log "already running (pid $pid): stop it first"; exit 1; fi
+  if answering; then log "something already listens on 127.0.0.1:$port"; exit 1; fi
   prepare
   local cmd; mapfile -t cmd < <(jvm)
   exec "${cmd[@]}" "$(gc_log)" kafka.Kafka "$dir/server.properties"
@@ -281,20 +285,39 @@ cluster_start() {
   mkdir -p "$cluster_home"
   echo "$nodes" >"$cluster_home/nodes"
   fetch
-  local i pids=()
+  local i pids=() launched=()
+  # Every port is checked before any node is launched: a refusal leaves no node behind.
+  for i in $(seq 1 "$nodes"); do
+    use_node "$i"
+    if ! running_pid >/dev/null && answering; then
+      log "127.0.0.1:$port is taken by another process"; exit 1
+    fi
+  done
   # Every node is launched before any can be ready: a node's broker waits for a controller
   # quorum (a majority of the nodes).
   for i in $(seq 1 "$nodes"); do
     use_node "$i"
     if running_pid >/dev/null; then pids+=("$(cat "$pidfile")"); continue; fi
-    if answering; then log "127.0.0.1:$port is taken by another process"; exit 1; fi
     prepare
     launch
     pids+=("$(cat "$pidfile")")
+    launched+=("$i")
   done
   for i in $(seq 1 "$nodes"); do
     use_node "$i"
-    wait_ready "${pids[$((i - 1))]}"
+    if ! wait_ready "${pids[$((i - 1))]}"; then
+      # The nodes this start launched do not stay behind (nodes already running do).
+      local j pid
+      for j in "${launched[@]}"; do
+        use_node "$j"
+        if pid="$(running_pid)"; then kill -TERM "$pid"; fi
+      done
+      for j in "${launched[@]}"; do
+        use_node "$j"
+        stop
+      done
+      exit 1
+    fi
   done
   log "cluster of $nodes ready: $(cluster_url)"
 }
