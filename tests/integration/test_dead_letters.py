@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
+from typing import Any
 
 import pytest
 
-from harness.stack import ROOT, Broker, Worker
+from harness.stack import Broker, Worker
 from tests.support import events as ev
+from tests.support.env import env_without_trackflow
+from tests.support.processes import run_dlq
 
 
 def test_dead_letters_show_and_replay_after_fix(worker_factory: type[Worker]) -> None:
@@ -89,12 +89,7 @@ def test_a_replay_before_the_fix_sends_each_letter_once_and_ends(
     """A replay while the cause still stands: its event is dead-lettered again, and the replay
     ends at the letters the topic held when it started instead of replaying its own new letters
     without end (each lap another copy in the raw and the dead-letter topic)."""
-    strict = worker_factory(TRACKFLOW_MAX_PROPERTIES="2").start()  # type: ignore[call-arg]
-    sid = f"session-{uuid.uuid4().hex[:12]}"
-    rich = ev.page_view(strict.api_key, sid)
-    rich["properties"].update({"a": 1, "b": 2, "c": 3})
-    assert strict.post({"events": [rich, ev.click(strict.api_key, sid)]}).status_code == 202
-    strict.wait_for_session(sid, 1)
+    strict, rich = worker_with_a_letter(worker_factory)
 
     assert replay(strict, "too_many_properties") == "replayed 1 events; 0 letters skipped"
     deadline = time.monotonic() + 30
@@ -109,19 +104,11 @@ def test_a_replay_before_the_fix_sends_each_letter_once_and_ends(
 def test_a_dead_letter_topic_that_does_not_exist_is_named(broker: Broker, action: str) -> None:
     """A topic name no worker created (a typo, another app's settings): a message saying so at
     once, not 40 s of "not found in cluster metadata" and a traceback."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_")},
-        "TRACKFLOW_BROKER_URL": broker.url,
-        "TRACKFLOW_DEAD_LETTER_TOPIC": f"no-such-topic-{uuid.uuid4().hex[:8]}",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "trackflow_app", "dlq", action],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
+    env = env_without_trackflow(
+        TRACKFLOW_BROKER_URL=broker.url,
+        TRACKFLOW_DEAD_LETTER_TOPIC=f"no-such-topic-{uuid.uuid4().hex[:8]}",
     )
+    done = run_dlq(env, action)
     assert done.returncode == 1
     topic = env["TRACKFLOW_DEAD_LETTER_TOPIC"]
     assert done.stderr.startswith(
@@ -135,21 +122,9 @@ def test_a_replay_to_a_raw_topic_that_does_not_exist_is_refused(
 ) -> None:
     """A replay whose TRACKFLOW_RAW_TOPIC names no topic says so before it sends anything (it
     waited 40 s on its first send, then failed with a traceback), and its letters stay."""
-    strict = worker_factory(TRACKFLOW_MAX_PROPERTIES="2").start()  # type: ignore[call-arg]
-    sid = f"session-{uuid.uuid4().hex[:12]}"
-    rich = ev.page_view(strict.api_key, sid)
-    rich["properties"].update({"a": 1, "b": 2, "c": 3})
-    assert strict.post({"events": [rich, ev.click(strict.api_key, sid)]}).status_code == 202
-    strict.wait_for_session(sid, 1)
+    strict, _ = worker_with_a_letter(worker_factory)
     raw = f"no-such-topic-{uuid.uuid4().hex[:8]}"
-    done = subprocess.run(
-        [sys.executable, "-m", "trackflow_app", "dlq", "replay"],
-        cwd=ROOT,
-        env={**strict.env, "TRACKFLOW_RAW_TOPIC": raw},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = run_dlq({**strict.env, "TRACKFLOW_RAW_TOPIC": raw}, "replay")
     assert done.returncode == 1
     assert done.stderr.startswith(f"TrackFlow: the topic {raw} (TRACKFLOW_RAW_TOPIC) does not")
     assert "Traceback" not in done.stderr
@@ -158,13 +133,17 @@ def test_a_replay_to_a_raw_topic_that_does_not_exist_is_refused(
 
 def replay(worker: Worker, reason: str, *options: str) -> str:
     """``dlq replay --reason REASON`` with the worker's settings; its summary line."""
-    done = subprocess.run(
-        [sys.executable, "-m", "trackflow_app", "dlq", "replay", "--reason", reason, *options],
-        cwd=ROOT,
-        env=worker.env,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_dlq(worker.env, "replay", "--reason", reason, *options, check=True)
     return done.stderr.strip().splitlines()[-1]
+
+
+def worker_with_a_letter(worker_factory: type[Worker]) -> tuple[Worker, dict[str, Any]]:
+    """A worker that takes 2 properties per event, and the page view with 5 it dead-lettered
+    (too_many_properties); the click beside it is stored."""
+    strict = worker_factory(TRACKFLOW_MAX_PROPERTIES="2").start()  # type: ignore[call-arg]
+    sid = f"session-{uuid.uuid4().hex[:12]}"
+    rich = ev.page_view(strict.api_key, sid)
+    rich["properties"].update({"a": 1, "b": 2, "c": 3})
+    assert strict.post({"events": [rich, ev.click(strict.api_key, sid)]}).status_code == 202
+    strict.wait_for_session(sid, 1)
+    return strict, rich

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from harness.stack import ROOT, port_block, port_pair
+from tests.support.env import env_without_trackflow
 from tests.support.processes import alive
 
 SCRIPT = ROOT / "deploy/kafka.sh"
@@ -33,11 +34,7 @@ def java_processes_of(folder: Path) -> list[int]:
 def test_a_taken_port_of_a_later_node_leaves_no_node_running(tmp_path: Path) -> None:
     first = port_block(6)
     folder = tmp_path / "cluster"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_")},
-        "TRACKFLOW_KAFKA_PORT": str(first),
-        "TRACKFLOW_KAFKA_DIR": str(folder),
-    }
+    env = env_without_trackflow(TRACKFLOW_KAFKA_PORT=str(first), TRACKFLOW_KAFKA_DIR=str(folder))
     with socket.socket() as squatter:  # another program on node 2's client port
         squatter.bind(("127.0.0.1", first + 2))
         squatter.listen()
@@ -58,11 +55,9 @@ def test_a_taken_port_of_a_later_node_leaves_no_node_running(tmp_path: Path) -> 
 
 def test_run_over_a_started_broker_is_refused_and_keeps_its_log(tmp_path: Path) -> None:
     folder = tmp_path / "kafka"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TRACKFLOW_")},
-        "TRACKFLOW_KAFKA_PORT": str(port_pair()),
-        "TRACKFLOW_KAFKA_DIR": str(folder),
-    }
+    env = env_without_trackflow(
+        TRACKFLOW_KAFKA_PORT=str(port_pair()), TRACKFLOW_KAFKA_DIR=str(folder)
+    )
     started = subprocess.run(
         [str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=120
     )

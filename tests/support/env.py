@@ -13,3 +13,9 @@ def clear_trackflow_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.upper().startswith("TRACKFLOW_"):
             monkeypatch.delenv(name)
+
+
+def env_without_trackflow(**settings: str) -> dict[str, str]:
+    """This process's environment for a child, with no TRACKFLOW_* variable but ``settings``."""
+    kept = {k: v for k, v in os.environ.items() if not k.upper().startswith("TRACKFLOW_")}
+    return {**kept, **settings}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,3 +51,18 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
             return time.monotonic() - started
         time.sleep(0.2)
     raise AssertionError(f"{what} not within {timeout} s")
+
+
+def run_dlq(
+    env: dict[str, str], *args: str, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """``python -m trackflow_app dlq ARGS`` as an operator runs it, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "trackflow_app", "dlq", *args],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        check=check,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
