@@ -61,6 +61,10 @@ def replay_batch(letter: DeadLetter) -> RawBatch | None:
     )
 
 
+def no_broker(settings: Settings, error: KafkaConnectionError) -> SystemExit:
+    return SystemExit(f"TrackFlow: no Kafka broker at {settings.kafka_bootstrap}: {error}")
+
+
 async def _letters(
     settings: Settings, group: str | None, idle_ms: int = 2000, replays: bool = False
 ) -> AsyncIterator[tuple[AIOKafkaConsumer, ConsumerRecord[bytes, bytes]]]:
@@ -105,9 +109,7 @@ async def _letters(
             if assigned and all(at >= ends.get(tp, 0) for tp, at in positions):
                 return
     except KafkaConnectionError as error:
-        raise SystemExit(
-            f"TrackFlow: no Kafka broker at {settings.kafka_bootstrap}: {error}"
-        ) from None
+        raise no_broker(settings, error) from None
     finally:
         await consumer.stop()
 
@@ -140,9 +142,7 @@ async def replay(settings: Settings, reason: str | None, dry_run: bool) -> int:
         try:
             await producer.start()
         except KafkaConnectionError as error:
-            raise SystemExit(
-                f"TrackFlow: no Kafka broker at {settings.kafka_bootstrap}: {error}"
-            ) from None
+            raise no_broker(settings, error) from None
         async for consumer, record in _letters(
             settings, replay_group(settings.app_id, reason), replays=not dry_run
         ):

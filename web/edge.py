@@ -159,17 +159,15 @@ def request_api_key(
     """
     if header_key:
         return header_key.strip()
-    tenant_ids = (
-        event["tenantId"]
-        for event in events
-        if isinstance(event, dict) and isinstance(event.get("tenantId"), str)
-    )
     first = None
-    for tenant_id in tenant_ids:
+    for event in events:
+        tenant_id = event.get("tenantId") if isinstance(event, dict) else None
+        if not isinstance(tenant_id, str):
+            continue
         if tenant_id in known:
-            return str(tenant_id)
-        first = tenant_id if first is None else first
-    return None if first is None else str(first)
+            return tenant_id
+        first = first or tenant_id
+    return first
 
 
 def authenticate(events: Sequence[Any], header_key: str | None, known: frozenset[str]) -> str:

@@ -11,24 +11,9 @@ from pathlib import Path
 
 from harness.stack import ROOT, port_block, port_pair
 from tests.support.env import env_without_trackflow
-from tests.support.processes import alive
+from tests.support.processes import alive, processes_naming
 
 SCRIPT = ROOT / "deploy/kafka.sh"
-
-
-def java_processes_of(folder: Path) -> list[int]:
-    """The pids whose command line names ``folder`` (a node's server.properties is in it)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            command_line = (proc / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if str(folder) in command_line:
-            found.append(int(proc.name))
-    return found
 
 
 def test_a_taken_port_of_a_later_node_leaves_no_node_running(tmp_path: Path) -> None:
@@ -48,7 +33,7 @@ def test_a_taken_port_of_a_later_node_leaves_no_node_running(tmp_path: Path) -> 
             )
             assert refused.returncode == 1
             assert f"127.0.0.1:{first + 2} is taken by another process" in refused.stderr
-            assert java_processes_of(folder) == []
+            assert processes_naming(str(folder)) == []  # a node's server.properties is in it
         finally:
             subprocess.run([str(SCRIPT), "cluster", "stop"], env=env, timeout=120)
 

@@ -6,25 +6,33 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
-def group_members(pgid: int) -> list[str]:
-    """Command lines of the live processes in process group ``pgid``."""
-    found = []
+def live_processes() -> Iterator[tuple[int, int, str]]:
+    """(pid, process group, command line) of every process that is not a zombie."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            found.append(f"{entry.name}: {cmdline}")
-    return found
+        if fields[0] != "Z":
+            yield int(entry.name), int(fields[2]), cmdline
+
+
+def group_members(pgid: int) -> list[str]:
+    """Command lines of the live processes in process group ``pgid``."""
+    return [f"{pid}: {cmdline}" for pid, group, cmdline in live_processes() if group == pgid]
+
+
+def processes_naming(text: str) -> list[int]:
+    """The pids of the live processes whose command line holds ``text``."""
+    return [pid for pid, _, cmdline in live_processes() if text in cmdline]
 
 
 def alive(pid: int) -> bool:
