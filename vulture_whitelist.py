@@ -42,3 +42,8 @@ _.pytest_collection_modifyitems
 _.pytestmark
 # tests/unit/test_gc_tuning.py: the Node's reference to itself is the cycle under test.
 _.me
+# asyncio.Protocol's callbacks and httptools' parser callback (bench/rawhttp.py).
+_.connection_made
+_.data_received
+_.connection_lost
+_.on_message_complete

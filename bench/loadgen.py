@@ -1,6 +1,8 @@
 """Load generator, run in its own process: ``python -m bench.loadgen --url ... --rate ...``.
 
-asyncio + uvloop + one aiohttp ClientSession with a pool of keep-alive connections.
+asyncio + uvloop + a pool of keep-alive connections per URL: by default `bench.rawhttp`'s
+(prepared request bytes, httptools' parser, no task per request), or with ``--client aiohttp``
+one aiohttp ClientSession, which costs the shared machine several times more CPU per request.
 
 ``--mode open`` (latency): open loop at a fixed arrival rate. Every request's send time is
 scheduled before the clock starts (request i leaves when the events before it, at ``rate``
@@ -22,18 +24,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import resource
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import numpy as np
 import orjson
 import uvloop
 
+from bench.rawhttp import Pool, request_head
 from bench.workload import Batch, Workload, stamp, tenant_keys
+
+# uvloop's timers count whole milliseconds: a shorter sleep returns at once, and the schedule
+# loop spun ~14 times per request waiting for the next one. Requests due within the same
+# millisecond leave together; their latency still counts from when each was due.
+MIN_SLEEP_S = 0.001
 
 
 def cpu_seconds() -> float:
@@ -120,7 +131,7 @@ async def run_open(
             task.add_done_callback(tasks.discard)
             i += 1
         if i < n:
-            await asyncio.sleep(max(0.0, t0 + offsets[i] - time.perf_counter()))
+            await asyncio.sleep(max(MIN_SLEEP_S, t0 + offsets[i] - time.perf_counter()))
     sent_until = time.perf_counter()
     while tasks:
         await asyncio.gather(*list(tasks))
@@ -163,6 +174,138 @@ async def run_saturate(
     return res, wall0, end_wall, counter
 
 
+def request_bytes(url: str, batch: Batch, sent_ms: int) -> bytes:
+    parts = urlsplit(url)
+    headers = {
+        "Content-Type": batch.content_type,
+        "User-Agent": batch.user_agent,
+        "X-Forwarded-For": batch.client_ip,
+    }
+    body = stamp(batch.body, sent_ms)
+    return request_head(parts.netloc, parts.path or "/", headers, len(body)) + body
+
+
+def pools_for(
+    urls: list[str],
+    connections: int,
+    batches: list[Batch],
+    sent_ms: Callable[[int], int],
+    record: Callable[[int, str, bool], None],
+    next_request: Callable[[], int | None] | None = None,
+) -> list[Pool]:
+    """One pool per URL, the connections split between them; request i goes to URL i mod n."""
+    per_url = max(1, -(-connections // len(urls)))
+
+    def builder(url: str) -> Callable[[int], bytes]:
+        return lambda i: request_bytes(url, batches[i % len(batches)], sent_ms(i))
+
+    return [Pool(url, per_url, builder(url), record, next_request) for url in urls]
+
+
+async def raw_open(
+    urls: list[str],
+    connections: int,
+    timeout: float,
+    batches: list[Batch],
+    rate: float,
+    duration: float,
+) -> tuple[Result, float, float, int]:
+    sizes = np.array([b.events for b in batches], dtype=np.float64)
+    offsets = np.concatenate(([0.0], np.cumsum(sizes)[:-1])) / rate
+    n = int(np.searchsorted(offsets, duration, side="left"))
+    offsets = offsets[:n]
+    res = Result(n)
+    res.offset[:] = offsets
+    t0 = time.perf_counter() + 0.05
+    wall0 = time.time() + (t0 - time.perf_counter())
+    started = np.zeros(n)
+    clock = time.perf_counter
+
+    def record(i: int, status: str, ok: bool) -> None:
+        end = clock()
+        res.latency[i] = end - (t0 + offsets[i])
+        res.service[i] = end - started[i]
+        res.ok[i] = ok
+        res.statuses[status] += 1
+
+    pools = pools_for(
+        urls, connections, batches, lambda i: int((wall0 + offsets[i]) * 1000), record
+    )
+    i = 0
+    while i < n:
+        now = clock()
+        while i < n and t0 + offsets[i] <= now:
+            started[i] = now
+            res.late[i] = now - (t0 + offsets[i])
+            pools[i % len(pools)].submit(i)
+            i += 1
+        if i < n:
+            await asyncio.sleep(max(MIN_SLEEP_S, t0 + offsets[i] - clock()))
+    sent_until = clock()
+    for pool in pools:
+        await pool.drain(timeout)
+    return res, wall0, wall0 + (sent_until - t0), n
+
+
+async def raw_saturate(
+    urls: list[str],
+    connections: int,
+    timeout: float,
+    batches: list[Batch],
+    duration: float,
+    reuse: bool,
+) -> tuple[Result, float, float, int]:
+    cap = len(batches) * (50 if reuse else 1)
+    res = Result(cap)
+    started = np.zeros(cap)
+    wall0 = time.time()
+    t0 = time.perf_counter()
+    stop = t0 + duration
+    counter = 0
+    clock = time.perf_counter
+
+    def record(i: int, status: str, ok: bool) -> None:
+        res.latency[i] = res.service[i] = clock() - started[i]
+        res.late[i] = 0.0
+        res.ok[i] = ok
+        res.statuses[status] += 1
+
+    def next_request() -> int | None:
+        nonlocal counter
+        if counter >= cap or clock() >= stop:
+            return None
+        i = counter
+        counter += 1
+        started[i] = clock()
+        return i
+
+    # Each URL's pool takes the next request, so the URLs share the closed loops' requests.
+    pools = pools_for(
+        urls, connections, batches, lambda _i: int(time.time() * 1000), record, next_request
+    )
+    for pool in pools:
+        pool.start_closed_loops()
+    while clock() < stop and counter < cap:
+        await asyncio.sleep(0.05)
+    for pool in pools:
+        await pool.drain(timeout)
+    end_wall = wall0 + (clock() - t0)
+    return res, wall0, end_wall, counter
+
+
+async def aiohttp_run(
+    args: argparse.Namespace, urls: list[str], batches: list[Batch]
+) -> tuple[Result, float, float, int]:
+    connector = aiohttp.TCPConnector(limit=args.connections, keepalive_timeout=120)
+    timeout = aiohttp.ClientTimeout(total=args.timeout)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        if args.mode == "open":
+            return await run_open(session, urls, batches, args.rate, args.duration)
+        return await run_saturate(
+            session, urls, batches, args.duration, args.connections, args.reuse
+        )
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     prep_started = time.perf_counter()
     workload = Workload(tenant_keys(args.tenants), args.sessions, args.seed)
@@ -177,19 +320,21 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     gc.collect()
     gc.freeze()
 
-    connector = aiohttp.TCPConnector(limit=args.connections, keepalive_timeout=120)
-    timeout = aiohttp.ClientTimeout(total=args.timeout)
     urls = [url.strip() for url in args.url.split(",") if url.strip()]
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        cpu0 = cpu_seconds()
+    cpu0 = cpu_seconds()
+    if args.client == "raw":
         if args.mode == "open":
-            res, wall0, wall1, n = await run_open(session, urls, batches, args.rate, args.duration)
-        else:
-            res, wall0, wall1, n = await run_saturate(
-                session, urls, batches, args.duration, args.connections, args.reuse
+            res, wall0, wall1, n = await raw_open(
+                urls, args.connections, args.timeout, batches, args.rate, args.duration
             )
-        done_wall = time.time()
-        cpu = cpu_seconds() - cpu0
+        else:
+            res, wall0, wall1, n = await raw_saturate(
+                urls, args.connections, args.timeout, batches, args.duration, args.reuse
+            )
+    else:
+        res, wall0, wall1, n = await aiohttp_run(args, urls, batches)
+    done_wall = time.time()
+    cpu = cpu_seconds() - cpu0
 
     sizes = np.array([batches[i % len(batches)].events for i in range(n)])
     ok = res.ok[:n]
@@ -200,6 +345,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "url": args.url,
         "offered_events_per_s": args.rate if args.mode == "open" else None,
         "connections": args.connections,
+        "client": args.client,
         "t_start": wall0,
         "t_send_end": wall1,
         "t_done": done_wall,
@@ -253,6 +399,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reuse", action="store_true", help="saturate: cycle the pool (no dedup)")
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--out", default="-")
+    p.add_argument(
+        "--client",
+        choices=("raw", "aiohttp"),
+        default=os.environ.get("BENCH_HTTP_CLIENT", "raw"),
+        help="raw: bench.rawhttp's lean pool (default); aiohttp: its ClientSession, for pairs "
+        "against the generator of runs before 32 (or set BENCH_HTTP_CLIENT)",
+    )
     p.add_argument("--slowest", type=int, default=0, help="open: list the N slowest requests")
     return p.parse_args(argv)
 
