@@ -321,6 +321,20 @@ def test_a_session_begun_before_the_loss_window_has_no_loss_for_it(worker: Worke
     assert (response.json()["received"], response.json()["lost"]) == (10, 0)
 
 
+def test_bad_event_and_loss_parameters_are_refused_by_name(worker: Worker) -> None:
+    """Out of range, unknown or conflicting: 400 naming the problem, never a clamped answer."""
+    for path, params, message in (
+        ("/v1/query/loss", {"hours": "0"}, "hours must be between 1 and 9600"),
+        ("/v1/query/loss", {"hour": "2"}, "unknown parameter 'hour'"),
+        ("/v1/query/events", {"session_id": "s", "limit": "0"}, "limit must be between"),
+        ("/v1/query/events", {"session_id": "s", "user_id": "u"}, "give session_id or user_id"),
+    ):
+        response = worker.read(path, **params)
+        assert response.status_code == 400, (path, params, response.text)
+        assert response.json()["error"] == "bad_request"
+        assert message in response.json()["message"]
+
+
 def test_a_request_near_the_size_limits_is_stored(worker: Worker) -> None:
     sid = session()
     events = []

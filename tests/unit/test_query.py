@@ -11,7 +11,7 @@ import pytest
 from clickhouse_connect.driver.binding import bind_query
 
 import web.read.sql
-from web.read.params import PARAMS, parse_instant, parse_request
+from web.read.params import PARAMS, EventStreamParams, LossParams, parse_instant, parse_request
 from web.read.request import DIMENSIONS, FILTERS, QueryError, StatsRequest
 from web.read.shape import (
     shape_error_detail,
@@ -219,6 +219,47 @@ def test_health_window_is_bounded(minutes: str, ok: bool) -> None:
     else:
         with pytest.raises(QueryError, match="minutes"):
             request("health", ("minutes", minutes))
+
+
+def test_the_event_stream_takes_one_subject_and_a_bounded_limit() -> None:
+    assert EventStreamParams.validated([("session_id", "s1")]).subject() == ("session_id", "s1")
+    assert EventStreamParams.validated([("user_id", "u1")]).subject() == ("user_id", "u1")
+    assert EventStreamParams.validated([("user_id", "u1")]).limit == 1000
+    assert EventStreamParams.validated([("user_id", "u1"), ("limit", "10000")]).limit == 10_000
+    for pairs in ([], [("session_id", "")], [("session_id", "s1"), ("user_id", "u1")]):
+        with pytest.raises(QueryError, match="give session_id or user_id"):
+            EventStreamParams.validated(pairs).subject()
+
+
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        ([("session_id", "s"), ("limit", "0")], "limit must be between 1 and 10000"),
+        ([("session_id", "s"), ("limit", "10001")], "limit must be between 1 and 10000"),
+        ([("session_id", "s"), ("limit", "ten")], "limit must be an integer"),
+        ([("session_id", "s"), ("sessionid", "s")], "unknown parameter 'sessionid'"),
+        ([("session_id", "s"), ("session_id", "t")], "'session_id' is given more than once"),
+    ],
+)
+def test_bad_event_stream_parameters_are_refused(
+    pairs: list[tuple[str, str]], message: str
+) -> None:
+    with pytest.raises(QueryError, match=message):
+        EventStreamParams.validated(pairs)
+
+
+@pytest.mark.parametrize(
+    ("hours", "answer"),
+    [("1", 1), ("9600", 9600), ("", 24), ("0", None), ("9601", None), ("-3", None), ("x", None)],
+)
+def test_the_loss_window_is_bounded(hours: str, answer: int | None) -> None:
+    if answer is not None:
+        assert LossParams.validated([("hours", hours)]).hours == answer
+    else:
+        with pytest.raises(QueryError, match="hours must be"):
+            LossParams.validated([("hours", hours)])
+    with pytest.raises(QueryError, match="unknown parameter 'hour'"):
+        LossParams.validated([("hour", "2")])
 
 
 # -- SQL: values are bound server-side, never spliced -------------------------------------------

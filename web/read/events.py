@@ -13,7 +13,8 @@ from schemas.ddl import checked_table
 from schemas.events import with_typed_keys
 from trackflow_app.app import app, event_store, settings
 from web.read.access import ReadView
-from web.read.request import epoch_ms
+from web.read.params import EventStreamParams, LossParams
+from web.read.request import QueryError, epoch_ms
 
 
 def json_value(value: Any) -> Any:
@@ -42,26 +43,16 @@ class EventStreamView(ReadView):
 
     async def get(self, request: Request, **kwargs: Any) -> Response:
         tenant = self.tenant(request)
-        query = request.query
-        column, value = (
-            ("session_id", query["session_id"])
-            if "session_id" in query
-            else ("user_id", query.get("user_id", ""))
-        )
-        if not value:
-            return self.json_response(
-                {"error": "bad_request", "message": "give session_id or user_id"}, status=400
-            )
         try:
-            limit = min(max(int(query.get("limit", "1000")), 1), 10_000)
-        except ValueError:
-            return self.json_response(
-                {"error": "bad_request", "message": "limit must be an integer"}, status=400
-            )
+            params = EventStreamParams.validated(request.query.items())
+            column, value = params.subject()
+        except QueryError as error:
+            return self.json_response(error.body(), status=400)
         sql = SESSION_EVENTS_SQL.format(
             table=checked_table(settings.clickhouse_table), column=column
         )
-        rows = await event_store.query(sql, {"tenant": tenant, "value": value, "limit": limit})
+        parameters = {"tenant": tenant, "value": value, "limit": params.limit}
+        rows = await event_store.query(sql, parameters)
         events = [{k: json_value(v) for k, v in row.items()} for row in rows]
         for event in events:
             event["properties"] = with_typed_keys(event["event_type"], event["properties"] or {})
@@ -98,11 +89,9 @@ class LossView(ReadView):
     async def get(self, request: Request, **kwargs: Any) -> Response:
         tenant = self.tenant(request)
         try:
-            hours = min(max(int(request.query.get("hours", "24")), 1), 24 * 400)
-        except ValueError:
-            return self.json_response(
-                {"error": "bad_request", "message": "hours must be an integer"}, status=400
-            )
+            hours = LossParams.validated(request.query.items()).hours
+        except QueryError as error:
+            return self.json_response(error.body(), status=400)
         sql = LOSS_SQL.format(table=checked_table(settings.clickhouse_table))
         rows = await event_store.query(sql, {"tenant": tenant, "hours": hours})
         lost = sum(int(r["lost"]) for r in rows)

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import partial
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Self, TypedDict
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails, PydanticUseDefault
@@ -42,6 +42,9 @@ MIN_TIME_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 MAX_TIME_MS = 7_258_118_400_000  # 2200-01-01T00:00:00Z
 
 MAX_LIMIT = 100
+DEFAULT_EVENT_STREAM_LIMIT = 1000
+MAX_EVENT_STREAM_LIMIT = 10_000
+MAX_LOSS_HOURS = 24 * MAX_RANGE_DAYS
 DEFAULT_ERROR_DETAIL_LIMIT = 20
 DEFAULT_HEALTH_MINUTES = 60
 MAX_HEALTH_MINUTES = 1440
@@ -187,12 +190,15 @@ class Params(BaseModel):
         return frozenset(field.alias or name for name, field in cls.model_fields.items())
 
     @classmethod
-    def parse(cls, tenant: str, pairs: Iterable[tuple[str, str]], now_ms: int) -> StatsRequest:
+    def validated(cls, pairs: Iterable[tuple[str, str]]) -> Self:
         try:
-            params = cls.model_validate(by_name(pairs))
+            return cls.model_validate(by_name(pairs))
         except ValidationError as error:
             raise query_error(error, cls.accepted()) from None
-        return params.stats_request(tenant, now_ms)
+
+    @classmethod
+    def parse(cls, tenant: str, pairs: Iterable[tuple[str, str]], now_ms: int) -> StatsRequest:
+        return cls.validated(pairs).stats_request(tenant, now_ms)
 
     def stats_request(self, tenant: str, now_ms: int) -> StatsRequest:
         raise NotImplementedError
@@ -271,6 +277,28 @@ class ErrorDetailParams(LimitedParams):
 
     def options(self) -> Options:
         return {**super().options(), "fingerprint": self.fingerprint}
+
+
+class EventStreamParams(Params):
+    """``/v1/query/events``: one session's or one user's events, the first ``limit``."""
+
+    session_id: str = ""
+    user_id: str = ""
+    limit: Annotated[int, from_text(whole_number("limit", 1, MAX_EVENT_STREAM_LIMIT))] = (
+        DEFAULT_EVENT_STREAM_LIMIT
+    )
+
+    def subject(self) -> tuple[str, str]:
+        """The column to match and its value: the session's or the user's id, exactly one."""
+        if bool(self.session_id) == bool(self.user_id):
+            raise QueryError("give session_id or user_id (one of them)")
+        return ("session_id", self.session_id) if self.session_id else ("user_id", self.user_id)
+
+
+class LossParams(Params):
+    """``/v1/query/loss``: sessions with an event in the last ``hours``."""
+
+    hours: Annotated[int, from_text(whole_number("hours", 1, MAX_LOSS_HOURS))] = 24
 
 
 PARAMS: dict[str, type[Params]] = {
