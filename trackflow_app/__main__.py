@@ -17,6 +17,7 @@ import sys
 
 import orjson
 
+from schemas.records import DEAD_LETTER_REASONS
 from trackflow_app import dlq
 from trackflow_app.settings import load_settings
 from trackflow_app.store import EventStore, StoreInUse
@@ -41,6 +42,13 @@ def run_query(sql: str) -> int:
     return 0
 
 
+def non_negative(text: str) -> int:
+    number = int(text)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {number}")
+    return number
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trackflow_app")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -48,8 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     query.add_argument("sql")
     letters = commands.add_parser("dlq", help="inspect or replay the dead-letter topic")
     letters.add_argument("action", choices=["show", "replay"])
-    letters.add_argument("--reason", help="only letters with this reason")
-    letters.add_argument("--limit", type=int, default=100, help="show at most this many")
+    letters.add_argument(
+        "--reason",
+        choices=DEAD_LETTER_REASONS,
+        metavar="REASON",
+        help=f"only letters with this reason, one of: {', '.join(DEAD_LETTER_REASONS)}",
+    )
+    letters.add_argument(
+        "--limit", type=non_negative, default=100, help="show at most this many (default 100)"
+    )
     letters.add_argument("--dry-run", action="store_true", help="count, send nothing")
     args = parser.parse_args(argv)
     if args.command == "query":
