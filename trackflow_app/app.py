@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import faust
 import mode.loop
@@ -20,7 +22,7 @@ from trackflow_app.gc_tuning import settle_after_start
 from trackflow_app.kafka import fetch_tuned_transport
 from trackflow_app.logs import logging_config
 from trackflow_app.loop_watch import LoopWatch, time_gc_pauses
-from trackflow_app.settings import Settings, load_settings
+from trackflow_app.settings import ENV_PREFIX, Settings, faust_overrides, load_settings
 from trackflow_app.shutdown import StopWatchdog, stop_limit_s
 from trackflow_app.store import EventStore, embedded_store_folder
 from trackflow_app.topics import ensure_topics
@@ -134,10 +136,11 @@ class TrackFlowWorker(Worker):
         super().stop_and_shutdown()
 
 
-app = TrackFlowApp(
-    settings.app_id,
+# What TrackFlow sets in Faust. Faust also reads TRACKFLOW_<SETTING> variables (env_prefix, for
+# its settings TrackFlow leaves alone), and such a variable would win over these values:
+# TRACKFLOW_PRODUCER_ACKS=1 would answer 202 before every in-sync replica holds a batch.
+faust_settings: dict[str, Any] = dict(
     broker=settings.broker_url,
-    env_prefix="TRACKFLOW_",
     autodiscover=False,
     datadir=str(worker_folders(settings)["TRACKFLOW_DATADIR"]),
     store="memory://",
@@ -164,6 +167,9 @@ app = TrackFlowApp(
     Worker=TrackFlowWorker,
     logging_config=logging_config(settings.log_format, settings.log_level),
 )
+if overrides := faust_overrides(faust_settings, os.environ):
+    sys.exit("\n".join(overrides))
+app = TrackFlowApp(settings.app_id, env_prefix=ENV_PREFIX, **faust_settings)
 
 raw_topic = app.topic(
     settings.raw_topic,

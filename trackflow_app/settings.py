@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -15,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STORE = Path("var/clickhouse").resolve()
+ENV_PREFIX = "TRACKFLOW_"
 
 
 def _split_csv(value: str) -> list[str]:
@@ -22,7 +24,7 @@ def _split_csv(value: str) -> list[str]:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TRACKFLOW_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
     # Wiring
     app_id: str = "trackflow"
@@ -247,4 +249,19 @@ def settings_problems(error: ValidationError) -> list[str]:
             lines.append(f"TrackFlow: {variable} is not valid: {message}")
         else:  # a check across settings: its message names them
             lines.append(f"TrackFlow: {message}")
+    return lines
+
+
+def faust_overrides(faust_settings: Iterable[str], environ: Mapping[str, str]) -> list[str]:
+    """A line for each variable that would override a Faust setting TrackFlow sets itself.
+    Faust reads ``TRACKFLOW_<SETTING>`` for every setting and lets it win over the app's own
+    values; where a TrackFlow setting has the same name, both read the same value."""
+    lines = []
+    for name in faust_settings:
+        variable = f"{ENV_PREFIX}{name.upper()}"
+        if variable in environ and name not in Settings.model_fields:
+            lines.append(
+                f"TrackFlow: {variable} would change Faust's {name}, which TrackFlow sets itself "
+                "(see the README's Configuration table for TrackFlow's variables): unset it"
+            )
     return lines

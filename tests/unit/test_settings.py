@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from tests.support.env import clear_trackflow_env
-from trackflow_app.settings import Settings, load_settings
+from tests.support.env import clear_trackflow_env, env_without_trackflow
+from trackflow_app.settings import DEFAULT_STORE, Settings, faust_overrides, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -244,3 +248,73 @@ def test_a_store_url_of_no_known_kind_is_refused_without_echoing_it(
         "TrackFlow: TRACKFLOW_CLICKHOUSE_URL is not valid: must be chdb:///absolute/folder "
         "(embedded) or http(s)://host:port/database"
     )
+
+
+def readme_settings_table() -> dict[str, str]:
+    """Variable -> its default as README's Configuration table writes it."""
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    rows = re.findall(r"^\| `(TRACKFLOW_[A-Z0-9_]+)` \| ([^|]*) \|", readme.read_text(), re.M)
+    return dict(rows)
+
+
+def documented_default(cell: str) -> str:
+    """The value a default cell names: its first `...` span, or "" for empty."""
+    if cell.startswith("empty"):
+        return ""
+    value = re.match(r"`([^`]*)`", cell)
+    assert value, f"README default {cell!r} names no value"
+    return value.group(1).replace("<working directory>", str(Path.cwd()))
+
+
+def as_documented(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def test_every_setting_is_in_the_readme_table_with_its_default() -> None:
+    # The settings' module docstring promises this; nothing else checks it.
+    documented = readme_settings_table()
+    variables = {f"TRACKFLOW_{name.upper()}": name for name in Settings.model_fields}
+    assert set(documented) == set(variables), (
+        f"not in README: {sorted(set(variables) - set(documented))}, "
+        f"not a setting: {sorted(set(documented) - set(variables))}"
+    )
+    assert Path.cwd() / "var" / "clickhouse" == DEFAULT_STORE  # <working directory> below
+    wrong = {}
+    for variable, name in variables.items():
+        default = Settings.model_fields[name].get_default(call_default_factory=True)
+        if documented_default(documented[variable]) != as_documented(default):
+            wrong[variable] = (documented[variable], default)
+    assert not wrong, f"README defaults that differ from the code's: {wrong}"
+
+
+def test_a_variable_for_a_faust_setting_trackflow_sets_is_refused() -> None:
+    passed = ["broker", "producer_acks", "web_port", "stream_buffer_maxsize"]
+    environ = {
+        "TRACKFLOW_PRODUCER_ACKS": "1",
+        "TRACKFLOW_WEB_PORT": "7000",  # TrackFlow's own setting: Faust reads the same value
+        "TRACKFLOW_CONSUMER_MAX_FETCH_SIZE": "1048576",  # a Faust setting TrackFlow leaves alone
+    }
+    [line] = faust_overrides(passed, environ)
+    assert line.startswith("TrackFlow: TRACKFLOW_PRODUCER_ACKS would change Faust's producer_acks")
+    assert faust_overrides(passed, {"TRACKFLOW_WEB_PORT": "7000"}) == []
+
+
+def test_the_worker_does_not_start_with_acks_overridden(tmp_path: Path) -> None:
+    env = env_without_trackflow(TRACKFLOW_PRODUCER_ACKS="1")
+    done = subprocess.run(
+        [sys.executable, "-c", "import trackflow_app.app"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "TRACKFLOW_PRODUCER_ACKS would change Faust's producer_acks" in done.stderr
+    assert "Traceback" not in done.stderr
