@@ -205,7 +205,7 @@ def markdown(results: dict[str, Any], d: dict[str, Any]) -> str:
          "highest step that kept up; rows/s into ClickHouse (store inserted_at)"],
         ["TrackFlow e2e peak", f"{num(d['peak_e2e'])} events/s", "any step, incl. overload"],
         ["TrackFlow edge max", f"{num(d['edge'])} events/s", "202s/s, saturating closed loop"],
-        ["B-http", f"{num(d['b_http'])} events/s", "aiohttp parse + 202, same generator"],
+        ["B-http", f"{num(d['b_http'])} events/s", "aiohttp server: parse + 202, same generator"],
         ["B-kafka", f"{num(d['b_kafka'])} events/s",
          f"produce+consume; produce alone {num(results['b_kafka']['produce_events_per_s'])}/s"],
         ["B-store", f"{num(d['b_store'])} events/s",
@@ -329,7 +329,7 @@ def markdown(results: dict[str, Any], d: dict[str, Any]) -> str:
         "",
         "CPU shares are of one core (100 % = one core busy). The generator's share is "
         "its getrusage over the step; 'dispatch late' is how far behind schedule it handed "
-        "requests to aiohttp (charged to latency, not hidden).",
+        "requests to its HTTP client (charged to latency, not hidden).",
         "",
         "## Targets",
         "",
@@ -352,7 +352,8 @@ def markdown(results: dict[str, Any], d: dict[str, Any]) -> str:
         f"- Plan: steps {', '.join(f'{x:.0%}' for x in plan['steps'])} of the estimate "
         f"({plan['step_s']:.0f} s each, first {plan['warmup_s']:.1f} s excluded from rates), "
         f"{plan['connections']} keep-alive connections, {plan['tenants']} tenants, "
-        f"{plan['sessions']:,} sessions, batches of 1-50 events.",
+        f"{plan['sessions']:,} sessions, batches of 1-50 events; the generator's HTTP client: "
+        f"{generator_client(d)}.",
         f"- Worker: {', '.join(f'{k}={v}' for k, v in sorted(tf['worker_env'].items()))}",
         f"- Ingest-only workers (TRACKFLOW_SINK_ENABLED=false, same topics and group, the load "
         f"generator spreads batches over every edge): {plan.get('ingest_workers', 0)}; their "
@@ -366,6 +367,12 @@ def markdown(results: dict[str, Any], d: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def generator_client(d: dict[str, Any]) -> str:
+    """bench.rawhttp's ("raw") or aiohttp's; results from before the choice existed used aiohttp."""
+    clients = {s["loadgen"].get("client", "aiohttp") for s in d["steps"]}
+    return ", ".join(sorted(clients)) or "-"
 
 
 def plot(results: dict[str, Any], d: dict[str, Any], path: Path) -> None:
