@@ -69,11 +69,51 @@ def percentiles(values: np.ndarray) -> dict[str, float]:
 class Result:
     def __init__(self, n: int) -> None:
         self.latency = np.full(n, np.nan)  # s, from scheduled (open) or actual (saturate) send
-        self.service = np.full(n, np.nan)  # s, from the moment the request was handed to aiohttp
+        self.service = np.full(n, np.nan)  # s, from the moment it was handed to the HTTP client
         self.late = np.full(n, np.nan)  # s, dispatch lateness vs schedule (open loop)
         self.ok = np.zeros(n, dtype=bool)
         self.offset = np.zeros(n)  # s after the start at which the request was due
         self.statuses: Counter[str] = Counter()
+
+    def record(self, i: int, due: float, started: float, status: str, ok: bool) -> None:
+        """Request i's answer, now; ``due`` and ``started`` are perf_counter times."""
+        end = time.perf_counter()
+        self.latency[i] = end - due
+        self.service[i] = end - started
+        self.ok[i] = ok
+        self.statuses[status] += 1
+
+
+class Schedule:
+    """An open loop's schedule: request i is due ``offsets[i]`` s after ``t0`` (perf_counter),
+    when the events before it, at ``rate`` events/s, have gone out; cut at ``duration``."""
+
+    def __init__(self, batches: list[Batch], rate: float, duration: float) -> None:
+        sizes = np.array([b.events for b in batches], dtype=np.float64)
+        offsets = np.concatenate(([0.0], np.cumsum(sizes)[:-1])) / rate
+        self.n = int(np.searchsorted(offsets, duration, side="left"))
+        self.offsets = offsets[: self.n]
+        self.result = Result(self.n)
+        self.result.offset[:] = self.offsets
+        self.t0 = time.perf_counter() + 0.05
+        self.wall0 = time.time() + (self.t0 - time.perf_counter())
+
+    def sent_ms(self, i: int) -> int:
+        """Request i's scheduled send time, epoch ms: stamped into its body as sentAt."""
+        return int((self.wall0 + self.offsets[i]) * 1000)
+
+    async def dispatch(self, send: Callable[[int, float], None]) -> float:
+        """Call ``send(i, now)`` for each request once it is due; the time the last one left."""
+        i, n, t0, offsets = 0, self.n, self.t0, self.offsets
+        while i < n:
+            now = time.perf_counter()
+            while i < n and t0 + offsets[i] <= now:
+                self.result.late[i] = now - (t0 + offsets[i])
+                send(i, now)
+                i += 1
+            if i < n:
+                await asyncio.sleep(max(MIN_SLEEP_S, t0 + offsets[i] - time.perf_counter()))
+        return time.perf_counter()
 
 
 async def post(
@@ -99,43 +139,25 @@ async def run_open(
     rate: float,
     duration: float,
 ) -> tuple[Result, float, float, int]:
-    # The schedule: cumulative events / rate, cut at the step's duration.
-    sizes = np.array([b.events for b in batches], dtype=np.float64)
-    offsets = np.concatenate(([0.0], np.cumsum(sizes)[:-1])) / rate
-    n = int(np.searchsorted(offsets, duration, side="left"))
-    offsets = offsets[:n]
-    res = Result(n)
-    res.offset[:] = offsets
-    t0 = time.perf_counter() + 0.05
-    wall0 = time.time() + (t0 - time.perf_counter())
+    schedule = Schedule(batches, rate, duration)
+    res, t0, offsets = schedule.result, schedule.t0, schedule.offsets
 
-    async def one(i: int) -> None:
-        scheduled = t0 + offsets[i]
-        start = time.perf_counter()
-        res.late[i] = start - scheduled
+    async def one(i: int, start: float) -> None:
         url = urls[i % len(urls)]
-        status, ok = await post(session, url, batches[i], int((wall0 + offsets[i]) * 1000))
-        end = time.perf_counter()
-        res.latency[i] = end - scheduled
-        res.service[i] = end - start
-        res.ok[i] = ok
-        res.statuses[status] += 1
+        status, ok = await post(session, url, batches[i], schedule.sent_ms(i))
+        res.record(i, t0 + offsets[i], start, status, ok)
 
     tasks: set[asyncio.Task[None]] = set()
-    i = 0
-    while i < n:
-        now = time.perf_counter()
-        while i < n and t0 + offsets[i] <= now:
-            task = asyncio.create_task(one(i))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-            i += 1
-        if i < n:
-            await asyncio.sleep(max(MIN_SLEEP_S, t0 + offsets[i] - time.perf_counter()))
-    sent_until = time.perf_counter()
+
+    def send(i: int, now: float) -> None:
+        task = asyncio.create_task(one(i, now))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    sent_until = await schedule.dispatch(send)
     while tasks:
         await asyncio.gather(*list(tasks))
-    return res, wall0, wall0 + (sent_until - t0), n
+    return res, schedule.wall0, schedule.wall0 + (sent_until - t0), schedule.n
 
 
 async def run_saturate(
@@ -148,6 +170,7 @@ async def run_saturate(
 ) -> tuple[Result, float, float, int]:
     cap = len(batches) * (50 if reuse else 1)
     res = Result(cap)
+    res.late[:] = 0.0  # a closed loop sends each request as soon as it can
     wall0 = time.time()
     t0 = time.perf_counter()
     stop = t0 + duration
@@ -163,11 +186,7 @@ async def run_saturate(
             status, ok = await post(
                 session, url, batches[i % len(batches)], int(time.time() * 1000)
             )
-            end = time.perf_counter()
-            res.latency[i] = res.service[i] = end - start
-            res.late[i] = 0.0
-            res.ok[i] = ok
-            res.statuses[status] += 1
+            res.record(i, start, start, status, ok)
 
     await asyncio.gather(*(worker() for _ in range(connections)))
     end_wall = wall0 + (time.perf_counter() - t0)
@@ -210,41 +229,23 @@ async def raw_open(
     rate: float,
     duration: float,
 ) -> tuple[Result, float, float, int]:
-    sizes = np.array([b.events for b in batches], dtype=np.float64)
-    offsets = np.concatenate(([0.0], np.cumsum(sizes)[:-1])) / rate
-    n = int(np.searchsorted(offsets, duration, side="left"))
-    offsets = offsets[:n]
-    res = Result(n)
-    res.offset[:] = offsets
-    t0 = time.perf_counter() + 0.05
-    wall0 = time.time() + (t0 - time.perf_counter())
-    started = np.zeros(n)
-    clock = time.perf_counter
+    schedule = Schedule(batches, rate, duration)
+    res, t0, offsets = schedule.result, schedule.t0, schedule.offsets
+    started = np.zeros(schedule.n)
 
     def record(i: int, status: str, ok: bool) -> None:
-        end = clock()
-        res.latency[i] = end - (t0 + offsets[i])
-        res.service[i] = end - started[i]
-        res.ok[i] = ok
-        res.statuses[status] += 1
+        res.record(i, t0 + offsets[i], started[i], status, ok)
 
-    pools = pools_for(
-        urls, connections, batches, lambda i: int((wall0 + offsets[i]) * 1000), record
-    )
-    i = 0
-    while i < n:
-        now = clock()
-        while i < n and t0 + offsets[i] <= now:
-            started[i] = now
-            res.late[i] = now - (t0 + offsets[i])
-            pools[i % len(pools)].submit(i)
-            i += 1
-        if i < n:
-            await asyncio.sleep(max(MIN_SLEEP_S, t0 + offsets[i] - clock()))
-    sent_until = clock()
+    pools = pools_for(urls, connections, batches, schedule.sent_ms, record)
+
+    def send(i: int, now: float) -> None:
+        started[i] = now
+        pools[i % len(pools)].submit(i)
+
+    sent_until = await schedule.dispatch(send)
     for pool in pools:
         await pool.drain(timeout)
-    return res, wall0, wall0 + (sent_until - t0), n
+    return res, schedule.wall0, schedule.wall0 + (sent_until - t0), schedule.n
 
 
 async def raw_saturate(
@@ -257,6 +258,7 @@ async def raw_saturate(
 ) -> tuple[Result, float, float, int]:
     cap = len(batches) * (50 if reuse else 1)
     res = Result(cap)
+    res.late[:] = 0.0  # a closed loop sends each request as soon as it can
     started = np.zeros(cap)
     wall0 = time.time()
     t0 = time.perf_counter()
@@ -265,10 +267,7 @@ async def raw_saturate(
     clock = time.perf_counter
 
     def record(i: int, status: str, ok: bool) -> None:
-        res.latency[i] = res.service[i] = clock() - started[i]
-        res.late[i] = 0.0
-        res.ok[i] = ok
-        res.statuses[status] += 1
+        res.record(i, started[i], started[i], status, ok)
 
     def next_request() -> int | None:
         nonlocal counter
