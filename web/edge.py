@@ -81,6 +81,8 @@ def gunzip_bounded(body: bytes, limit: int) -> bytes:
             if not decompressor.eof:
                 raise EdgeError(400, "malformed_body", "gzip body is truncated")
             rest = decompressor.unused_data
+            if not rest.strip(b"\0"):
+                break  # zero padding after the last member, which gzip(1) also ignores
     except zlib.error as exc:
         raise EdgeError(400, "malformed_body", f"gzip body cannot be decompressed: {exc}") from exc
     return bytes(out)

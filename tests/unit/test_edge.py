@@ -203,6 +203,13 @@ def test_multi_member_gzip_is_not_silently_truncated() -> None:
         assert out == b"first,second"
 
 
+def test_zero_padding_after_gzip_is_ignored_and_other_trailing_bytes_are_not() -> None:
+    data = gzip.compress(b"first,") + gzip.compress(b"second")
+    assert gunzip_bounded(data + b"\0" * 512, 1000) == b"first,second"
+    error = edge_error(gunzip_bounded, data + b"\0\0garbage", 1000)
+    assert (error.status, error.code) == (400, "malformed_body")
+
+
 # --- envelope ----------------------------------------------------------------------------------
 
 
