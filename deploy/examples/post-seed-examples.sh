@@ -26,5 +26,6 @@ print(json.dumps({"events": [
 ]}))
 PY
 )"
-curl -sS -X POST "$base/v1/batch" -H 'Content-Type: application/json' --data-binary "$body"
+# --fail-with-body: a refusal (a wrong key, a worker not ready) prints its JSON and exits 22.
+curl -sS --fail-with-body -X POST "$base/v1/batch" -H 'Content-Type: application/json' --data-binary "$body"
 echo
