@@ -373,6 +373,12 @@ def test_session_event_stream_is_unchanged(worker: Worker, data: Dataset) -> Non
     session, events = next(iter(data.sessions.items()))
     rows = worker.session_events(session)
     assert [r["event_id"] for r in rows] == [e["eventId"] for e in events]
+    assert len(events) >= 2
+    whole = worker.read("/v1/query/events", session_id=session, limit=str(len(events))).json()
+    assert (len(whole["events"]), whole["truncated"]) == (len(events), False)
+    cut = worker.read("/v1/query/events", session_id=session, limit=str(len(events) - 1)).json()
+    assert [r["event_id"] for r in cut["events"]] == [e["eventId"] for e in events[:-1]]
+    assert cut["truncated"] is True
 
 
 def test_dashboard_is_served_without_external_resources(worker: Worker) -> None:

@@ -51,12 +51,13 @@ class EventStreamView(ReadView):
         sql = SESSION_EVENTS_SQL.format(
             table=checked_table(settings.clickhouse_table), column=column
         )
-        parameters = {"tenant": tenant, "value": value, "limit": params.limit}
+        # One row past the limit tells a cut-off stream from one that fits exactly.
+        parameters = {"tenant": tenant, "value": value, "limit": params.limit + 1}
         rows = await event_store.query(sql, parameters)
-        events = [{k: json_value(v) for k, v in row.items()} for row in rows]
+        events = [{k: json_value(v) for k, v in row.items()} for row in rows[: params.limit]]
         for event in events:
             event["properties"] = with_typed_keys(event["event_type"], event["properties"] or {})
-        return self.json_response({"events": events})
+        return self.json_response({"events": events, "truncated": len(rows) > params.limit})
 
 
 # Each tracker numbers a session's events 1, 2, 3...; a number never seen below the session's
