@@ -47,3 +47,6 @@ _.connection_made
 _.data_received
 _.connection_lost
 _.on_message_complete
+# http.server's request handler hooks (tests/unit/test_post_seed_examples.py).
+_.do_POST
+_.log_message
