@@ -67,7 +67,7 @@ def test_reads_wait_for_the_store_tables_on_a_new_store(worker_factory: Any) -> 
     assert seen["503 store_starting"] > 0, "no read arrived before the tables existed"
     assert set(after_ready) <= {"200"}, after_ready
 
-    assert read_once(worker).json() == {"events": []}
+    assert read_once(worker).json() == {"events": [], "truncated": False}
 
 
 def test_a_restarted_worker_reads_its_stored_events(worker_factory: Any) -> None:
