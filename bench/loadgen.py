@@ -98,6 +98,10 @@ class Schedule:
         self.t0 = time.perf_counter() + 0.05
         self.wall0 = time.time() + (self.t0 - time.perf_counter())
 
+    def due(self, i: int) -> float:
+        """When request i is due, as a perf_counter time."""
+        return self.t0 + float(self.offsets[i])
+
     def sent_ms(self, i: int) -> int:
         """Request i's scheduled send time, epoch ms: stamped into its body as sentAt."""
         return int((self.wall0 + self.offsets[i]) * 1000)
@@ -115,15 +119,23 @@ class Schedule:
                 await asyncio.sleep(max(MIN_SLEEP_S, t0 + offsets[i] - time.perf_counter()))
         return time.perf_counter()
 
+    def outcome(self, sent_until: float) -> tuple[Result, float, float, int]:
+        """The results, the wall-clock start and end of sending, and how many requests."""
+        return self.result, self.wall0, self.wall0 + (sent_until - self.t0), self.n
 
-async def post(
-    session: aiohttp.ClientSession, url: str, batch: Batch, sent_ms: int
-) -> tuple[str, bool]:
-    headers = {
+
+def batch_headers(batch: Batch) -> dict[str, str]:
+    return {
         "Content-Type": batch.content_type,
         "User-Agent": batch.user_agent,
         "X-Forwarded-For": batch.client_ip,
     }
+
+
+async def post(
+    session: aiohttp.ClientSession, url: str, batch: Batch, sent_ms: int
+) -> tuple[str, bool]:
+    headers = batch_headers(batch)
     try:
         async with session.post(url, data=stamp(batch.body, sent_ms), headers=headers) as resp:
             await resp.read()
@@ -140,12 +152,11 @@ async def run_open(
     duration: float,
 ) -> tuple[Result, float, float, int]:
     schedule = Schedule(batches, rate, duration)
-    res, t0, offsets = schedule.result, schedule.t0, schedule.offsets
 
     async def one(i: int, start: float) -> None:
         url = urls[i % len(urls)]
         status, ok = await post(session, url, batches[i], schedule.sent_ms(i))
-        res.record(i, t0 + offsets[i], start, status, ok)
+        schedule.result.record(i, schedule.due(i), start, status, ok)
 
     tasks: set[asyncio.Task[None]] = set()
 
@@ -157,7 +168,7 @@ async def run_open(
     sent_until = await schedule.dispatch(send)
     while tasks:
         await asyncio.gather(*list(tasks))
-    return res, schedule.wall0, schedule.wall0 + (sent_until - t0), schedule.n
+    return schedule.outcome(sent_until)
 
 
 async def run_saturate(
@@ -193,15 +204,9 @@ async def run_saturate(
     return res, wall0, end_wall, counter
 
 
-def request_bytes(url: str, batch: Batch, sent_ms: int) -> bytes:
-    parts = urlsplit(url)
-    headers = {
-        "Content-Type": batch.content_type,
-        "User-Agent": batch.user_agent,
-        "X-Forwarded-For": batch.client_ip,
-    }
+def request_bytes(host: str, path: str, batch: Batch, sent_ms: int) -> bytes:
     body = stamp(batch.body, sent_ms)
-    return request_head(parts.netloc, parts.path or "/", headers, len(body)) + body
+    return request_head(host, path, batch_headers(batch), len(body)) + body
 
 
 def pools_for(
@@ -212,11 +217,13 @@ def pools_for(
     record: Callable[[int, str, bool], None],
     next_request: Callable[[], int | None] | None = None,
 ) -> list[Pool]:
-    """One pool per URL, the connections split between them; request i goes to URL i mod n."""
+    """One pool per URL, the connections split evenly between them."""
     per_url = max(1, -(-connections // len(urls)))
 
     def builder(url: str) -> Callable[[int], bytes]:
-        return lambda i: request_bytes(url, batches[i % len(batches)], sent_ms(i))
+        parts = urlsplit(url)
+        host, path = parts.netloc, parts.path or "/"
+        return lambda i: request_bytes(host, path, batches[i % len(batches)], sent_ms(i))
 
     return [Pool(url, per_url, builder(url), record, next_request) for url in urls]
 
@@ -230,11 +237,10 @@ async def raw_open(
     duration: float,
 ) -> tuple[Result, float, float, int]:
     schedule = Schedule(batches, rate, duration)
-    res, t0, offsets = schedule.result, schedule.t0, schedule.offsets
     started = np.zeros(schedule.n)
 
     def record(i: int, status: str, ok: bool) -> None:
-        res.record(i, t0 + offsets[i], started[i], status, ok)
+        schedule.result.record(i, schedule.due(i), started[i], status, ok)
 
     pools = pools_for(urls, connections, batches, schedule.sent_ms, record)
 
@@ -245,7 +251,7 @@ async def raw_open(
     sent_until = await schedule.dispatch(send)
     for pool in pools:
         await pool.drain(timeout)
-    return res, schedule.wall0, schedule.wall0 + (sent_until - t0), schedule.n
+    return schedule.outcome(sent_until)
 
 
 async def raw_saturate(
